@@ -1,0 +1,1 @@
+"""The `hushdrop` command line: send, receive, serve."""

@@ -1,0 +1,159 @@
+"""The `hushdrop` command: argument parsing, prompts, exit codes. The work happens in send/receive."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from .. import __version__
+from ..protocol.codes import parse_code
+from ..protocol.errors import HushdropError, RelayError, TamperedError, WrongCodeError
+from .output import Reporter
+
+DEFAULT_RELAY = "http://127.0.0.1:8780"
+ENV_RELAY = "HUSHDROP_RELAY"
+ENV_PASSWORD = "HUSHDROP_PASSWORD"
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_WRONG_CODE = 3
+EXIT_CONNECTION = 4
+EXIT_TAMPERED = 5
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hushdrop", description="Private, end-to-end encrypted file transfer."
+    )
+    parser.add_argument("--version", action="version", version=f"hushdrop {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--relay",
+            metavar="URL",
+            help=f"relay/site base URL (default: ${ENV_RELAY}, else {DEFAULT_RELAY})",
+        )
+        sub.add_argument("--json", action="store_true", help="print one JSON object per line")
+
+    send = commands.add_parser("send", help="send files or directories")
+    send.add_argument("paths", nargs="+", metavar="PATH")
+    send.add_argument(
+        "--password",
+        action="store_true",
+        help=f"also require a password (asked at a prompt, or taken from ${ENV_PASSWORD})",
+    )
+    send.add_argument("--ttl", type=int, metavar="SECONDS", help="how long the code stays valid")
+    common(send)
+
+    receive = commands.add_parser("receive", help="receive with a code or link")
+    receive.add_argument("code", metavar="CODE_OR_LINK")
+    receive.add_argument("-o", "--output", default=".", metavar="DIR", help="where to save")
+    receive.add_argument("-y", "--yes", action="store_true", help="accept without asking")
+    receive.add_argument(
+        "--overwrite", action="store_true", help="replace existing files of the same name"
+    )
+    receive.add_argument(
+        "--password",
+        action="store_true",
+        help=f"the sender set a password (asked at a prompt, or taken from ${ENV_PASSWORD})",
+    )
+    common(receive)
+
+    serve = commands.add_parser(
+        "serve", help="run the relay and the web site", add_help=False, prefix_chars="\0"
+    )
+    serve.add_argument("relay_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _password(required: bool, confirm: bool) -> str:
+    """The password from the environment or a prompt; '' when not required."""
+    if not required:
+        return ""
+    if os.environ.get(ENV_PASSWORD):
+        return os.environ[ENV_PASSWORD]
+    if not _interactive():
+        raise HushdropError(f"A password is needed: set {ENV_PASSWORD} or run in a terminal.")
+    password = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Password again: ") != password:
+        raise HushdropError("The two passwords differ.")
+    if not password:
+        raise HushdropError("The password is empty.")
+    return password
+
+
+async def _ask_accept() -> bool:
+    answer = await asyncio.to_thread(input, "Accept? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _relay_url(args: argparse.Namespace, link_site: str | None = None) -> str:
+    return args.relay or link_site or os.environ.get(ENV_RELAY) or DEFAULT_RELAY
+
+
+def _exit_code(error: HushdropError) -> int:
+    if isinstance(error, WrongCodeError):
+        return EXIT_WRONG_CODE
+    if isinstance(error, TamperedError):
+        return EXIT_TAMPERED
+    if isinstance(error, RelayError) or error.kind == "peer-gone":
+        return EXIT_CONNECTION
+    return EXIT_ERROR
+
+
+def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
+    if args.command == "send":
+        from .send import send
+
+        password = _password(args.password, confirm=True)
+        asyncio.run(send(args.paths, _relay_url(args), password, args.ttl, reporter))
+        return
+
+    from .receive import receive
+
+    code = parse_code(args.code)
+    password = _password(args.password or code.password_required, confirm=False) or None
+    asyncio.run(
+        receive(
+            code,
+            _relay_url(args, code.site),
+            Path(args.output),
+            password=password,
+            ask_password=lambda: _password(True, confirm=False),
+            ask_accept=_ask_accept if (_interactive() and not args.yes and not args.json) else None,
+            overwrite=args.overwrite,
+            reporter=reporter,
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from hushdrop_relay.server import main as serve_main
+
+        return serve_main(args.relay_args)
+    reporter = Reporter(json_mode=args.json)
+    try:
+        _run_transfer(args, reporter)
+    except HushdropError as exc:
+        reporter.error(exc.kind, str(exc))
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        reporter.error("interrupted", "Interrupted; the transfer was cancelled.")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

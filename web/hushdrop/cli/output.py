@@ -1,0 +1,132 @@
+"""What the CLI shows: human text and a progress bar, or one JSON object per line (`--json`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TextIO
+
+from tqdm import tqdm
+
+from ..protocol.manifest import Manifest
+
+PROGRESS_INTERVAL = 0.5
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+class Reporter:
+    """One instance per command. In JSON mode every call prints exactly one line to stdout."""
+
+    def __init__(self, json_mode: bool, out: TextIO | None = None, err: TextIO | None = None):
+        self.json_mode = json_mode
+        self._out = out or sys.stdout
+        self._err = err or sys.stderr
+        self._bar: tqdm | None = None
+        self._started: float | None = None
+        self._last_progress = 0.0
+
+    def _emit(self, event: str, **fields: object) -> None:
+        print(json.dumps({"event": event, **fields}), file=self._out, flush=True)
+
+    def _say(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text, file=self._err)
+        else:
+            print(text, file=self._err, flush=True)
+
+    def code(self, code: str, link: str, ttl: int, password: bool) -> None:
+        if self.json_mode:
+            self._emit("code", code=code, link=link, expires_in=ttl, password=password)
+            return
+        print(f"Code: {code}", file=self._out, flush=True)
+        print(f"Link: {link}", file=self._out, flush=True)
+        extra = " Give them the password separately." if password else ""
+        self._say(
+            f"On the other machine run `hushdrop receive {code}` or open the link.{extra} "
+            f"Waiting for the receiver (the code expires in {ttl // 60} min)…"
+        )
+
+    def status(self, message: str) -> None:
+        if self.json_mode:
+            self._emit("status", message=message)
+        else:
+            self._say(message)
+
+    def verification(self, sas: str) -> None:
+        if self.json_mode:
+            self._emit("verification", sas=sas)
+        else:
+            self._say(f"Verification code: {sas}  (the other side shows the same code)")
+
+    def offer(self, manifest: Manifest, targets: list[str]) -> None:
+        if self.json_mode:
+            files = [{"path": f.path, "size": f.size} for f in manifest.files]
+            self._emit("offer", files=files, total=manifest.total_size, saving_to=targets[:50])
+            return
+        count = len(manifest.files)
+        self._say(
+            f"Incoming: {count} file{'s' if count != 1 else ''}, {human_size(manifest.total_size)}"
+        )
+        for entry, target in list(zip(manifest.files, targets, strict=False))[:20]:
+            self._say(f"  {target}  ({human_size(entry.size)})")
+        if count > 20:
+            self._say(f"  … and {count - 20} more")
+
+    def start_progress(self, total: int) -> None:
+        self._started = time.monotonic()
+        if not self.json_mode and total > 0:
+            self._bar = tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=self._err,
+                dynamic_ncols=True,
+                mininterval=0.25,
+            )
+
+    def progress(self, done: int, total: int) -> None:
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+            return
+        now = time.monotonic()
+        if self.json_mode and (now - self._last_progress >= PROGRESS_INTERVAL or done == total):
+            self._last_progress = now
+            elapsed = max(now - (self._started or now), 1e-6)
+            self._emit("progress", bytes=done, total=total, rate=round(done / elapsed))
+
+    def file_saved(self, path: str, sha256: str) -> None:
+        if self.json_mode:
+            self._emit("file", path=path, sha256=sha256)
+
+    def done(self, files: int, size: int) -> None:
+        self._close_bar()
+        elapsed = time.monotonic() - (self._started or time.monotonic())
+        rate = size / elapsed if elapsed > 0 else 0
+        if self.json_mode:
+            self._emit("done", files=files, bytes=size, seconds=round(elapsed, 3), rate=round(rate))
+        else:
+            self._say(
+                f"Done: {files} file{'s' if files != 1 else ''}, {human_size(size)} in "
+                f"{elapsed:.1f} s ({human_size(rate)}/s)."
+            )
+
+    def error(self, kind: str, message: str) -> None:
+        self._close_bar()
+        if self.json_mode:
+            self._emit("error", kind=kind, message=message)
+        else:
+            print(f"Error: {message}", file=self._err, flush=True)
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

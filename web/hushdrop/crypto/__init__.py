@@ -1,0 +1,1 @@
+"""Cryptography: the backend interface, CPace, C2SP chunked encryption and HKDF."""

@@ -1,0 +1,1 @@
+"""The Hushdrop protocol as I/O-free state machines: codes, framing, handshake, transfer."""

@@ -1,0 +1,65 @@
+"""Every wire constant of protocol version 1 (docs/PROTOCOL.md): labels, sizes, message types."""
+
+from __future__ import annotations
+
+PROTOCOL_VERSION = 1
+
+# §2 codes
+ROOM_DIGITS = 6
+CODE_WORDS = 3
+LINK_SECRET_SIZE = 16
+LINK_PASSWORD_SUFFIX = ".pw"
+FORM_WORDS = 0x01
+FORM_LINK = 0x02
+FORM_LABELS = {FORM_WORDS: b"words", FORM_LINK: b"link"}
+
+# §3 rendezvous
+WS_PATH = "/v1/ws"
+
+# §4 peer messages
+MSG_HELLO = 0x01
+MSG_PAKE_A = 0x02
+MSG_PAKE_B = 0x03
+MSG_CONFIRM = 0x04
+MSG_ABORT = 0x0F
+MSG_SEALED = 0x10
+MSG_DATA = 0x20
+
+FLAG_PASSWORD = 0x01
+KNOWN_FLAGS = FLAG_PASSWORD
+SID_PART_SIZE = 16
+POINT_SIZE = 32
+
+ABORT_CONFIRMATION_FAILED = 0x01
+ABORT_VERSION = 0x02
+ABORT_MALFORMED = 0x03
+ABORT_CANCELLED = 0x04
+
+# §5 key schedule
+CI_LABEL = b"hushdrop/1"
+KEY_SCHEDULE_SALT = b"hushdrop/1 key schedule"
+LABEL_CONTROL_S2R = b"hushdrop/1 control sender->receiver"
+LABEL_CONTROL_R2S = b"hushdrop/1 control receiver->sender"
+LABEL_DATA = b"hushdrop/1 data"
+LABEL_SAS = b"hushdrop/1 verification code"
+SAS_SIZE = 4
+
+# §6 sealed control messages
+SEALED_PAD = 256
+KIND_MANIFEST = 0x01
+KIND_ACCEPT = 0x02
+KIND_DECLINE = 0x03
+KIND_CREDIT = 0x04
+KIND_COMPLETE = 0x05
+KIND_CANCEL = 0x06
+
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MAX_MANIFEST_ENTRIES = 100_000
+MAX_PATH_BYTES = 4096
+
+# §7 data stream
+FILE_CONTEXT_PREFIX = b"hushdrop/1 file"
+FILE_DIGEST_SIZE = 32
+DATA_FRAME_SIZE = 1024 * 1024
+INITIAL_CREDIT = 16 * 1024 * 1024
+CREDIT_BATCH = 4 * 1024 * 1024

@@ -1,0 +1,80 @@
+"""Errors a transfer can end with, each with a message a user can act on."""
+
+from __future__ import annotations
+
+
+class HushdropError(Exception):
+    """Base class: `str(error)` is the message shown to the user."""
+
+    kind = "error"
+
+
+class CodeFormatError(HushdropError):
+    """The code or link the user typed cannot be parsed."""
+
+    kind = "bad-code"
+
+
+class WrongCodeError(HushdropError):
+    """Key confirmation failed: wrong code or password, or an active attacker."""
+
+    kind = "wrong-code"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "The code or password is wrong, or someone tried to intercept the transfer. "
+            "The transfer is closed; ask the sender for a new code."
+        )
+
+
+class ProtocolError(HushdropError):
+    """The peer (or something between us) sent a message that breaks the protocol."""
+
+    kind = "protocol"
+
+
+class TamperedError(ProtocolError):
+    """Encrypted data failed authentication: it was altered, truncated, replayed or reordered."""
+
+    kind = "tampered"
+
+
+class VersionError(ProtocolError):
+    """The peer speaks another protocol version."""
+
+    kind = "version"
+
+
+class PeerCancelledError(HushdropError):
+    """The peer ended the transfer and said why."""
+
+    kind = "cancelled"
+
+
+class DeclinedError(HushdropError):
+    """The receiver declined the offer."""
+
+    kind = "declined"
+
+
+class PeerGoneError(HushdropError):
+    """The other side disconnected before the transfer finished."""
+
+    kind = "peer-gone"
+
+
+class RelayError(HushdropError):
+    """The relay refused a request or went away."""
+
+    kind = "relay"
+
+    def __init__(self, message: str, code: str = "relay") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UnsafePathError(HushdropError):
+    """The manifest names paths that cannot be written safely."""
+
+    kind = "unsafe-path"

@@ -1,0 +1,76 @@
+"""Events the sessions report to their driver. Drivers show them; they never decide protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .manifest import Manifest
+
+
+@dataclass(frozen=True)
+class PasswordRequired:
+    """The sender set a password and the receiver has none yet: ask, then `provide_password`."""
+
+
+@dataclass(frozen=True)
+class Verified:
+    """Keys confirmed. `sas` is the verification code both sides show."""
+
+    sas: str
+
+
+@dataclass(frozen=True)
+class Offered:
+    """The receiver learned what is coming: decide, then `accept()` or `decline()`."""
+
+    manifest: Manifest
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The receiver accepted; the sender may start reading files (`next_read`)."""
+
+
+@dataclass(frozen=True)
+class FileStarted:
+    index: int
+
+
+@dataclass(frozen=True)
+class FileData:
+    """Verified plaintext of file `index`, to be appended to its partial file."""
+
+    index: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FileCompleted:
+    """File `index` is whole and its SHA-256 matched: give it its final name now."""
+
+    index: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Completed:
+    """Every file arrived and verified (receiver: after COMPLETE is queued; sender: on COMPLETE)."""
+
+
+Event = (
+    PasswordRequired
+    | Verified
+    | Offered
+    | Accepted
+    | FileStarted
+    | FileData
+    | FileCompleted
+    | Progress
+    | Completed
+)

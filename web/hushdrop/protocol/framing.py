@@ -1,0 +1,148 @@
+"""Byte layouts of peer messages (PROTOCOL.md §4 and §6): building and parsing, nothing else."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .constants import (
+    KNOWN_FLAGS,
+    MSG_ABORT,
+    MSG_CONFIRM,
+    MSG_DATA,
+    MSG_HELLO,
+    MSG_PAKE_A,
+    MSG_PAKE_B,
+    MSG_SEALED,
+    POINT_SIZE,
+    PROTOCOL_VERSION,
+    SEALED_PAD,
+    SID_PART_SIZE,
+)
+from ..crypto import cpace
+from .errors import ProtocolError, VersionError
+
+CONFIRM_TAG_SIZE = cpace.CONFIRMATION_TAG_SIZE
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+
+MESSAGE_NAMES = {
+    MSG_HELLO: "HELLO",
+    MSG_PAKE_A: "PAKE_A",
+    MSG_PAKE_B: "PAKE_B",
+    MSG_CONFIRM: "CONFIRM",
+    MSG_ABORT: "ABORT",
+    MSG_SEALED: "SEALED",
+    MSG_DATA: "DATA",
+}
+
+
+@dataclass(frozen=True)
+class Hello:
+    flags: int
+    sid: bytes
+
+
+@dataclass(frozen=True)
+class PakeA:
+    form: int
+    sid: bytes
+    share: bytes
+
+
+@dataclass(frozen=True)
+class PakeB:
+    share: bytes
+    tag: bytes
+
+
+def message_type(message: bytes) -> int:
+    if not message:
+        raise ProtocolError("Received an empty message.")
+    return message[0]
+
+
+def _expect(message: bytes, kind: int, length: int) -> memoryview:
+    if len(message) != 1 + length:
+        raise ProtocolError(f"Received a {MESSAGE_NAMES[kind]} message of the wrong length.")
+    return memoryview(message)[1:]
+
+
+def _check_version(version: int) -> None:
+    if version != PROTOCOL_VERSION:
+        raise VersionError(
+            f"The other side speaks Hushdrop protocol version {version}; this one speaks "
+            f"{PROTOCOL_VERSION}. Both sides need the same version."
+        )
+
+
+def encode_hello(flags: int, sid: bytes) -> bytes:
+    return bytes([MSG_HELLO, PROTOCOL_VERSION, flags]) + sid
+
+
+def decode_hello(message: bytes) -> Hello:
+    body = _expect(message, MSG_HELLO, 2 + SID_PART_SIZE)
+    _check_version(body[0])
+    if body[1] & ~KNOWN_FLAGS:
+        raise ProtocolError("The sender asked for options this version does not know.")
+    return Hello(body[1], bytes(body[2:]))
+
+
+def encode_pake_a(form: int, sid: bytes, share: bytes) -> bytes:
+    return bytes([MSG_PAKE_A, PROTOCOL_VERSION, form]) + sid + share
+
+
+def decode_pake_a(message: bytes) -> PakeA:
+    body = _expect(message, MSG_PAKE_A, 2 + SID_PART_SIZE + POINT_SIZE)
+    _check_version(body[0])
+    return PakeA(body[1], bytes(body[2 : 2 + SID_PART_SIZE]), bytes(body[2 + SID_PART_SIZE :]))
+
+
+def encode_pake_b(share: bytes, tag: bytes) -> bytes:
+    return bytes([MSG_PAKE_B]) + share + tag
+
+
+def decode_pake_b(message: bytes) -> PakeB:
+    body = _expect(message, MSG_PAKE_B, POINT_SIZE + CONFIRM_TAG_SIZE)
+    return PakeB(bytes(body[:POINT_SIZE]), bytes(body[POINT_SIZE:]))
+
+
+def encode_confirm(tag: bytes) -> bytes:
+    return bytes([MSG_CONFIRM]) + tag
+
+
+def decode_confirm(message: bytes) -> bytes:
+    return bytes(_expect(message, MSG_CONFIRM, CONFIRM_TAG_SIZE))
+
+
+def encode_abort(reason: int) -> bytes:
+    return bytes([MSG_ABORT, reason])
+
+
+def decode_abort(message: bytes) -> int:
+    return _expect(message, MSG_ABORT, 1)[0]
+
+
+def encode_inner(kind: int, body: bytes) -> bytes:
+    """Inner plaintext of a SEALED message: kind, length, body, zero padding to SEALED_PAD."""
+    inner = bytes([kind]) + _U32.pack(len(body)) + body
+    return inner + bytes(-len(inner) % SEALED_PAD)
+
+
+def decode_inner(inner: bytes) -> tuple[int, bytes]:
+    if len(inner) < 5 or len(inner) % SEALED_PAD:
+        raise ProtocolError("Received a sealed message with a malformed body.")
+    (length,) = _U32.unpack_from(inner, 1)
+    if 5 + length > len(inner) or any(inner[5 + length :]):
+        raise ProtocolError("Received a sealed message with a malformed body.")
+    return inner[0], inner[5 : 5 + length]
+
+
+def encode_u64(value: int) -> bytes:
+    return _U64.pack(value)
+
+
+def decode_u64(body: bytes) -> int:
+    if len(body) != 8:
+        raise ProtocolError("Received a malformed number.")
+    return _U64.unpack(body)[0]

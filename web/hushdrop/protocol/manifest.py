@@ -1,0 +1,109 @@
+"""The manifest: what a sender offers (PROTOCOL.md §6.1), encoded, decoded and validated."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .constants import MAX_MANIFEST_BYTES, MAX_MANIFEST_ENTRIES, MAX_PATH_BYTES
+from .errors import ProtocolError, UnsafePathError
+from .paths import sanitize_all
+
+MANIFEST_VERSION = 1
+MAX_FILE_SIZE = 1 << 50  # C2SP's 2^38 chunks of 16 KiB is 4 PiB; stay far below.
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    size: int
+    mode: int = 0o644
+    mtime: int = 0
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    path: str
+    mode: int = 0o755
+
+
+@dataclass(frozen=True)
+class Manifest:
+    files: tuple[FileEntry, ...]
+    dirs: tuple[DirEntry, ...] = field(default_factory=tuple)
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def encode(self) -> bytes:
+        doc = {
+            "version": MANIFEST_VERSION,
+            "files": [
+                {"path": f.path, "size": f.size, "mode": f.mode, "mtime": f.mtime}
+                for f in self.files
+            ],
+            "dirs": [{"path": d.path, "mode": d.mode} for d in self.dirs],
+        }
+        data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise ProtocolError("Too many files to send in one transfer.")
+        return data
+
+    @classmethod
+    def decode(cls, data: bytes) -> Manifest:
+        """Parse and validate a manifest from the peer. Raises ProtocolError when malformed."""
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise ProtocolError("The sender's file list is too large.")
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ProtocolError("The sender's file list is malformed.") from exc
+        if not isinstance(doc, dict) or doc.get("version") != MANIFEST_VERSION:
+            raise ProtocolError("The sender's file list has an unsupported format.")
+        files_raw, dirs_raw = doc.get("files"), doc.get("dirs", [])
+        if not isinstance(files_raw, list) or not isinstance(dirs_raw, list):
+            raise ProtocolError("The sender's file list is malformed.")
+        if len(files_raw) + len(dirs_raw) > MAX_MANIFEST_ENTRIES:
+            raise ProtocolError("The sender offered too many files.")
+        files = tuple(
+            FileEntry(
+                _path(e),
+                _int(e, "size", 0, MAX_FILE_SIZE),
+                _int(e, "mode", 0, 0o7777, 0o644) & 0o777,
+                _int(e, "mtime", -(1 << 40), 1 << 40, 0),
+            )
+            for e in files_raw
+        )
+        dirs = tuple(DirEntry(_path(e), _int(e, "mode", 0, 0o7777, 0o755) & 0o777) for e in dirs_raw)
+        return cls(files, dirs)
+
+    def safe_paths(self) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+        """Sanitised components for files and dirs; refuses collisions and file/dir overlaps."""
+        all_paths = sanitize_all([f.path for f in self.files] + [d.path for d in self.dirs])
+        file_paths, dir_paths = all_paths[: len(self.files)], all_paths[len(self.files) :]
+        file_keys = {tuple(p.casefold() for p in path) for path in file_paths}
+        for path in all_paths:
+            folded = tuple(p.casefold() for p in path)
+            for depth in range(1, len(folded)):
+                if folded[:depth] in file_keys:
+                    raise UnsafePathError(
+                        f"The sender offered {'/'.join(path)!r} inside something that is a file."
+                    )
+        return file_paths, dir_paths
+
+
+def _path(entry: object) -> str:
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        raise ProtocolError("The sender's file list has an entry without a name.")
+    path = entry["path"]
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise ProtocolError("The sender's file list has a name that is too long.")
+    return path
+
+
+def _int(entry: dict, key: str, low: int, high: int, default: int | None = None) -> int:
+    value = entry.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ProtocolError(f"The sender's file list has an invalid {key}.")
+    return value

@@ -1,0 +1,66 @@
+"""Turning hostile manifest paths into safe relative paths (PROTOCOL.md §8).
+
+The result of `sanitize_path` is a tuple of components that, joined under any output directory,
+stays inside it on POSIX and Windows alike.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .errors import UnsafePathError
+
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+_RESERVED_CHARS = set('<>:"|?*')
+_DEVICE_RE = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$", re.IGNORECASE)
+MAX_COMPONENT_BYTES = 255
+
+
+def _clean_component(component: str) -> str:
+    cleaned = "".join(
+        "_" if ch in _RESERVED_CHARS or unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch
+        for ch in component
+    )
+    # Windows ignores trailing dots and spaces, which would let "a." alias "a".
+    cleaned = cleaned.rstrip(". ")
+    if cleaned in ("", ".", ".."):
+        cleaned = "_"
+    if _DEVICE_RE.match(cleaned):
+        cleaned = "_" + cleaned
+    encoded = cleaned.encode("utf-8")
+    if len(encoded) > MAX_COMPONENT_BYTES:
+        cleaned = encoded[:MAX_COMPONENT_BYTES].decode("utf-8", "ignore")
+    return cleaned
+
+
+def sanitize_path(path: str) -> tuple[str, ...]:
+    """Return safe components for a manifest path; raise UnsafePathError if nothing is left."""
+    parts = []
+    for raw in re.split(r"[/\\]", path):
+        if raw in ("", "."):
+            continue
+        parts.append("_" if raw == ".." else _clean_component(raw))
+    if not parts:
+        raise UnsafePathError(f"The sender offered a file with an empty name ({path!r}).")
+    return tuple(parts)
+
+
+def sanitize_all(paths: list[str]) -> list[tuple[str, ...]]:
+    """Sanitise every path and refuse collisions (two entries landing on one name).
+
+    Collisions are compared case-insensitively because the receiving file system may be.
+    """
+    seen: dict[tuple[str, ...], str] = {}
+    result = []
+    for path in paths:
+        safe = sanitize_path(path)
+        key = tuple(part.casefold() for part in safe)
+        if key in seen:
+            raise UnsafePathError(
+                f"The sender offered two entries that would be saved under the same name: "
+                f"{seen[key]!r} and {path!r}."
+            )
+        seen[key] = path
+        result.append(safe)
+    return result

@@ -1,0 +1,232 @@
+"""The receiver's session: handshake, offer, then decrypting and verifying the data stream.
+
+Driver contract (sans-I/O): pass every binary message from the relay to `receive()` and act on the
+events in order (FileData: append to the file's `.part`; FileCompleted: give it its final name);
+answer PasswordRequired with `provide_password()` and Offered with `accept()` or `decline()`; once
+Completed arrived and every file is saved, call `finish()`. After every call, send everything
+`data_to_send()` returns, in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from ..crypto.backend import CryptoBackend, CryptoError
+from ..crypto.chunked import HEADER_SIZE, ChunkDecryptor, ciphertext_size
+from .codes import Code
+from .constants import (
+    CREDIT_BATCH,
+    FILE_DIGEST_SIZE,
+    INITIAL_CREDIT,
+    KIND_ACCEPT,
+    KIND_CANCEL,
+    KIND_COMPLETE,
+    KIND_CREDIT,
+    KIND_DECLINE,
+    KIND_MANIFEST,
+    MSG_ABORT,
+    MSG_DATA,
+    MSG_HELLO,
+    MSG_PAKE_B,
+    MSG_SEALED,
+)
+from .errors import HushdropError, ProtocolError, TamperedError
+from .events import (
+    Completed,
+    Event,
+    FileCompleted,
+    FileData,
+    FileStarted,
+    Offered,
+    PasswordRequired,
+    Verified,
+)
+from .framing import decode_abort, encode_u64, message_type
+from .handshake import ReceiverHandshake
+from .keys import SealedChannel
+from .manifest import Manifest
+from .session import PeerSession, abort_error, cancel_error, file_context
+
+
+class _IncomingFile:
+    """Decryption state of the file currently arriving."""
+
+    def __init__(self, index: int, size: int) -> None:
+        self.index = index
+        self.size = size
+        self.header = bytearray()
+        self.decryptor: ChunkDecryptor | None = None
+        # Chunk bytes after the header: the plaintext is the content followed by its SHA-256.
+        self.remaining = ciphertext_size(size + FILE_DIGEST_SIZE) - HEADER_SIZE
+        self.written = 0
+        self.hash = hashlib.sha256()
+        self.digest = bytearray()
+
+
+class ReceiverSession(PeerSession):
+    def __init__(self, backend: CryptoBackend, code: Code, password: str | None = None) -> None:
+        super().__init__(backend)
+        self._handshake = ReceiverHandshake(backend, code)
+        self._password = password
+        self._state = "await-hello"
+        self.manifest: Manifest | None = None
+        self._file: _IncomingFile | None = None
+        self._next_index = 0
+        self._received = 0
+        self._credited = 0
+        self.bytes_done = 0
+        self.bytes_total = 0
+
+    async def receive(self, message: bytes) -> list[Event]:
+        """Process one message from the sender; raises HushdropError when the transfer ends."""
+        try:
+            return await self._receive(message)
+        except HushdropError as exc:
+            await self._guard(exc)
+            raise
+
+    async def _receive(self, message: bytes) -> list[Event]:
+        kind = message_type(message)
+        if kind == MSG_ABORT:
+            self._state = "failed"
+            raise abort_error(decode_abort(message))
+        if kind == MSG_DATA and self._state == "receiving":
+            return await self._on_data(memoryview(message)[1:])
+        if self._state == "await-hello" and kind == MSG_HELLO:
+            if self._handshake.on_hello(message) and not self._password:
+                self._state = "need-password"
+                return [PasswordRequired()]
+            await self._send_share(self._password or "")
+            return []
+        if self._state == "await-pake-b" and kind == MSG_PAKE_B:
+            self._keys, confirm = await self._handshake.on_pake_b(message)
+            self._channel = SealedChannel(
+                self._backend, self._keys.control_r2s, self._keys.control_s2r
+            )
+            self._outgoing.append(confirm)
+            self._state = "await-manifest"
+            return [Verified(self._keys.sas)]
+        if kind == MSG_SEALED and self._channel is not None and self._state != "failed":
+            return await self._on_sealed(*await self._channel.open(message))
+        raise ProtocolError(f"Received an unexpected message (type {kind:#04x}) from the sender.")
+
+    async def provide_password(self, password: str) -> None:
+        if self._state != "need-password":
+            raise ProtocolError("No password was asked for.")
+        await self._send_share(password)
+
+    async def _send_share(self, password: str) -> None:
+        self._outgoing.append(await self._handshake.pake_a(password))
+        self._state = "await-pake-b"
+
+    async def _on_sealed(self, kind: int, body: bytes) -> list[Event]:
+        if kind == KIND_CANCEL:
+            self._state = "failed"
+            raise cancel_error(body)
+        if kind == KIND_MANIFEST and self._state == "await-manifest":
+            self.manifest = Manifest.decode(body)
+            self.manifest.safe_paths()  # refuse colliding names before anything is written
+            self.bytes_total = self.manifest.total_size
+            self._state = "offered"
+            return [Offered(self.manifest)]
+        raise ProtocolError(f"Received an unexpected control message ({kind}) from the sender.")
+
+    async def accept(self) -> list[Event]:
+        """Accept the offer: grant the initial credit. Returns Completed at once if no files."""
+        if self._state != "offered" or self._channel is None:
+            raise ProtocolError("There is no offer to accept.")
+        self._outgoing.append(await self._channel.seal(KIND_ACCEPT, encode_u64(INITIAL_CREDIT)))
+        self._state = "receiving"
+        return self._maybe_completed()
+
+    async def decline(self, reason: str) -> None:
+        if self._state != "offered" or self._channel is None:
+            raise ProtocolError("There is no offer to decline.")
+        self._outgoing.append(await self._channel.seal(KIND_DECLINE, reason.encode("utf-8")))
+        self._state = "failed"
+
+    async def finish(self) -> None:
+        """Every file is saved under its final name: tell the sender."""
+        if self._state != "saving" or self._channel is None:
+            raise ProtocolError("The transfer is not complete.")
+        self._outgoing.append(await self._channel.seal(KIND_COMPLETE))
+        self._state = "done"
+
+    def _maybe_completed(self) -> list[Event]:
+        if self._next_index >= len(self.manifest.files) and self._file is None:
+            self._state = "saving"
+            return [Completed()]
+        return []
+
+    async def _on_data(self, data: memoryview) -> list[Event]:
+        # Credit is returned for data this call decrypts; the driver handles (writes) these events
+        # before it passes the next message, so unwritten data stays within one credit window.
+        self._received += len(data)
+        events: list[Event] = []
+        while data:
+            if self._file is None:
+                if self._next_index >= len(self.manifest.files):
+                    raise ProtocolError("The sender sent more data than it announced.")
+                index = self._next_index
+                self._file = _IncomingFile(index, self.manifest.files[index].size)
+                self._next_index += 1
+                events.append(FileStarted(index))
+            data = await self._consume(self._file, data, events)
+        events.extend(self._maybe_completed())
+        if self._state == "receiving" and self._received - self._credited >= CREDIT_BATCH:
+            grant = self._received - self._credited
+            self._credited = self._received
+            self._outgoing.append(await self._channel.seal(KIND_CREDIT, encode_u64(grant)))
+        return events
+
+    async def _consume(self, f: _IncomingFile, data: memoryview, events: list[Event]) -> memoryview:
+        """Feed file `f` from `data`; return what belongs to the following files."""
+        if f.decryptor is None:
+            take = HEADER_SIZE - len(f.header)
+            f.header += data[:take]
+            data = data[take:]
+            if len(f.header) < HEADER_SIZE:
+                return data
+            try:
+                f.decryptor = await ChunkDecryptor.create(
+                    self._backend, self._keys.data, file_context(f.index), bytes(f.header)
+                )
+            except CryptoError as exc:
+                raise TamperedError(self._tampered(f)) from exc
+        take = min(len(data), f.remaining)
+        try:
+            plaintext = await f.decryptor.update(data[:take])
+            f.remaining -= take
+            if f.remaining == 0:
+                plaintext += await f.decryptor.finalize()
+        except CryptoError as exc:
+            raise TamperedError(self._tampered(f)) from exc
+        self._deliver(f, plaintext, events)
+        if f.remaining == 0:
+            if not hmac.compare_digest(f.hash.digest(), bytes(f.digest)):
+                raise TamperedError(
+                    f"{self._name(f)} arrived with the wrong SHA-256; it was not saved."
+                )
+            events.append(FileCompleted(f.index, f.hash.hexdigest()))
+            self._file = None
+        return data[take:]
+
+    def _deliver(self, f: _IncomingFile, plaintext: bytes, events: list[Event]) -> None:
+        content = min(len(plaintext), f.size - f.written)
+        if content > 0:
+            chunk = plaintext[:content] if content < len(plaintext) else plaintext
+            f.hash.update(chunk)
+            f.written += content
+            self.bytes_done += content
+            events.append(FileData(f.index, chunk))
+        f.digest += plaintext[max(content, 0) :]
+
+    def _name(self, f: _IncomingFile) -> str:
+        return repr(self.manifest.files[f.index].path)
+
+    def _tampered(self, f: _IncomingFile) -> str:
+        return (
+            f"The encrypted data of {self._name(f)} failed authentication: it was altered or "
+            "truncated on the way. Nothing was saved under its name."
+        )

@@ -1,0 +1,175 @@
+"""The sender's session: handshake, manifest, then the encrypted data stream under flow control.
+
+Driver contract (sans-I/O): call `start()` once the relay says `paired`; pass every binary message
+from the relay to `receive()`; whenever `next_read()` names a file range, read it and pass the bytes
+to `send_plaintext()`; after every call, send everything `data_to_send()` returns, in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ..crypto.backend import CryptoBackend
+from ..crypto.chunked import ChunkEncryptor
+from .codes import SenderSecrets
+from .constants import (
+    DATA_FRAME_SIZE,
+    KIND_ACCEPT,
+    KIND_CANCEL,
+    KIND_COMPLETE,
+    KIND_CREDIT,
+    KIND_DECLINE,
+    KIND_MANIFEST,
+    MSG_ABORT,
+    MSG_CONFIRM,
+    MSG_DATA,
+    MSG_PAKE_A,
+    MSG_SEALED,
+)
+from .errors import DeclinedError, HushdropError, ProtocolError
+from .events import Accepted, Completed, Event, Verified
+from .framing import decode_abort, decode_u64, message_type
+from .handshake import SenderHandshake
+from .keys import SealedChannel
+from .manifest import Manifest
+from .session import PeerSession, abort_error, cancel_error, file_context
+
+READ_SIZE = 1024 * 1024  # a multiple of the 16 KiB chunk size, so reads map onto whole chunks
+
+
+class SenderSession(PeerSession):
+    def __init__(
+        self,
+        backend: CryptoBackend,
+        secrets: SenderSecrets,
+        manifest: Manifest,
+        password: str = "",
+    ) -> None:
+        super().__init__(backend)
+        self._handshake = SenderHandshake(backend, secrets, password)
+        self.manifest = manifest
+        self._credit = 0
+        self._sent = 0
+        self._stream = bytearray()
+        self._index = 0
+        self._offset = 0
+        self._encryptor: ChunkEncryptor | None = None
+        self._hash = hashlib.sha256()
+        self.bytes_done = 0
+        self.bytes_total = manifest.total_size
+
+    def start(self) -> None:
+        if self._state != "new":
+            raise ProtocolError("The session was already started.")
+        self._outgoing.append(self._handshake.hello())
+        self._state = "await-pake-a"
+
+    async def receive(self, message: bytes) -> list[Event]:
+        """Process one message from the receiver; raises HushdropError when the transfer ends."""
+        try:
+            return await self._receive(message)
+        except HushdropError as exc:
+            await self._guard(exc)
+            raise
+
+    async def _receive(self, message: bytes) -> list[Event]:
+        kind = message_type(message)
+        if kind == MSG_ABORT:
+            self._state = "failed"
+            raise abort_error(decode_abort(message))
+        if self._state == "await-pake-a" and kind == MSG_PAKE_A:
+            self._outgoing.append(await self._handshake.on_pake_a(message))
+            self._state = "await-confirm"
+            return []
+        if self._state == "await-confirm" and kind == MSG_CONFIRM:
+            self._keys = await self._handshake.on_confirm(message)
+            self._channel = SealedChannel(
+                self._backend, self._keys.control_s2r, self._keys.control_r2s
+            )
+            self._outgoing.append(await self._channel.seal(KIND_MANIFEST, self.manifest.encode()))
+            self._state = "offered"
+            return [Verified(self._keys.sas)]
+        if kind == MSG_SEALED and self._channel is not None and self._state in ("offered", "sending"):
+            return await self._on_sealed(*await self._channel.open(message))
+        raise ProtocolError(f"Received an unexpected message (type {kind:#04x}) from the receiver.")
+
+    async def _on_sealed(self, kind: int, body: bytes) -> list[Event]:
+        if kind == KIND_CANCEL:
+            self._state = "failed"
+            raise cancel_error(body)
+        if self._state == "offered":
+            if kind == KIND_DECLINE:
+                self._state = "failed"
+                raise DeclinedError(
+                    "The receiver declined the files: " + body.decode("utf-8", "replace")[:500]
+                )
+            if kind == KIND_ACCEPT:
+                self._credit = decode_u64(body)
+                self._state = "sending"
+                await self._advance_files()
+                return [Accepted()]
+        elif self._state == "sending":
+            if kind == KIND_CREDIT:
+                self._credit += decode_u64(body)
+                self._emit_frames()
+                return []
+            if kind == KIND_COMPLETE:
+                if self._index < len(self.manifest.files) or self._stream:
+                    raise ProtocolError("The receiver reported success before receiving everything.")
+                self._state = "done"
+                return [Completed()]
+        raise ProtocolError(f"Received an unexpected control message ({kind}) from the receiver.")
+
+    def next_read(self) -> tuple[int, int, int] | None:
+        """The next file range to read as (file index, offset, length), or None to wait."""
+        if self._state != "sending" or len(self._stream) >= DATA_FRAME_SIZE:
+            return None
+        if self._index >= len(self.manifest.files):
+            return None
+        size = self.manifest.files[self._index].size
+        return self._index, self._offset, min(READ_SIZE, size - self._offset)
+
+    async def send_plaintext(self, data: bytes) -> None:
+        """Encrypt the bytes `next_read()` asked for; queue whatever DATA the credit allows."""
+        request = self.next_read()
+        if request is None or self._encryptor is None:
+            raise ProtocolError("File data was supplied when none was requested.")
+        _, _, length = request
+        if len(data) != length:
+            raise HushdropError(
+                f"{self.manifest.files[self._index].path} changed while it was being sent."
+            )
+        self._hash.update(data)
+        self._stream += await self._encryptor.update(data)
+        self._offset += length
+        self.bytes_done += length
+        await self._advance_files()
+
+    async def _advance_files(self) -> None:
+        """Open the current file's encryption, close finished files, frame what is ready."""
+        files = self.manifest.files
+        while self._index < len(files):
+            if self._encryptor is None:
+                self._encryptor = await ChunkEncryptor.create(
+                    self._backend, self._keys.data, file_context(self._index)
+                )
+                self._stream += self._encryptor.header
+                self._hash = hashlib.sha256()
+            if self._offset < files[self._index].size:
+                break
+            self._stream += await self._encryptor.update(self._hash.digest())
+            self._stream += await self._encryptor.finalize()
+            self._index += 1
+            self._offset = 0
+            self._encryptor = None
+        self._emit_frames()
+
+    def _emit_frames(self) -> None:
+        complete = self._index >= len(self.manifest.files)
+        while len(self._stream) >= DATA_FRAME_SIZE or (complete and self._stream):
+            size = min(DATA_FRAME_SIZE, len(self._stream))
+            if self._sent + size > self._credit:
+                return
+            self._outgoing.append(bytes([MSG_DATA]) + self._stream[:size])
+            del self._stream[:size]
+            self._sent += size
