@@ -43,7 +43,9 @@ class Pair:
     ) -> None:
         self.backend = PycaBackend()
         self.files = list(files.values())
-        self.secrets = new_sender_secrets("123456", self.backend.random_bytes, bool(sender_password))
+        self.secrets = new_sender_secrets(
+            "123456", self.backend.random_bytes, bool(sender_password)
+        )
         self.sender = SenderSession(
             self.backend, self.secrets, manifest or manifest_for(files), sender_password
         )

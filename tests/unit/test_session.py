@@ -8,14 +8,12 @@ import json
 import os
 
 import pytest
-
 from hushdrop.protocol import events as ev
 from hushdrop.protocol.codes import Code, parse_code
 from hushdrop.protocol.constants import (
     DATA_FRAME_SIZE,
     FORM_LINK,
     INITIAL_CREDIT,
-    KIND_MANIFEST,
     MSG_DATA,
     MSG_SEALED,
 )
@@ -28,7 +26,7 @@ from hushdrop.protocol.errors import (
 )
 from hushdrop.protocol.manifest import FileEntry, Manifest
 
-from .pair import Pair, manifest_for
+from .pair import Pair
 
 
 def run(pair: Pair):

@@ -7,6 +7,7 @@ name only once the session reports its SHA-256 verified (PROTOCOL.md §8).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -87,7 +88,9 @@ class OutgoingFiles:
             try:
                 self._handle = open(self._sources[index], "rb")  # noqa: SIM115
             except OSError as exc:
-                raise LocalFileError(f"Cannot read {self._sources[index]}: {exc.strerror}.") from exc
+                raise LocalFileError(
+                    f"Cannot read {self._sources[index]}: {exc.strerror}."
+                ) from exc
             self._open_index = index
         if self._handle.tell() != offset:
             self._handle.seek(offset)
@@ -153,7 +156,9 @@ class IncomingFiles:
         for part in directory.relative_to(self.root).parts:
             current = current / part
             if current.is_symlink():
-                raise UnsafePathError(f"{current} is a symbolic link; refusing to write through it.")
+                raise UnsafePathError(
+                    f"{current} is a symbolic link; refusing to write through it."
+                )
             if not current.exists():
                 current.mkdir()
             elif not current.is_dir():
@@ -191,7 +196,9 @@ class IncomingFiles:
             self._handle.flush()
             os.fsync(self._handle.fileno())
         except OSError as exc:
-            raise LocalFileError(f"Could not write {self._targets[index]}: {exc.strerror}.") from exc
+            raise LocalFileError(
+                f"Could not write {self._targets[index]}: {exc.strerror}."
+            ) from exc
         self.close()
         target = self._targets[index]
         part = _part_path(target)
@@ -214,9 +221,9 @@ class IncomingFiles:
             os.link(part, target)  # fails instead of replacing a file that appeared meanwhile
         except FileExistsError as exc:
             raise LocalFileError(f"{target} appeared during the transfer; kept {part}.") from exc
-        except OSError:
+        except OSError as exc:
             if target.exists():
-                raise LocalFileError(f"{target} appeared during the transfer; kept {part}.")
+                raise LocalFileError(f"{target} appeared during the transfer; kept {part}.") from exc
             os.rename(part, target)
             return
         os.unlink(part)
@@ -226,10 +233,8 @@ class IncomingFiles:
         for directory in self._dirs:
             self._ensure_dir(directory)
         for directory, entry in zip(self._dirs, self._manifest.dirs, strict=True):
-            try:
+            with contextlib.suppress(OSError):
                 os.chmod(directory, (entry.mode & 0o777) | 0o700)
-            except OSError:
-                pass
 
     def close(self) -> None:
         if self._handle is not None:

@@ -1,4 +1,4 @@
-"""The `hushdrop` command: argument parsing, prompts, exit codes. The work happens in send/receive."""
+"""The `hushdrop` command: argument parsing, prompts, exit codes; the work is in send/receive."""
 
 from __future__ import annotations
 
@@ -11,12 +11,19 @@ from pathlib import Path
 
 from .. import __version__
 from ..protocol.codes import parse_code
-from ..protocol.errors import HushdropError, RelayError, TamperedError, WrongCodeError
+from ..protocol.errors import (
+    CodeFormatError,
+    HushdropError,
+    RelayError,
+    TamperedError,
+    WrongCodeError,
+)
 from .output import Reporter
 
 DEFAULT_RELAY = "http://127.0.0.1:8780"
 ENV_RELAY = "HUSHDROP_RELAY"
 ENV_PASSWORD = "HUSHDROP_PASSWORD"
+ENV_CODE = "HUSHDROP_CODE"
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -52,7 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     common(send)
 
     receive = commands.add_parser("receive", help="receive with a code or link")
-    receive.add_argument("code", metavar="CODE_OR_LINK")
+    receive.add_argument(
+        "code",
+        metavar="CODE_OR_LINK",
+        nargs="?",
+        help=f"the code or link; if omitted, taken from ${ENV_CODE}, a prompt or standard input "
+        "(keeps it out of the process list)",
+    )
     receive.add_argument("-o", "--output", default=".", metavar="DIR", help="where to save")
     receive.add_argument("-y", "--yes", action="store_true", help="accept without asking")
     receive.add_argument(
@@ -92,6 +105,20 @@ def _password(required: bool, confirm: bool) -> str:
     return password
 
 
+def _code_text(given: str | None) -> str:
+    """The code from the command line, the environment, a prompt, or one line of stdin."""
+    if given:
+        return given
+    if os.environ.get(ENV_CODE):
+        return os.environ[ENV_CODE]
+    if _interactive():
+        return getpass.getpass("Code or link (input hidden): ")
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    if not line.strip():
+        raise CodeFormatError(f"No code given: pass it, set {ENV_CODE}, or pipe it in.")
+    return line
+
+
 async def _ask_accept() -> bool:
     answer = await asyncio.to_thread(input, "Accept? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
@@ -121,7 +148,7 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
 
     from .receive import receive
 
-    code = parse_code(args.code)
+    code = parse_code(_code_text(args.code))
     password = _password(args.password or code.password_required, confirm=False) or None
     asyncio.run(
         receive(
@@ -140,9 +167,9 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        from hushdrop_relay.server import main as serve_main
+        from hushdrop_relay.cli import main as serve_main
 
-        return serve_main(args.relay_args)
+        return serve_main(args.relay_args, prog="hushdrop serve")
     reporter = Reporter(json_mode=args.json)
     try:
         _run_transfer(args, reporter)

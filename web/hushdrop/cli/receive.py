@@ -95,4 +95,3 @@ async def _handle(event, session, files, reporter, ask_password, ask_accept) -> 
         await session.finish()
         reporter.progress(session.bytes_total, session.bytes_total)
         reporter.done(len(session.manifest.files), session.bytes_total)
-

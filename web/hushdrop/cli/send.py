@@ -83,4 +83,3 @@ async def _transfer(
             await connection.send_all(session.data_to_send())
     finally:
         reader.cancel()
-

@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..crypto.cpace import lv_cat
 from .constants import (
     CODE_WORDS,
     FORM_LABELS,
@@ -21,12 +22,11 @@ from .constants import (
     LINK_SECRET_SIZE,
     ROOM_DIGITS,
 )
-from ..crypto.cpace import lv_cat
 from .errors import CodeFormatError
 from .wordlist import WORDS
 
 _BY_PREFIX = {word[:4]: word for word in WORDS}
-_ROOM_RE = re.compile(r"^\d{%d}$" % ROOM_DIGITS)
+_ROOM_RE = re.compile(rf"^\d{{{ROOM_DIGITS}}}$")
 _B64URL_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -129,7 +129,8 @@ def _parse_typed(text: str) -> Code:
     parts = [p for p in re.split(r"[-_\s]+", text.lower()) if p]
     if not parts or not _ROOM_RE.match(parts[0]):
         raise CodeFormatError(
-            "A code starts with the 6-digit number the sender was shown, like 123456-word-word-word."
+            "A code starts with the 6-digit number the sender was shown, "
+            "like 123456-word-word-word."
         )
     words = parts[1:]
     if len(words) != CODE_WORDS:

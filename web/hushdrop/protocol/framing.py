@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from ..crypto import cpace
 from .constants import (
     KNOWN_FLAGS,
     MSG_ABORT,
@@ -19,7 +20,6 @@ from .constants import (
     SEALED_PAD,
     SID_PART_SIZE,
 )
-from ..crypto import cpace
 from .errors import ProtocolError, VersionError
 
 CONFIRM_TAG_SIZE = cpace.CONFIRMATION_TAG_SIZE

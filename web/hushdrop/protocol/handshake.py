@@ -44,9 +44,7 @@ _AD_RESPONDER = bytes([PROTOCOL_VERSION])
 class SenderHandshake:
     """The sender's side: announces itself, answers the receiver's share, checks its tag."""
 
-    def __init__(
-        self, backend: CryptoBackend, secrets: SenderSecrets, password: str = ""
-    ) -> None:
+    def __init__(self, backend: CryptoBackend, secrets: SenderSecrets, password: str = "") -> None:
         self._backend = backend
         self._secrets = secrets
         self._password = password

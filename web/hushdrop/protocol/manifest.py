@@ -75,7 +75,9 @@ class Manifest:
             )
             for e in files_raw
         )
-        dirs = tuple(DirEntry(_path(e), _int(e, "mode", 0, 0o7777, 0o755) & 0o777) for e in dirs_raw)
+        dirs = tuple(
+            DirEntry(_path(e), _int(e, "mode", 0, 0o7777, 0o755) & 0o777) for e in dirs_raw
+        )
         return cls(files, dirs)
 
     def safe_paths(self) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:

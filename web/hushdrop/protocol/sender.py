@@ -89,7 +89,11 @@ class SenderSession(PeerSession):
             self._outgoing.append(await self._channel.seal(KIND_MANIFEST, self.manifest.encode()))
             self._state = "offered"
             return [Verified(self._keys.sas)]
-        if kind == MSG_SEALED and self._channel is not None and self._state in ("offered", "sending"):
+        if (
+            kind == MSG_SEALED
+            and self._channel is not None
+            and self._state in ("offered", "sending")
+        ):
             return await self._on_sealed(*await self._channel.open(message))
         raise ProtocolError(f"Received an unexpected message (type {kind:#04x}) from the receiver.")
 
@@ -115,7 +119,9 @@ class SenderSession(PeerSession):
                 return []
             if kind == KIND_COMPLETE:
                 if self._index < len(self.manifest.files) or self._stream:
-                    raise ProtocolError("The receiver reported success before receiving everything.")
+                    raise ProtocolError(
+                        "The receiver reported success before receiving everything."
+                    )
                 self._state = "done"
                 return [Completed()]
         raise ProtocolError(f"Received an unexpected control message ({kind}) from the receiver.")

@@ -7,6 +7,7 @@ otherwise moves binary peer messages untouched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from urllib.parse import urlsplit, urlunsplit
 
@@ -73,11 +74,11 @@ class RelayConnection:
     async def wait_paired(self) -> None:
         await self._expect("paired")
 
-    async def send(self, message: bytes) -> None:
+    async def send(self, message: bytes | str) -> None:
         try:
             await self._ws.send(message)
         except ConnectionClosed as exc:
-            raise self._closed_error(exc) from exc
+            raise await self._closed_error(exc) from exc
 
     async def send_all(self, messages: list[bytes]) -> None:
         for message in messages:
@@ -85,10 +86,8 @@ class RelayConnection:
 
     async def send_best_effort(self, messages: list[bytes], timeout: float = 2) -> None:
         """Try to deliver final messages (CANCEL, ABORT) while giving up; never raises."""
-        try:
+        with contextlib.suppress(RelayError, PeerGoneError, TimeoutError, OSError):
             await asyncio.wait_for(self.send_all(messages), timeout)
-        except (RelayError, PeerGoneError, TimeoutError, OSError):
-            pass
 
     async def receive(self) -> bytes:
         """The next binary message from the peer. Relay notices become exceptions."""
@@ -96,7 +95,7 @@ class RelayConnection:
             try:
                 message = await self._ws.recv()
             except ConnectionClosed as exc:
-                raise self._closed_error(exc) from exc
+                raise await self._closed_error(exc) from exc
             if isinstance(message, bytes):
                 return message
             self._raise_notice(message)
@@ -112,7 +111,7 @@ class RelayConnection:
         try:
             message = await self._ws.recv()
         except ConnectionClosed as exc:
-            raise self._closed_error(exc) from exc
+            raise await self._closed_error(exc) from exc
         if isinstance(message, bytes):
             raise RelayError("The relay sent an unexpected binary message.")
         reply = self._parse(message)
@@ -138,12 +137,21 @@ class RelayConnection:
             raise RelayError(text, str(reply.get("code", "relay")))
         raise RelayError(f"The relay sent an unexpected message ({reply.get('op')!r}).")
 
-    def _closed_error(self, exc: ConnectionClosed) -> Exception:
+    async def _closed_error(self, exc: ConnectionClosed) -> Exception:
+        """Why the connection closed: the relay's last notice if one is still unread."""
+        # A send can fail before the relay's notice (peer-gone, idle, …) was read: look for it.
+        try:
+            while True:
+                message = await asyncio.wait_for(self._ws.recv(), 1)
+                if isinstance(message, str):
+                    self._raise_notice(message)
+        except (RelayError, PeerGoneError) as notice:
+            return notice
+        except (ConnectionClosed, TimeoutError):
+            pass
         if exc.rcvd is not None and exc.rcvd.code == 1000:
-            return PeerGoneError("The connection to the other side was closed.")
-        return RelayError(
-            f"Lost the connection to the relay at {self._relay}.", "connection-lost"
-        )
+            return PeerGoneError("The other side disconnected before the transfer finished.")
+        return RelayError(f"Lost the connection to the relay at {self._relay}.", "connection-lost")
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,0 +1,164 @@
+"""Helpers to run real `hushdrop` CLI processes and a byte-flipping TCP proxy in tests."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+TIMEOUT = 120
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class CliProcess:
+    """A running `hushdrop ... --json`; its JSON events are read on a thread."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str] | None = None, cwd=None) -> None:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
+        full_env = {**clean, **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hushdrop.cli.main", *args, "--json"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            cwd=cwd,
+            text=True,
+        )
+        self.events: list[dict] = []
+        self._queue: queue.Queue[dict | None] = queue.Queue()
+        self._stderr: list[str] = []
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": "non-json", "line": line}
+            self.events.append(event)
+            self._queue.put(event)
+        self._queue.put(None)
+
+    def _read_stderr(self) -> None:
+        for line in self.proc.stderr:
+            self._stderr.append(line)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
+
+    def wait_event(self, name: str, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        for event in self.events:
+            if event.get("event") == name:
+                return event
+        while time.monotonic() < deadline:
+            try:
+                event = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if event is None:
+                break
+            if event.get("event") == name:
+                return event
+        raise AssertionError(f"no {name!r} event; got {self.events!r}; stderr: {self.stderr}")
+
+    def wait(self, timeout: float = TIMEOUT) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            time.sleep(0.05)  # let the reader threads collect the last lines
+
+    def error(self) -> dict:
+        errors = [e for e in self.events if e.get("event") == "error"]
+        assert errors, f"expected an error event, got {self.events}"
+        return errors[-1]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def send(relay_url: str, *paths: Path, extra: list[str] | None = None, env=None) -> CliProcess:
+    return CliProcess(["send", *map(str, paths), "--relay", relay_url, *(extra or [])], env)
+
+
+def receive(
+    relay_url: str, code: str, out: Path, *, extra: list[str] | None = None, env=None
+) -> CliProcess:
+    # The code goes through the environment, as documented, to keep it out of the process list.
+    merged = {"HUSHDROP_CODE": code, **(env or {})}
+    return CliProcess(["receive", "-o", str(out), "--relay", relay_url, *(extra or [])], merged)
+
+
+class FlippingProxy:
+    """A TCP proxy to `target` that XORs one byte at `offset` of one direction's stream."""
+
+    def __init__(self, target_port: int, offset: int, direction: str = "to_client") -> None:
+        self.target_port = target_port
+        self.offset = offset
+        self.direction = direction
+        self.flipped = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            to_client = self.direction == "to_client"
+            threading.Thread(
+                target=self._pipe, args=(client, upstream, not to_client), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pipe, args=(upstream, client, to_client), daemon=True
+            ).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, tamper: bool) -> None:
+        seen = 0
+        try:
+            while data := src.recv(1 << 16):
+                if tamper and seen <= self.offset < seen + len(data):
+                    data = bytearray(data)
+                    data[self.offset - seen] ^= 0x20
+                    self.flipped.set()
+                seen += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._closed = True
+        self._server.close()
