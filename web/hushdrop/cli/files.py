@@ -223,7 +223,9 @@ class IncomingFiles:
             raise LocalFileError(f"{target} appeared during the transfer; kept {part}.") from exc
         except OSError as exc:
             if target.exists():
-                raise LocalFileError(f"{target} appeared during the transfer; kept {part}.") from exc
+                raise LocalFileError(
+                    f"{target} appeared during the transfer; kept {part}."
+                ) from exc
             os.rename(part, target)
             return
         os.unlink(part)

@@ -8,7 +8,7 @@ Bulk data goes through `seal_many` / `open_many`, which take a whole batch of (n
 under one key. That lets the browser backend keep many AES-GCM calls in flight at once and keeps
 Python<->JS copies out of the per-chunk path.
 
-Hashing (SHA-256 of file contents, SHA-512 inside CPace) uses Python's `hashlib`, which both runtimes
+Hashing (SHA-256 of file contents, SHA-512 inside CPace) uses `hashlib`, which both runtimes
 provide and which, unlike WebCrypto's one-shot digest, can hash a stream incrementally.
 """
 
@@ -28,7 +28,7 @@ class CryptoError(Exception):
 
 
 class AuthenticationError(CryptoError):
-    """An AEAD tag did not verify: the data was altered, truncated, reordered or the key is wrong."""
+    """An AEAD tag did not verify: the data was altered, truncated or reordered, or wrong key."""
 
 
 class InvalidPointError(CryptoError):

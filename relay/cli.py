@@ -1,0 +1,33 @@
+"""Command-line entry point of the relay, shared by ``python -m hushdrop_relay`` and
+``hushdrop serve``.
+
+This module owns turning argv into a running relay and an exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from hushdrop_relay.config import RelayConfig
+from hushdrop_relay.logs import configure_logging
+from hushdrop_relay.server import display_url, run
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the relay with flags ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    Returns 0 after a graceful shutdown (SIGINT/SIGTERM) and 1 when the address cannot be
+    bound; invalid flags exit with status 2 via argparse.
+    """
+    config = RelayConfig.from_args(argv, prog=prog)
+    configure_logging(config.log_level)
+    try:
+        asyncio.run(run(config))
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        where = display_url(config.host, config.port)
+        print(f"Hushdrop relay cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0

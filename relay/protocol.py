@@ -1,0 +1,108 @@
+"""The relay's rendezvous wire format: parsing client requests and building relay messages.
+
+This module owns the JSON text frames exchanged before pairing and the control messages the
+relay sends when a room ends. It knows nothing about sockets or rooms. Binary frames are
+never inspected anywhere in the relay; they are the peers' end-to-end encrypted business.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+# Error codes the relay may send in {"op": "error", "code": ...}.
+NO_SUCH_ROOM = "no-such-room"
+ROOM_FULL = "room-full"
+EXPIRED = "expired"
+IDLE = "idle"
+BYTE_LIMIT = "byte-limit"
+BAD_REQUEST = "bad-request"
+# The relay is at capacity (e.g. no free room codes).
+LIMIT = "limit"
+
+MESSAGES = {
+    NO_SUCH_ROOM: (
+        "No transfer is waiting under that code. "
+        "It may have expired, been used already, or been mistyped."
+    ),
+    ROOM_FULL: "This transfer already has a receiver.",
+    EXPIRED: "Nobody joined this transfer before its code expired.",
+    IDLE: "The transfer was idle for too long and has been closed.",
+    BYTE_LIMIT: "The transfer exceeded the amount of data this relay forwards per transfer.",
+    BAD_REQUEST: "The relay did not understand the request.",
+    LIMIT: "The relay is at capacity right now. Try again later.",
+}
+
+PEER_GONE_MESSAGE = "The other side disconnected."
+
+ROOM_CODE_RE = re.compile(r"^[0-9]{6}$")
+
+
+class BadRequest(ValueError):
+    """The client's request is malformed; the message is safe to send back to it."""
+
+
+@dataclass(frozen=True)
+class Create:
+    """A request to open a room; ``ttl`` is the requested lifetime in seconds, if any."""
+
+    ttl: int | None
+
+
+@dataclass(frozen=True)
+class Join:
+    """A request to join the room with the given code (not validated for existence)."""
+
+    room: str
+
+
+def parse_request(data: str | bytes) -> Create | Join:
+    """Parse a client's first message; raise `BadRequest` when it is not a known request."""
+    if not isinstance(data, str):
+        raise BadRequest("The first message must be a JSON text message.")
+    try:
+        obj: Any = json.loads(data)
+    except ValueError:
+        raise BadRequest("The message is not valid JSON.") from None
+    if not isinstance(obj, dict):
+        raise BadRequest("The message must be a JSON object.")
+    op = obj.get("op")
+    if op == "create":
+        ttl = obj.get("ttl")
+        # bool is an int subclass in Python but never a sensible ttl on the wire.
+        if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool)):
+            raise BadRequest("The ttl must be an integer number of seconds.")
+        return Create(ttl=ttl)
+    if op == "join":
+        room = obj.get("room")
+        if not isinstance(room, str):
+            raise BadRequest("The room code must be a string.")
+        return Join(room=room)
+    raise BadRequest("Unknown operation.")
+
+
+def is_room_code(value: str) -> bool:
+    """Tell whether ``value`` has the shape of a room code (6 decimal digits)."""
+    return ROOM_CODE_RE.fullmatch(value) is not None
+
+
+def created(room: str, ttl: int) -> str:
+    """The relay's answer to a successful create."""
+    return json.dumps({"op": "created", "room": room, "ttl": ttl})
+
+
+def paired() -> str:
+    """Sent to both peers once the second one joined."""
+    return json.dumps({"op": "paired"})
+
+
+def peer_gone() -> str:
+    """Sent to the remaining peer when the other one disconnected."""
+    return json.dumps({"op": "peer-gone", "message": PEER_GONE_MESSAGE})
+
+
+def error(code: str, message: str | None = None) -> str:
+    """An error message; ``message`` defaults to the human text for ``code``."""
+    return json.dumps({"op": "error", "code": code, "message": message or MESSAGES[code]})

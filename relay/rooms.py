@@ -1,0 +1,103 @@
+"""Room bookkeeping: code allocation, the waiting → paired → closed lifecycle, usage counters.
+
+This module owns the rule that a room admits exactly two peers ever (its creator and one
+joiner) and that a code stops resolving once its room is gone. It does no I/O; the session
+module drives the state transitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from hushdrop_relay import protocol
+
+Peer = TypeVar("Peer")
+
+# Retrying a random draw keeps codes unpredictable; the cap only matters when nearly all
+# one million codes are live, at which point refusing new rooms is the right answer.
+_MAX_CODE_DRAWS = 100
+
+
+class RoomState(enum.Enum):
+    WAITING = "waiting"
+    PAIRED = "paired"
+    CLOSED = "closed"
+
+
+class RoomError(Exception):
+    """A create/join request that cannot be satisfied; ``code`` is a protocol error code."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(eq=False)
+class Room(Generic[Peer]):
+    """One rendezvous: a creator waiting for, then forwarding to, exactly one joiner."""
+
+    code: str
+    creator: Peer
+    ttl: int
+    state: RoomState = RoomState.WAITING
+    joiner: Peer | None = None
+    # Set when a joiner arrives; the creator's task is the one that runs the pair.
+    paired: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set once both peers got their last message; the joiner's task waits on it.
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    bytes_forwarded: int = 0
+    last_activity: float = field(default_factory=time.monotonic)
+
+    def touch(self) -> None:
+        """Record that a frame moved, for the idle timeout."""
+        self.last_activity = time.monotonic()
+
+
+class RoomRegistry(Generic[Peer]):
+    """The live rooms, by code. Only waiting and paired rooms are listed."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, Room[Peer]] = {}
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    def create(self, creator: Peer, ttl: int) -> Room[Peer]:
+        """Open a waiting room under a fresh random code unique among live rooms."""
+        for _ in range(_MAX_CODE_DRAWS):
+            code = f"{secrets.randbelow(1_000_000):06d}"
+            if code not in self._rooms:
+                room = Room(code=code, creator=creator, ttl=ttl)
+                self._rooms[code] = room
+                return room
+        raise RoomError(protocol.LIMIT)
+
+    def join(self, code: str, joiner: Peer) -> Room[Peer]:
+        """Admit ``joiner`` as the second and last peer of the room under ``code``.
+
+        Runs without awaiting, so two joiners racing for one room cannot both win.
+        """
+        room = self._rooms.get(code)
+        if room is None or room.state is RoomState.CLOSED:
+            raise RoomError(protocol.NO_SUCH_ROOM)
+        if room.state is RoomState.PAIRED:
+            raise RoomError(protocol.ROOM_FULL)
+        room.joiner = joiner
+        room.state = RoomState.PAIRED
+        room.touch()
+        room.paired.set()
+        return room
+
+    def close(self, room: Room[Peer]) -> None:
+        """Retire ``room`` for good: its code no longer resolves and nobody can join it.
+
+        Idempotent. Does not set ``finished``: the caller does once its goodbyes are sent.
+        """
+        room.state = RoomState.CLOSED
+        if self._rooms.get(room.code) is room:
+            del self._rooms[room.code]

@@ -1,0 +1,108 @@
+"""Process wiring: one websockets server for the WebSocket endpoint and plain HTTP, plus signals.
+
+This module owns the websockets server options that make forwarding memory-bounded, the
+startup banner other tools parse, and graceful shutdown on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+
+from hushdrop_relay.config import RelayConfig
+from hushdrop_relay.http import HttpFrontend, StaticSite
+from hushdrop_relay.session import Relay
+from websockets.asyncio.server import serve
+
+log = logging.getLogger("hushdrop_relay.server")
+
+# Receive queue high/low water marks, in frames. With max-size frames this caps what the relay
+# holds per direction at a few MiB: once the queue is above the high mark websockets stops
+# reading the socket, the kernel buffer fills, and TCP flow control reaches the sender.
+MAX_QUEUE = (2, 1)
+# Transport write buffer high-water mark: send() waits (and so the pump stops receiving) until
+# the receiver's socket has taken all but this much.
+WRITE_LIMIT = 64 * 1024
+# Keepalive pings keep NAT and proxy mappings warm. No ping timeout: a peer held back by
+# backpressure legitimately answers late (its pong queues behind our data, or behind its own
+# unread data), and dead pairs are caught by the idle timeout, dead waiting rooms by their ttl.
+PING_INTERVAL = 20.0
+CLOSE_TIMEOUT = 5.0
+OPEN_TIMEOUT = 10.0
+
+ReadyCallback = Callable[[str, int], None]
+
+
+def display_url(host: str, port: int) -> str:
+    """The http:// URL for a bound host/port, bracketing IPv6 literals."""
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{shown}:{port}"
+
+
+async def serve_forever(
+    config: RelayConfig,
+    ready: ReadyCallback | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until ``stop`` is set (or the task is cancelled), then shut down gracefully.
+
+    ``ready(host, port)`` is called once the socket listens, with the real port when the
+    config asked for port 0.
+    """
+    relay = Relay(config)
+    frontend = HttpFrontend(StaticSite(config.site_dir), config.csp)
+    async with serve(
+        relay.handle,
+        config.host,
+        config.port,
+        process_request=frontend.process_request,
+        process_response=frontend.process_response,
+        server_header=None,
+        compression=None,
+        max_size=config.max_frame,
+        max_queue=MAX_QUEUE,
+        write_limit=WRITE_LIMIT,
+        ping_interval=PING_INTERVAL,
+        ping_timeout=None,
+        open_timeout=OPEN_TIMEOUT,
+        close_timeout=CLOSE_TIMEOUT,
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        if ready is not None:
+            ready(config.host, port)
+        log.info("relay ready")
+        await (stop.wait() if stop is not None else asyncio.Future())
+        log.info("relay shutting down")
+
+
+async def run(config: RelayConfig) -> None:
+    """Run the relay as a process: banner on stdout, stop on SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):
+            # Not on Windows nor outside the main thread; Ctrl-C still raises there.
+            pass
+
+    def announce(host: str, port: int) -> None:
+        # Exactly this first line is parsed by the test harness and the CLI; keep it stable.
+        print(f"Hushdrop relay listening on {display_url(host, port)}", flush=True)
+        if config.site_dir.is_dir():
+            print(f"Serving the web client from {config.site_dir}", flush=True)
+        else:
+            print(f"No site directory at {config.site_dir}; serving the relay only", flush=True)
+
+    try:
+        await serve_forever(config, announce, stop)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    log.info("relay stopped")
+    sys.stdout.flush()
