@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-# The source checkout keeps the browser client next to the relay package; a packaged
-# deployment points --site-dir at its built site folder instead.
-DEFAULT_SITE_DIR = Path(__file__).resolve().parent.parent / "web"
+# `make site` builds the browser client here in a source checkout; a packaged deployment points
+# --site-dir at its own copy of the built site.
+DEFAULT_SITE_DIR = Path(__file__).resolve().parent.parent / "build" / "site"
 
+# The strictest policy the page works under: only our own origin, no inline script or style.
+# 'wasm-unsafe-eval' lets Pyodide compile WebAssembly. 'unsafe-eval' is needed because PyScript
+# 0.7 builds its hook functions with Function() at start-up (core.js), even for main-thread
+# scripts; Pyodide alone would not need it.
 DEFAULT_CSP = (
-    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
-    "img-src 'self' data: blob:; connect-src 'self'; worker-src 'self' blob:; "
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
 )
 

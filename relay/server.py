@@ -97,7 +97,10 @@ async def run(config: RelayConfig) -> None:
         if config.site_dir.is_dir():
             print(f"Serving the web client from {config.site_dir}", flush=True)
         else:
-            print(f"No site directory at {config.site_dir}; serving the relay only", flush=True)
+            print(
+                f"No site at {config.site_dir} (run `make site`); serving the relay only",
+                flush=True,
+            )
 
     try:
         await serve_forever(config, announce, stop)

@@ -156,7 +156,7 @@ def test_config_flags_win_over_environment(capsys: pytest.CaptureFixture[str]) -
         86400,
     )
     assert defaults.max_frame == 1_052_672
-    assert defaults.site_dir.name == "web"
+    assert defaults.site_dir.parts[-2:] == ("build", "site")
     assert (defaults.clamp_ttl(None), defaults.clamp_ttl(1), defaults.clamp_ttl(10**9)) == (
         3600,
         30,

@@ -8,26 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from ..protocol.constants import DATA_FRAME_SIZE, WS_PATH
+from ..protocol.constants import DATA_FRAME_SIZE
 from ..protocol.errors import PeerGoneError, RelayError
+from . import rendezvous
 
-MAX_MESSAGE = DATA_FRAME_SIZE + 4096
 CONNECT_TIMEOUT = 15
-
-
-def websocket_url(relay: str) -> str:
-    """`http(s)://host:port[/prefix]` → `ws(s)://host:port[/prefix]/v1/ws`."""
-    parts = urlsplit(relay)
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
-    if scheme is None or not parts.netloc:
-        raise RelayError(f"The relay address {relay!r} must look like https://host:port.")
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + WS_PATH, "", ""))
 
 
 class RelayConnection:
@@ -40,13 +29,13 @@ class RelayConnection:
 
     @classmethod
     async def open(cls, relay: str) -> RelayConnection:
-        url = websocket_url(relay)
+        url = rendezvous.websocket_url(relay)
         try:
             websocket = await asyncio.wait_for(
                 connect(
                     url,
                     compression=None,
-                    max_size=MAX_MESSAGE,
+                    max_size=rendezvous.MAX_MESSAGE,
                     max_queue=16,
                     write_limit=4 * DATA_FRAME_SIZE,
                     open_timeout=CONNECT_TIMEOUT,
@@ -60,19 +49,18 @@ class RelayConnection:
         return cls(websocket, relay)
 
     async def create_room(self, ttl: int | None = None) -> tuple[str, int]:
-        request: dict[str, object] = {"op": "create"}
-        if ttl is not None:
-            request["ttl"] = ttl
-        reply = await self._control(request, "created")
+        await self.send(rendezvous.create_request(ttl))
+        reply = rendezvous.expect(await self._recv(), "created")
         self.room = str(reply["room"])
         return self.room, int(reply.get("ttl", 0))
 
     async def join_room(self, room: str) -> None:
         self.room = room
-        await self._control({"op": "join", "room": room}, "paired")
+        await self.send(rendezvous.join_request(room))
+        await self.wait_paired()
 
     async def wait_paired(self) -> None:
-        await self._expect("paired")
+        rendezvous.expect(await self._recv(), "paired")
 
     async def send(self, message: bytes | str) -> None:
         try:
@@ -92,50 +80,19 @@ class RelayConnection:
     async def receive(self) -> bytes:
         """The next binary message from the peer. Relay notices become exceptions."""
         while True:
-            try:
-                message = await self._ws.recv()
-            except ConnectionClosed as exc:
-                raise await self._closed_error(exc) from exc
+            message = await self._recv()
             if isinstance(message, bytes):
                 return message
-            self._raise_notice(message)
+            raise rendezvous.notice_error(rendezvous.parse(message))
 
     async def close(self) -> None:
         await self._ws.close()
 
-    async def _control(self, request: dict[str, object], expected: str) -> dict[str, object]:
-        await self.send(json.dumps(request))
-        return await self._expect(expected)
-
-    async def _expect(self, expected: str) -> dict[str, object]:
+    async def _recv(self) -> str | bytes:
         try:
-            message = await self._ws.recv()
+            return await self._ws.recv()
         except ConnectionClosed as exc:
             raise await self._closed_error(exc) from exc
-        if isinstance(message, bytes):
-            raise RelayError("The relay sent an unexpected binary message.")
-        reply = self._parse(message)
-        if reply.get("op") != expected:
-            self._raise_notice(message)
-        return reply
-
-    def _parse(self, message: str) -> dict[str, object]:
-        try:
-            reply = json.loads(message)
-        except ValueError as exc:
-            raise RelayError("The relay sent a malformed message.") from exc
-        if not isinstance(reply, dict):
-            raise RelayError("The relay sent a malformed message.")
-        return reply
-
-    def _raise_notice(self, message: str) -> None:
-        reply = self._parse(message)
-        text = str(reply.get("message") or "The relay closed the connection.")
-        if reply.get("op") == "peer-gone":
-            raise PeerGoneError("The other side disconnected before the transfer finished.")
-        if reply.get("op") == "error":
-            raise RelayError(text, str(reply.get("code", "relay")))
-        raise RelayError(f"The relay sent an unexpected message ({reply.get('op')!r}).")
 
     async def _closed_error(self, exc: ConnectionClosed) -> Exception:
         """Why the connection closed: the relay's last notice if one is still unread."""
@@ -144,14 +101,10 @@ class RelayConnection:
             while True:
                 message = await asyncio.wait_for(self._ws.recv(), 1)
                 if isinstance(message, str):
-                    self._raise_notice(message)
-        except (RelayError, PeerGoneError) as notice:
-            return notice
-        except (ConnectionClosed, TimeoutError):
+                    return rendezvous.notice_error(rendezvous.parse(message))
+        except (ConnectionClosed, TimeoutError, RelayError):
             pass
-        if exc.rcvd is not None and exc.rcvd.code == 1000:
-            return PeerGoneError("The other side disconnected before the transfer finished.")
-        return RelayError(f"Lost the connection to the relay at {self._relay}.", "connection-lost")
+        return rendezvous.closed_error(exc.rcvd.code if exc.rcvd else None, self._relay)
 
 
 def _reason(exc: BaseException) -> str:

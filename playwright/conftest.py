@@ -1,0 +1,100 @@
+"""Browser-test fixtures: Debian's Chromium via Playwright, a freshly built site, a real relay.
+
+Never downloads a browser: Chromium comes from the system (`make test` installs the Debian package
+when it is missing). Every page's console errors and failed requests are collected so a test can
+show them when it fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.conftest import REPO_ROOT, RelayProcess
+
+sys.path.insert(0, str(REPO_ROOT / "web"))
+import build as site_build
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--allow-loopback-in-peer-connection",
+]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("Debian's chromium is not installed: run `make test` (it installs it).")
+    return path
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The static site built from the current sources, as `make site` would."""
+    return site_build.build(tmp_path_factory.mktemp("site") / "site")
+
+
+@pytest.fixture(scope="session")
+def web_relay(site: Path) -> Iterator[RelayProcess]:
+    """One relay process serving the built site for the whole browser session."""
+    process = RelayProcess(["--site-dir", str(site)])
+    process.wait_ready()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        yield instance
+        instance.close()
+
+
+class PageLog:
+    """Console messages and failed requests of one page, for assertions and failure output."""
+
+    def __init__(self, page: Page) -> None:
+        self.console: list[str] = []
+        self.failed: list[str] = []
+        self.requests: list[str] = []
+        page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+        page.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
+        page.on("request", lambda r: self.requests.append(r.url))
+
+    def __str__(self) -> str:
+        return "\n".join(self.console + ["failed: " + f for f in self.failed])
+
+
+NewPage = Callable[..., tuple[Page, PageLog]]
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[NewPage]:
+    """Open a page in a fresh browser context (separate storage, like another person)."""
+    contexts: list[BrowserContext] = []
+
+    def open_page(url: str | None = None, **context_options) -> tuple[Page, PageLog]:
+        context = browser.new_context(accept_downloads=True, **context_options)
+        contexts.append(context)
+        page = context.new_page()
+        log = PageLog(page)
+        if url is not None:
+            page.goto(url)
+        return page, log
+
+    yield open_page
+    for context in contexts:
+        context.close()

@@ -1,0 +1,129 @@
+"""The Pyodide crypto backend: the browser's WebCrypto, called from Python.
+
+Importing this module requires Pyodide (`js`, `pyodide.ffi`) and `web/crypto-batch.js` loaded
+into the page, which provides the batched AES-GCM used for file data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import js
+from pyodide.ffi import JsException, to_js
+
+from .backend import AES_KEY_SIZE, AuthenticationError, CryptoError, InvalidPointError
+
+# PKCS #8 wrapping of a raw X25519 private key (RFC 8410): WebCrypto imports no raw private keys.
+_PKCS8_X25519_PREFIX = bytes.fromhex("302e020100300506032b656e04220420")
+_AES_KEY_SIZES = (16, AES_KEY_SIZE)
+
+
+def _js_bytes(data: bytes | bytearray | memoryview) -> js.Uint8Array:
+    return to_js(memoryview(data))
+
+
+def _py_bytes(buffer) -> bytes:
+    return buffer.to_bytes() if hasattr(buffer, "to_bytes") else bytes(buffer)
+
+
+def _algorithm(**fields: object):
+    return to_js(fields, dict_converter=js.Object.fromEntries)
+
+
+class WebCryptoBackend:
+    """CryptoBackend over `crypto.subtle`. Keys are imported once and cached per session."""
+
+    name = "webcrypto"
+
+    def __init__(self) -> None:
+        self._subtle = js.crypto.subtle
+        self._aes_keys: dict[bytes, object] = {}
+        self._hmac_keys: dict[tuple[str, bytes], object] = {}
+
+    def random_bytes(self, n: int) -> bytes:
+        out = js.Uint8Array.new(n)
+        js.crypto.getRandomValues(out)
+        return _py_bytes(out)
+
+    async def x25519(self, scalar: bytes, u: bytes) -> bytes:
+        try:
+            private = await self._subtle.importKey(
+                "pkcs8", _js_bytes(_PKCS8_X25519_PREFIX + scalar), "X25519", False, ["deriveBits"]
+            )
+            public = await self._subtle.importKey("raw", _js_bytes(u), "X25519", False, [])
+            shared = await self._subtle.deriveBits(
+                _algorithm(name="X25519", public=public), private, 256
+            )
+        except JsException as exc:
+            # Chromium refuses low-order points and all-zero results with an OperationError.
+            raise InvalidPointError("X25519 failed: invalid or low-order point") from exc
+        result = _py_bytes(js.Uint8Array.new(shared))
+        if result == bytes(32):
+            raise InvalidPointError("X25519 produced the all-zero value")
+        return result
+
+    async def hmac_sha256(self, key: bytes, data: bytes) -> bytes:
+        return await self._hmac("SHA-256", key, data)
+
+    async def hmac_sha512(self, key: bytes, data: bytes) -> bytes:
+        return await self._hmac("SHA-512", key, data)
+
+    async def _hmac(self, hash_name: str, key: bytes, data: bytes) -> bytes:
+        # WebCrypto refuses to import an empty HMAC key. RFC 2104 zero-pads the key to the block
+        # size, so the empty key and the single zero byte give the same HMAC: use the latter.
+        key = bytes(key) or b"\x00"
+        # A WebCrypto HMAC key is bound to its hash, so the cache is keyed by (hash, key).
+        cache_key = (hash_name, key)
+        handle = self._hmac_keys.get(cache_key)
+        if handle is None:
+            handle = await self._subtle.importKey(
+                "raw", _js_bytes(key), _algorithm(name="HMAC", hash=hash_name), False, ["sign"]
+            )
+            self._hmac_keys[cache_key] = handle
+        signature = await self._subtle.sign("HMAC", handle, _js_bytes(data))
+        return _py_bytes(js.Uint8Array.new(signature))
+
+    async def _aes(self, key: bytes):
+        if len(key) not in _AES_KEY_SIZES:
+            raise CryptoError(f"AES-GCM keys are 16 or 32 bytes, not {len(key)}")
+        handle = self._aes_keys.get(key)
+        if handle is None:
+            handle = await self._subtle.importKey(
+                "raw", _js_bytes(key), "AES-GCM", False, ["encrypt", "decrypt"]
+            )
+            self._aes_keys[key] = handle
+        return handle
+
+    async def seal(self, key: bytes, nonce: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:
+        params = _algorithm(name="AES-GCM", iv=_js_bytes(nonce), additionalData=_js_bytes(aad))
+        result = await self._subtle.encrypt(params, await self._aes(key), _js_bytes(plaintext))
+        return _py_bytes(js.Uint8Array.new(result))
+
+    async def open(self, key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes = b"") -> bytes:
+        params = _algorithm(name="AES-GCM", iv=_js_bytes(nonce), additionalData=_js_bytes(aad))
+        try:
+            result = await self._subtle.decrypt(params, await self._aes(key), _js_bytes(ciphertext))
+        except JsException as exc:
+            raise AuthenticationError("AES-GCM authentication failed") from exc
+        return _py_bytes(js.Uint8Array.new(result))
+
+    async def seal_many(self, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> bytes:
+        return await self._batch("sealMany", key, items)
+
+    async def open_many(self, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> bytes:
+        try:
+            return await self._batch("openMany", key, items)
+        except JsException as exc:
+            raise AuthenticationError("AES-GCM authentication failed") from exc
+
+    async def _batch(self, op: str, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> bytes:
+        if not items:
+            return b""
+        nonces = b"".join(nonce for nonce, _ in items)
+        data = b"".join(items_data for _, items_data in items)
+        lengths = js.Uint32Array.new(to_js([len(d) for _, d in items]))
+        handle = await self._aes(key)
+        result = await getattr(js.hushdropCrypto, op)(
+            handle, _js_bytes(nonces), _js_bytes(data), lengths
+        )
+        return _py_bytes(result)

@@ -1,0 +1,129 @@
+"""The browser WebSocket connection to a relay, for the page (Pyodide). Same API as RelayConnection.
+
+The browser's WebSocket has no awaitable send, so backpressure comes from `bufferedAmount`: a send
+waits while more than `HIGH_WATER` bytes are still queued in the browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import js
+from pyodide.ffi import create_proxy, to_js
+
+from ..protocol.errors import RelayError
+from . import rendezvous
+
+HIGH_WATER = 4 * 1024 * 1024
+DRAIN_POLL = 0.002
+CONNECT_TIMEOUT = 15
+
+
+class BrowserRelayConnection:
+    """One page's connection to the relay: rendezvous first, then opaque binary messages."""
+
+    def __init__(self, relay: str) -> None:
+        self._relay = relay
+        self._messages: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        self._opened: asyncio.Future[None] = asyncio.get_event_loop().create_future()
+        self._close_code: int | None = None
+        self._proxies: list = []
+        self._ws = js.WebSocket.new(rendezvous.websocket_url(relay))
+        self._ws.binaryType = "arraybuffer"
+        for event, handler in (
+            ("open", self._on_open),
+            ("message", self._on_message),
+            ("close", self._on_close),
+        ):
+            proxy = create_proxy(handler)
+            self._proxies.append(proxy)
+            self._ws.addEventListener(event, proxy)
+        self.room: str | None = None
+
+    @classmethod
+    async def open(cls, relay: str) -> BrowserRelayConnection:
+        connection = cls(relay)
+        try:
+            await asyncio.wait_for(asyncio.shield(connection._opened), CONNECT_TIMEOUT)
+        except TimeoutError as exc:
+            connection._ws.close()
+            raise RelayError(f"Could not reach the relay at {relay}: no answer.") from exc
+        return connection
+
+    def _on_open(self, _event) -> None:
+        if not self._opened.done():
+            self._opened.set_result(None)
+
+    def _on_message(self, event) -> None:
+        data = event.data
+        self._messages.put_nowait(data if isinstance(data, str) else data.to_bytes())
+
+    def _on_close(self, event) -> None:
+        self._close_code = int(event.code)
+        if not self._opened.done():
+            self._opened.set_exception(
+                RelayError(f"Could not reach the relay at {self._relay}.", "connection-lost")
+            )
+        self._messages.put_nowait(None)
+
+    async def create_room(self, ttl: int | None = None) -> tuple[str, int]:
+        await self.send(rendezvous.create_request(ttl))
+        reply = rendezvous.expect(await self._recv(), "created")
+        self.room = str(reply["room"])
+        return self.room, int(reply.get("ttl", 0))
+
+    async def join_room(self, room: str) -> None:
+        self.room = room
+        await self.send(rendezvous.join_request(room))
+        await self.wait_paired()
+
+    async def wait_paired(self) -> None:
+        rendezvous.expect(await self._recv(), "paired")
+
+    async def send(self, message: bytes | str) -> None:
+        if self._close_code is not None:
+            raise await self._closed_error()
+        while self._ws.bufferedAmount > HIGH_WATER:
+            await asyncio.sleep(DRAIN_POLL)
+            if self._close_code is not None:
+                raise await self._closed_error()
+        self._ws.send(message if isinstance(message, str) else to_js(memoryview(message)))
+
+    async def send_all(self, messages: list[bytes]) -> None:
+        for message in messages:
+            await self.send(message)
+
+    async def send_best_effort(self, messages: list[bytes], timeout: float = 2) -> None:
+        """Try to deliver final messages (CANCEL, ABORT) while giving up; never raises."""
+        try:
+            await asyncio.wait_for(self.send_all(messages), timeout)
+        except Exception:
+            pass
+
+    async def receive(self) -> bytes:
+        """The next binary message from the peer. Relay notices become exceptions."""
+        message = await self._recv()
+        if isinstance(message, bytes):
+            return message
+        raise rendezvous.notice_error(rendezvous.parse(message))
+
+    async def close(self) -> None:
+        if self._close_code is None:
+            self._ws.close()
+
+    async def _recv(self) -> str | bytes:
+        message = await self._messages.get()
+        if message is None:
+            self._messages.put_nowait(None)  # later calls see the close too
+            raise await self._closed_error()
+        return message
+
+    async def _closed_error(self) -> Exception:
+        # Messages queued before the close may include the relay's notice (peer-gone, idle, …).
+        while not self._messages.empty():
+            message = self._messages.get_nowait()
+            if isinstance(message, str):
+                return rendezvous.notice_error(rendezvous.parse(message))
+        self._messages.put_nowait(None)
+        return rendezvous.closed_error(self._close_code, self._relay)
