@@ -1,6 +1,5 @@
 """Self-test page: the known-answer tests of hushdrop.crypto.kat against the WebCrypto backend."""
 
-import asyncio
 import json
 
 from hushdrop.crypto.kat import run_known_answer_tests
@@ -39,4 +38,4 @@ async def main() -> None:
     document.body.dataset.selftest = "pass" if failed == 0 and results else "fail"
 
 
-_task = asyncio.ensure_future(main())  # keep a reference: the loop holds tasks weakly
+await main()  # PyScript runs page scripts with top-level await

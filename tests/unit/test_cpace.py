@@ -262,14 +262,28 @@ def test_sample_scalar_is_fresh_random() -> None:
 
 # -- Key confirmation (section 10.4) --------------------------------------------------------------
 
+# Ta and Tb (HMAC-SHA-512) for the appendix B.1 inputs. The draft publishes no confirmation
+# vectors; these are the independent computation below, and the same two values are pinned by
+# other public CPace-X25519-SHA512 implementations with HMAC-SHA-512 confirmation (a Zig
+# implementation's tests, which took them from the Python `cpace` package 0.1.0).
+TA = bytes.fromhex(
+    "214b05fed53d47d1ac815b42eae64cc68f93f2013db81db04cc9a4f12a1a5ca5"
+    "13cb2458c9071bbecf720556872de984260fdc2b576c8f5331c455de81bd22dd"
+)
+TB = bytes.fromhex(
+    "b792827dc20f93390415cba5f17cbdbb00556053ce74d334e16ffd52258c1320"
+    "36f933ece5527ca39ccd6d25ac7030c15b15ae6ee45b7665e5df9dc651ad9362"
+)
+
 
 def test_key_confirmation_formulas() -> None:
-    # Independent computation of the section 10.4 construction from the draft's ISK_IR.
+    # Independent computation of the section 10.4 construction from the draft's ISK_IR:
+    # mac_key = SHA-512("CPaceMac" || sid || ISK), tags HMAC-SHA-512 over lv_cat(Y, AD).
     sid, isk = h("sid"), h("ISK_IR")
     mac_key = hashlib.sha512(b"CPaceMac" + sid + isk).digest()
     assert cpace.confirmation_mac_key(sid, isk) == mac_key
-    expected_a = hmac.new(mac_key, cpace.lv_cat(h("Ya"), h("ADa")), "sha256").digest()
-    expected_b = hmac.new(mac_key, cpace.lv_cat(h("Yb"), h("ADb")), "sha256").digest()
+    expected_a = hmac.new(mac_key, cpace.lv_cat(h("Ya"), h("ADa")), "sha512").digest()
+    expected_b = hmac.new(mac_key, cpace.lv_cat(h("Yb"), h("ADb")), "sha512").digest()
     tags = asyncio.run(
         cpace.confirmation_tags(
             BACKEND,
@@ -282,8 +296,29 @@ def test_key_confirmation_formulas() -> None:
         )
     )
     assert tags == (expected_a, expected_b)
-    assert len(tags[0]) == cpace.CONFIRMATION_TAG_SIZE
+    assert tags == (TA, TB)
+    assert cpace.CONFIRMATION_TAG_SIZE == 64
+    assert len(tags[0]) == len(tags[1]) == cpace.CONFIRMATION_TAG_SIZE
     assert tags[0] != tags[1]
+
+
+def test_key_confirmation_uses_hmac_sha512_of_the_backend() -> None:
+    class NoSha256(PycaBackend):
+        async def hmac_sha256(self, key: bytes, data: bytes) -> bytes:
+            raise AssertionError("key confirmation must not use HMAC-SHA-256")
+
+    tags = asyncio.run(
+        cpace.confirmation_tags(
+            NoSha256(),
+            sid=h("sid"),
+            isk=h("ISK_IR"),
+            share_a=h("Ya"),
+            ad_a=h("ADa"),
+            share_b=h("Yb"),
+            ad_b=h("ADb"),
+        )
+    )
+    assert tags == (TA, TB)
 
 
 def test_key_confirmation_accepts_match_and_rejects_mismatch() -> None:
@@ -309,6 +344,8 @@ def test_key_confirmation_accepts_match_and_rejects_mismatch() -> None:
         cpace.verify_confirmation_tag(expected=ta, received=tb)  # reflected tag
     with pytest.raises(AuthenticationError):
         cpace.verify_confirmation_tag(expected=ta, received=ta[:16])
+    with pytest.raises(AuthenticationError):
+        cpace.verify_confirmation_tag(expected=ta, received=ta[:32])  # a 32-byte tag
 
 
 # -- Known-answer runner --------------------------------------------------------------------------
@@ -316,7 +353,7 @@ def test_key_confirmation_accepts_match_and_rejects_mismatch() -> None:
 
 def test_known_answer_runner() -> None:
     results = asyncio.run(run_known_answer_tests(BACKEND, {"cpace-x25519-sha512": VECTORS}))
-    assert len(results) == 61
+    assert len(results) == 62
     assert all(passed for _, passed, _ in results), [r for r in results if not r[1]]
     names = " ".join(name for name, _, _ in results)
     for must_abort in ("u0", "u1", "u2", "u3", "u4", "u5", "u7"):

@@ -120,6 +120,41 @@ def test_hmac_sha256_rfc4231(key: bytes, data: bytes, mac: str) -> None:
     assert run(BACKEND.hmac_sha256(key, data)).hex() == mac
 
 
+@pytest.mark.parametrize(
+    ("key", "data", "mac"),
+    [
+        # RFC 4231 test cases 1, 2 and 6 (HMAC-SHA-512); 6 has a key longer than the block size.
+        (
+            b"\x0b" * 20,
+            b"Hi There",
+            "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cde"
+            "daa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f1702e696c203a126854",
+        ),
+        (
+            b"Jefe",
+            b"what do ya want for nothing?",
+            "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea250554"
+            "9758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737",
+        ),
+        (
+            b"\xaa" * 131,
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+            "80b24263c7c1a3ebb71493c1dd7be8b49b46d1f41b4aeec1121b013783f8f352"
+            "6b56d037e05f2598bd0fd2215d6a1e5295e64f73f63f0aec8b915a985d786598",
+        ),
+    ],
+)
+def test_hmac_sha512_rfc4231(key: bytes, data: bytes, mac: str) -> None:
+    assert run(BACKEND.hmac_sha512(key, data)).hex() == mac
+
+
+def test_hmac_empty_key() -> None:
+    # RFC 2104 zero-pads the key, so the empty key equals a single zero byte (the WebCrypto
+    # backend relies on that, since WebCrypto refuses to import an empty HMAC key).
+    for mac in (BACKEND.hmac_sha256, BACKEND.hmac_sha512):
+        assert run(mac(b"", b"data")) == run(mac(b"\x00", b"data"))
+
+
 # -- AES-GCM --------------------------------------------------------------------------------------
 
 
@@ -208,7 +243,7 @@ def test_full_known_answer_suite() -> None:
     results = run(run_known_answer_tests(BACKEND, load_all_vectors()))
     failures = [r for r in results if not r[1]]
     assert not failures, failures
-    assert len(results) == sum(EXPECTED_RESULT_COUNTS.values()) == 185
+    assert len(results) == sum(EXPECTED_RESULT_COUNTS.values()) == 234
 
 
 def test_known_answer_suite_catches_a_broken_backend() -> None:
@@ -236,6 +271,10 @@ def test_known_answer_suite_catches_a_broken_backend() -> None:
         async def hmac_sha256(self, key: bytes, data: bytes) -> bytes:
             return await super().hmac_sha256(b"", data)
 
+    class UnkeyedHmac512(PycaBackend):
+        async def hmac_sha512(self, key: bytes, data: bytes) -> bytes:
+            return await super().hmac_sha512(b"", data)
+
     vectors = load_all_vectors()
     flipped = run(run_known_answer_tests(FlippingBackend(), vectors))
     assert any(not ok and "aes-gcm" in name for name, ok, _ in flipped)
@@ -248,6 +287,17 @@ def test_known_answer_suite_catches_a_broken_backend() -> None:
     ]
     unkeyed = run(run_known_answer_tests(UnkeyedHmac(), vectors))
     assert all(not ok for name, ok, _ in unkeyed if name.startswith("hkdf"))
+    assert all(ok for name, ok, _ in unkeyed if not name.startswith("hkdf"))
+    # HMAC-SHA-512 carries the chunked-encryption KDF and CPace key confirmation: every
+    # Wycheproof vector that gets past the header check, and every header check that relies on
+    # the commitment, must notice.
+    unkeyed512 = run(run_known_answer_tests(UnkeyedHmac512(), vectors))
+    failed = {name for name, ok, _ in unkeyed512 if not ok}
+    assert "cpace X25519 (B.1): key confirmation Ta, Tb (HMAC-SHA-512)" in failed
+    for name, _, _ in unkeyed512:
+        if name.startswith("chunked") and not name.endswith("header rejected"):
+            assert name in failed, name
+    assert not any(name.startswith(("hkdf", "aes-gcm", "x25519")) for name in failed)
     assert run(run_known_answer_tests(BACKEND, {"no-such-file": {}})) == [
         ("no-such-file", False, "no known-answer runner for this vector file")
     ]

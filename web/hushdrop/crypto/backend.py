@@ -9,7 +9,10 @@ under one key. That lets the browser backend keep many AES-GCM calls in flight a
 Python<->JS copies out of the per-chunk path.
 
 Hashing (SHA-256 of file contents, SHA-512 inside CPace) uses `hashlib`, which both runtimes
-provide and which, unlike WebCrypto's one-shot digest, can hash a stream incrementally.
+provide and which, unlike WebCrypto's one-shot digest, can hash a stream incrementally. Keyed
+hashing goes through the backend: HMAC-SHA-256 for Hushdrop's key schedule (HKDF-SHA-256) and
+HMAC-SHA-512 for C2SP chunked encryption's HKDF-Expand-SHA-512 (Cobblestone) and CPace key
+confirmation.
 """
 
 from __future__ import annotations
@@ -50,7 +53,15 @@ class CryptoBackend(Protocol):
         ...
 
     async def hmac_sha256(self, key: bytes, data: bytes) -> bytes:
-        """HMAC-SHA-256 (RFC 2104)."""
+        """HMAC-SHA-256 (RFC 2104); returns the full 32-byte tag. Any key length, including 0."""
+        ...
+
+    async def hmac_sha512(self, key: bytes, data: bytes) -> bytes:
+        """HMAC-SHA-512 (RFC 2104); returns the full 64-byte tag. Any key length, including 0.
+
+        Used by HKDF-Expand-SHA-512 (C2SP chunked encryption, Cobblestone) and by CPace's explicit
+        key confirmation (draft-irtf-cfrg-cpace-21 section 10.4).
+        """
         ...
 
     async def seal(self, key: bytes, nonce: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:

@@ -6,12 +6,23 @@ encryptor and decryptor. AES-GCM runs through `backend.seal_many` / `backend.ope
 per `update` for every complete chunk available, so per-chunk work in Python is a handful of
 integer operations and no per-byte loop exists.
 
-Instantiation. Hushdrop uses HKDF-Expand with SHA-256 (via `hushdrop.crypto.hkdf`, i.e.
-`backend.hmac_sha256`) and AEAD_AES_256_GCM. The spec allows any hash of at least 256 bits; the
-two instantiations the C2SP later named "Cobblestone-128/-256" use HKDF-Expand-SHA-512 instead,
-which the backend interface cannot compute, so Hushdrop ciphertexts are not Cobblestone
-ciphertexts. The AEAD is a parameter ("AEAD_AES_128_GCM" or "AEAD_AES_256_GCM") so published
-AES-128-GCM vectors can run; the chunk layer is identical for every instantiation.
+Instantiation. Hushdrop uses exactly Cobblestone-256: C2SP chunked-encryption instantiated with
+SHA-512 and AES-256-GCM, i.e. HKDF-Expand-SHA-512 (via `hushdrop.crypto.hkdf`, hence
+`backend.hmac_sha512`) and AEAD_AES_256_GCM. Its ciphertexts are Cobblestone-256 ciphertexts, and
+the Wycheproof Cobblestone vectors (generated from filippo.io/cobblestone) run against it in full:
+key derivation, commitment check, decryption and deterministic re-encryption. The AEAD is a
+parameter so that the published Cobblestone-128 vectors (SHA-512 with AEAD_AES_128_GCM) run as
+well; Hushdrop itself only uses AEAD_AES_256_GCM. The chunk layer is identical for both.
+
+Key derivation, for input key IK (16 or 32 bytes, the AEAD's key size), 24-byte salt and
+context:
+
+    info = "c2sp.org/chunked-encryption@v1+" || aead_name || 0x00 || salt || context
+    key || base_nonce || commitment = HKDF-Expand-SHA-512(PRK = IK, info, Nk + 12 + 32)
+
+where aead_name is the IANA AEAD name in ASCII ("AEAD_AES_256_GCM") and Nk its key size. The
+context is the last field and is not length-prefixed. Chunk i is sealed with nonce
+base_nonce XOR i (i as a 96-bit big-endian integer) and empty associated data.
 
 Wire format: salt (24) || commitment (32) || chunk_0 || ... || chunk_n, where every chunk but the
 last is 16384 plaintext bytes + 16-byte tag and the last is 0..16383 bytes + tag.
@@ -32,7 +43,7 @@ from hushdrop.crypto.backend import (
     CryptoBackend,
     CryptoError,
 )
-from hushdrop.crypto.hkdf import hkdf_expand
+from hushdrop.crypto.hkdf import HashName, hkdf_expand
 
 CHUNK_SIZE = 16384
 TAG_SIZE = GCM_TAG_SIZE
@@ -45,10 +56,14 @@ NONCE_SIZE = GCM_NONCE_SIZE
 MAX_CHUNKS = 1 << 38
 
 INFO_PREFIX = b"c2sp.org/chunked-encryption@v1+"
-KDF_HASH = "SHA-256"
+# HKDF-Expand-SHA-512, as in both Cobblestone instantiations.
+KDF_HASH: HashName = "SHA-512"
 DEFAULT_AEAD = "AEAD_AES_256_GCM"
 # AEAD name (IANA AEAD registry) -> key size. Only AES-GCM: it is what every backend provides.
 AEAD_KEY_SIZES = {"AEAD_AES_128_GCM": 16, "AEAD_AES_256_GCM": 32}
+# The published names of the two instantiations, by AEAD. Hushdrop uses Cobblestone-256.
+INSTANTIATIONS = {"AEAD_AES_128_GCM": "Cobblestone-128", "AEAD_AES_256_GCM": "Cobblestone-256"}
+INSTANTIATION = INSTANTIATIONS[DEFAULT_AEAD]
 
 
 class TruncatedError(CryptoError):
@@ -88,7 +103,7 @@ def _key_size(aead: str) -> int:
 async def derive_message_keys(
     backend: CryptoBackend, input_key: bytes, salt: bytes, context: bytes, aead: str = DEFAULT_AEAD
 ) -> tuple[bytes, bytes, bytes]:
-    """key || base nonce || commitment = HKDF-Expand(prk=input_key, info, len(key) + 12 + 32).
+    """key || base nonce || commitment = HKDF-Expand-SHA-512(prk=input_key, info, Nk + 12 + 32).
 
     Returns (key, base_nonce, commitment). The input key must have the AEAD's key size, as the
     spec requires; anything else raises ValueError.
@@ -99,7 +114,11 @@ async def derive_message_keys(
     if len(salt) != SALT_SIZE:
         raise ValueError(f"the salt has {SALT_SIZE} bytes")
     okm = await hkdf_expand(
-        backend, input_key, kdf_info(aead, salt, context), key_size + NONCE_SIZE + COMMITMENT_SIZE
+        backend,
+        input_key,
+        kdf_info(aead, salt, context),
+        key_size + NONCE_SIZE + COMMITMENT_SIZE,
+        hash=KDF_HASH,
     )
     return okm[:key_size], okm[key_size : key_size + NONCE_SIZE], okm[key_size + NONCE_SIZE :]
 

@@ -7,7 +7,8 @@ point K with the abort on the neutral element (scalar_mult_vfy), the intermediat
 (section 7.2) for initiator-responder and symmetric mode, the optional sid_output (section 10.6),
 and the explicit key confirmation that section 10.4 suggests.
 
-All X25519 operations go through `backend.x25519`; SHA-512 is `hashlib`. Names follow the draft
+All X25519 operations go through `backend.x25519` and the confirmation MAC (HMAC-SHA-512) through
+`backend.hmac_sha512`; SHA-512 is `hashlib`. Names follow the draft
 where that helps checking against it: Ya/Yb are the shares, ADa/ADb the associated data, sid the
 session identifier, CI the channel identifier and PRS the password-related string.
 
@@ -64,9 +65,10 @@ ISK_SIZE = HASH_SIZE
 # Labels from sections 10.4 and 10.6.
 SID_OUTPUT_LABEL = b"CPaceSidOutput"
 MAC_KEY_LABEL = b"CPaceMac"
-# Section 10.4 leaves the MAC open ("such as HMAC or CMAC"). The backend offers HMAC-SHA-256, so
-# that is the MAC; tags are its full 32-byte output.
-CONFIRMATION_TAG_SIZE = 32
+# Section 10.4 leaves the MAC open ("such as HMAC or CMAC"). Hushdrop uses HMAC with the suite's
+# hash, HMAC-SHA-512 (via backend.hmac_sha512), as other public CPace implementations do; tags are
+# its full 64-byte output.
+CONFIRMATION_TAG_SIZE = 64
 
 
 def _sha512(data: bytes) -> bytes:
@@ -294,15 +296,18 @@ async def confirmation_tags(
     share_b: bytes,
     ad_b: bytes,
 ) -> tuple[bytes, bytes]:
-    """(Ta, Tb): Ta = MAC(mac_key, lv_cat(Ya, ADa)) and Tb = MAC(mac_key, lv_cat(Yb, ADb)).
+    """(Ta, Tb) of the initiator A and the responder B (section 10.4), with HMAC-SHA-512.
+
+        Ta = HMAC-SHA-512(mac_key, lv_cat(Ya, ADa))
+        Tb = HMAC-SHA-512(mac_key, lv_cat(Yb, ADb))
 
     Each party sends the tag over the message it sent itself and checks the peer's tag with
-    `verify_confirmation_tag`, aborting if it is wrong. MAC is HMAC-SHA-256 via the backend (the
-    draft leaves the MAC open; see CONFIRMATION_TAG_SIZE).
+    `verify_confirmation_tag`, aborting if it is wrong. The MAC is HMAC-SHA-512 via the backend
+    (the draft leaves the MAC open; see CONFIRMATION_TAG_SIZE); tags have 64 bytes.
     """
     mac_key = confirmation_mac_key(sid, isk)
-    tag_a = bytes(await backend.hmac_sha256(mac_key, lv_cat(share_a, ad_a)))
-    tag_b = bytes(await backend.hmac_sha256(mac_key, lv_cat(share_b, ad_b)))
+    tag_a = bytes(await backend.hmac_sha512(mac_key, lv_cat(share_a, ad_a)))
+    tag_b = bytes(await backend.hmac_sha512(mac_key, lv_cat(share_b, ad_b)))
     return tag_a, tag_b
 
 

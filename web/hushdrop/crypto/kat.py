@@ -14,14 +14,16 @@ Vector files and what is checked (result counts in parentheses):
   InvalidPointError the backend contract requires for an all-zero result (9).
 - cpace-x25519-sha512: every X25519 vector of draft-irtf-cfrg-cpace-21 (string utilities,
   generator, shares, K, ISK_IR, ISK_SY, sid_output) and the low-order points of appendix B.1.10,
-  both as scalar_mult_vfy results and as aborted protocol runs (61).
-- chunked-encryption-wycheproof-aes-{128,256}-gcm: Wycheproof's C2SP chunked-encryption
-  vectors (37 each). Those use HKDF-Expand-SHA-512, which the backend cannot compute, so they run
-  in the spec's raw mode (given aeadKey/baseNonce) for decryption and deterministic
-  re-encryption, plus the header checks that do not involve the KDF (too-short header, wrong key
-  size). The four commitment-mismatch vectors per file need SHA-512 and are not run here.
-- chunked-encryption-sha256-pyca-kat: full-mode encryption and decryption with Hushdrop's
-  HKDF-Expand-SHA-256 KDF, against an independent implementation's known answers (6).
+  both as scalar_mult_vfy results and as aborted protocol runs, plus Hushdrop's section 10.4 key
+  confirmation (HMAC-SHA-512 tags through the backend) from the draft's ISK_IR, checked against
+  the standard library's hmac; the draft publishes no confirmation vectors (62).
+- chunked-encryption-wycheproof-aes-{128,256}-gcm: Wycheproof's C2SP chunked-encryption vectors
+  for Cobblestone-128 and Cobblestone-256 (HKDF-Expand-SHA-512 with AES-128-GCM / AES-256-GCM),
+  the latter exactly Hushdrop's instantiation. Every vector runs in full mode (64 each): header
+  failures are rejected by ChunkDecryptor.create (wrong key size, truncated header, commitment
+  mismatch); every other vector checks the derived key, base nonce and commitment, then decrypts
+  from key, context and header; valid ones are also re-encrypted with the vector's salt and must
+  reproduce the ciphertext byte for byte.
 
 A vector file with an unknown stem yields one failed result, so nothing is skipped silently.
 """
@@ -29,6 +31,7 @@ A vector file with an unknown stem yields one failed result, so nothing is skipp
 from __future__ import annotations
 
 import hashlib
+import hmac
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -42,9 +45,12 @@ from hushdrop.crypto.backend import (
 )
 from hushdrop.crypto.chunked import (
     HEADER_SIZE,
+    KDF_HASH,
+    SALT_SIZE,
     ChunkDecryptor,
     ChunkEncryptor,
     TruncatedError,
+    derive_message_keys,
 )
 from hushdrop.crypto.curve25519 import decode_u_coordinate
 from hushdrop.crypto.hkdf import hkdf, hkdf_expand, hkdf_extract
@@ -66,9 +72,19 @@ def _hex(value: str) -> bytes:
 
 
 def _expect(actual: bytes, expected: bytes, what: str) -> str:
-    if bytes(actual) != bytes(expected):
-        raise _Mismatch(f"{what}: got {bytes(actual).hex()}, expected {bytes(expected).hex()}")
-    return f"{what} matches"
+    actual, expected = bytes(actual), bytes(expected)
+    if actual == expected:
+        return f"{what} matches"
+    if max(len(actual), len(expected)) <= 128:
+        raise _Mismatch(f"{what}: got {actual.hex()}, expected {expected.hex()}")
+    # Long values (whole ciphertexts): say where they part instead of printing megabytes of hex.
+    offset = next(
+        (i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b),
+        min(len(actual), len(expected)),
+    )
+    raise _Mismatch(
+        f"{what}: {len(actual)} bytes, expected {len(expected)}; first difference at {offset}"
+    )
 
 
 async def _expect_raises(
@@ -395,6 +411,18 @@ async def _cpace_run_vectors(backend: CryptoBackend, v: Any, results: list[Resul
     for name, check in checks:
         await _run(results, f"{label}: {name}", check)
 
+    async def key_confirmation() -> str:
+        # Section 10.4 with HMAC-SHA-512, computed independently of the backend and of cpace.py.
+        isk = _hex(v["ISK_IR"])
+        mac_key = hashlib.sha512(b"CPaceMac" + sid + isk).digest()
+        expected_a = hmac.new(mac_key, cpace.lv_cat(share_a, ada), "sha512").digest()
+        expected_b = hmac.new(mac_key, cpace.lv_cat(share_b, adb), "sha512").digest()
+        tag_a, tag_b = await cpace.confirmation_tags(backend, isk=isk, **run)
+        _expect(tag_a, expected_a, "Ta")
+        return _expect(tag_b, expected_b, "Tb")
+
+    await _run(results, f"{label}: key confirmation Ta, Tb (HMAC-SHA-512)", key_confirmation)
+
 
 async def _done(detail: str) -> str:
     return detail
@@ -474,7 +502,9 @@ async def _decrypt_stream(decryptor: ChunkDecryptor, body: bytes) -> tuple[bytes
 
 async def _wycheproof_vectors(backend: CryptoBackend, data: Any, results: list[Result]) -> None:
     for group in data["testGroups"]:
-        aead = group["aead"]
+        aead, sha = group["aead"], group["sha"]
+        if sha != KDF_HASH:
+            raise ValueError(f"these vectors use HKDF-Expand-{sha}; Hushdrop uses {KDF_HASH}")
         for test in group["tests"]:
             await _wycheproof_case(backend, aead, test, results)
 
@@ -482,41 +512,51 @@ async def _wycheproof_vectors(backend: CryptoBackend, data: Any, results: list[R
 async def _wycheproof_case(
     backend: CryptoBackend, aead: str, test: Any, results: list[Result]
 ) -> None:
+    """One Wycheproof C2SP chunked-encryption vector, in full mode (not the spec's raw mode).
+
+    Header failures: ChunkDecryptor.create must reject the header (wrong key size, truncated
+    header, or a commitment that does not match) before any chunk is decrypted. Every other
+    vector: the derived key, base nonce and commitment must be the vector's (derive); decryption
+    from the key, context and header must succeed or fail as the vector says (decrypt); and valid
+    messages must re-encrypt, with the vector's salt, to exactly the vector's ciphertext.
+    """
     name = f"chunked {aead} wycheproof #{test['tcId']} ({test['comment']})"
     flags = set(test["flags"])
     valid = test["result"] == "valid"
     ct = zlib.decompress(_hex(test["ct"]))
     key, context = _hex(test["key"]), _hex(test["ctx"])
+    header, body = ct[:HEADER_SIZE], ct[HEADER_SIZE:]
 
     if "aeadKey" not in test:
-        # Header failures. Only those independent of the (SHA-512) KDF can run here.
+        # HeaderFailure vectors carry no aeadKey/baseNonce: nothing may get past the header.
+        errors: tuple[type[Exception], ...]
         if "InvalidKeySize" in flags:
-
-            async def wrong_size() -> str:
-                return await _expect_raises(
-                    lambda: ChunkDecryptor.create(backend, key, context, ct[:HEADER_SIZE], aead),
-                    (ValueError, CryptoError),
-                    "input key of the wrong size",
-                )
-
-            await _run(results, name, wrong_size)
+            errors, what = (ValueError,), f"{len(key)}-byte input key"
         elif len(ct) < HEADER_SIZE:
+            errors, what = (TruncatedError,), f"{len(ct)}-byte ciphertext"
+        else:
+            errors, what = (AuthenticationError,), "commitment mismatch"
 
-            async def short_header() -> str:
-                return await _expect_raises(
-                    lambda: ChunkDecryptor.create(backend, key, context, ct[:HEADER_SIZE], aead),
-                    (TruncatedError,),
-                    f"{len(ct)}-byte ciphertext",
-                )
+        async def header_failure() -> str:
+            return await _expect_raises(
+                lambda: ChunkDecryptor.create(backend, key, context, header, aead), errors, what
+            )
 
-            await _run(results, name, short_header)
+        await _run(results, f"{name} header rejected", header_failure)
         return
 
-    aead_key, base_nonce = _hex(test["aeadKey"]), _hex(test["baseNonce"])
-    body = ct[HEADER_SIZE:]
+    async def derive() -> str:
+        message_key, base_nonce, commitment = await derive_message_keys(
+            backend, key, ct[:SALT_SIZE], context, aead
+        )
+        _expect(message_key, _hex(test["aeadKey"]), "message key")
+        _expect(base_nonce, _hex(test["baseNonce"]), "base nonce")
+        _expect(commitment, ct[SALT_SIZE:HEADER_SIZE], "commitment")
+        return "key, base nonce and commitment match"
 
     async def decrypt() -> str:
-        decryptor = ChunkDecryptor._create_raw(backend, aead_key, base_nonce)
+        # The commitment check in create() must pass: the header of these vectors is intact.
+        decryptor = await ChunkDecryptor.create(backend, key, context, header, aead)
         out, error = await _decrypt_stream(decryptor, body)
         if valid:
             if error is not None:
@@ -538,42 +578,26 @@ async def _wycheproof_case(
         await _expect_raises(decryptor.finalize, (CryptoError,), "finalize after failure")
         return f"rejected with {type(error).__name__} after {len(out)} plaintext bytes"
 
-    await _run(results, f"{name} raw decrypt", decrypt)
+    await _run(results, f"{name} derive", derive)
+    await _run(results, f"{name} decrypt", decrypt)
     if not valid:
         return
 
     async def reencrypt() -> str:
-        decryptor = ChunkDecryptor._create_raw(backend, aead_key, base_nonce)
-        message, _ = await _decrypt_stream(decryptor, body)
-        encryptor = ChunkEncryptor._create_raw(backend, aead_key, base_nonce)
-        out = bytearray()
+        decryptor = await ChunkDecryptor.create(backend, key, context, header, aead)
+        message, error = await _decrypt_stream(decryptor, body)
+        if error is not None:
+            raise error
+        encryptor = await ChunkEncryptor.create(
+            backend, key, context, salt=ct[:SALT_SIZE], aead=aead
+        )
+        out = bytearray(encryptor.header)
         for piece in _pieces(message):
             out += await encryptor.update(piece)
         out += await encryptor.finalize()
-        return _expect(bytes(out), body, "raw-mode ciphertext")
+        return _expect(bytes(out), ct, "ciphertext")
 
-    await _run(results, f"{name} raw re-encrypt", reencrypt)
-
-
-async def _sha256_kat_vectors(backend: CryptoBackend, data: Any, results: list[Result]) -> None:
-    key, salt, aead = _hex(data["key"]), _hex(data["salt"]), data["aead"]
-    for i, test in enumerate(data["tests"]):
-        pt, context, ct = _hex(test["pt"]), _hex(test["ctx"]), _hex(test["ct"])
-
-        async def encrypt(pt: bytes = pt, context: bytes = context, ct: bytes = ct) -> str:
-            encryptor = await ChunkEncryptor.create(backend, key, context, salt=salt, aead=aead)
-            out = encryptor.header + await encryptor.update(pt) + await encryptor.finalize()
-            return _expect(out, ct, "ciphertext")
-
-        async def decrypt(pt: bytes = pt, context: bytes = context, ct: bytes = ct) -> str:
-            decryptor = await ChunkDecryptor.create(backend, key, context, ct[:HEADER_SIZE], aead)
-            out, error = await _decrypt_stream(decryptor, ct[HEADER_SIZE:])
-            if error is not None:
-                raise error
-            return _expect(out, pt, "plaintext")
-
-        await _run(results, f"chunked SHA-256 KAT #{i + 1} encrypt", encrypt)
-        await _run(results, f"chunked SHA-256 KAT #{i + 1} decrypt", decrypt)
+    await _run(results, f"{name} re-encrypt", reencrypt)
 
 
 _RUNNERS: dict[str, Callable[[CryptoBackend, Any, list[Result]], Awaitable[None]]] = {
@@ -583,7 +607,6 @@ _RUNNERS: dict[str, Callable[[CryptoBackend, Any, list[Result]], Awaitable[None]
     "cpace-x25519-sha512": _cpace_vectors,
     "chunked-encryption-wycheproof-aes-128-gcm": _wycheproof_vectors,
     "chunked-encryption-wycheproof-aes-256-gcm": _wycheproof_vectors,
-    "chunked-encryption-sha256-pyca-kat": _sha256_kat_vectors,
 }
 
 # How many results each vector file yields when it is complete; lets callers notice a vector file
@@ -592,10 +615,9 @@ EXPECTED_RESULT_COUNTS = {
     "hkdf-sha256-rfc5869": 3,
     "aes-gcm-spec": 32,
     "x25519-rfc7748": 9,
-    "cpace-x25519-sha512": 61,
-    "chunked-encryption-wycheproof-aes-128-gcm": 37,
-    "chunked-encryption-wycheproof-aes-256-gcm": 37,
-    "chunked-encryption-sha256-pyca-kat": 6,
+    "cpace-x25519-sha512": 62,
+    "chunked-encryption-wycheproof-aes-128-gcm": 64,
+    "chunked-encryption-wycheproof-aes-256-gcm": 64,
 }
 
 

@@ -1,9 +1,9 @@
 """The CPython crypto backend, built on pyca `cryptography`.
 
 This module owns the CPython implementation of `hushdrop.crypto.backend.CryptoBackend`: X25519,
-HMAC-SHA-256, AES-GCM (single and batched) and the CSPRNG. It is the only crypto module that may
-import `cryptography`; it never runs in Pyodide. Every coroutine returns without awaiting
-anything, because the underlying calls are synchronous.
+HMAC-SHA-256 and HMAC-SHA-512, AES-GCM (single and batched) and the CSPRNG. It is the only crypto
+module that may import `cryptography`; it never runs in Pyodide. Every coroutine returns without
+awaiting anything, because the underlying calls are synchronous.
 """
 
 from __future__ import annotations
@@ -70,6 +70,10 @@ class PycaBackend:
     async def hmac_sha256(self, key: bytes, data: bytes) -> bytes:
         """HMAC-SHA-256 (RFC 2104) from the standard library, which uses OpenSSL's."""
         return hmac.digest(bytes(key), bytes(data), "sha256")
+
+    async def hmac_sha512(self, key: bytes, data: bytes) -> bytes:
+        """HMAC-SHA-512 (RFC 2104) from the standard library, which uses OpenSSL's."""
+        return hmac.digest(bytes(key), bytes(data), "sha512")
 
     def _aead(self, key: bytes) -> AESGCM:
         if len(key) not in _AES_GCM_KEY_SIZES:

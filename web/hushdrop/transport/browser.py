@@ -96,10 +96,8 @@ class BrowserRelayConnection:
 
     async def send_best_effort(self, messages: list[bytes], timeout: float = 2) -> None:
         """Try to deliver final messages (CANCEL, ABORT) while giving up; never raises."""
-        try:
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(self.send_all(messages), timeout)
-        except Exception:
-            pass
 
     async def receive(self) -> bytes:
         """The next binary message from the peer. Relay notices become exceptions."""
