@@ -1,14 +1,19 @@
 # Hushdrop: `make serve` installs everything into the repo and starts the relay + site;
-# `make test` runs every test. Both are safe to run repeatedly.
+# `make test` runs every test (unit, integration, browser). Both are safe to run repeatedly.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+SITE   := build/site
+# Root needs no sudo (CI, containers); everyone else installs Chromium through sudo.
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup serve test test-unit test-integration lint format bench lock clean
+.PHONY: setup site serve test test-unit test-integration test-browser chromium lint format \
+	bench lock clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(NODE_STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +21,22 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-serve: setup
-	$(BIN)/hushdrop serve
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+site: setup
+	$(BIN)/python web/build.py --out $(SITE)
+
+serve: site
+	$(BIN)/hushdrop serve --site-dir $(SITE)
+
+# Browser tests use Debian's chromium; never a downloaded browser.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: setup
 	$(BIN)/ruff check .
@@ -27,7 +46,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup lint
+test: setup lint chromium
 	$(BIN)/pytest -q
 
 test-unit: setup
@@ -35,6 +54,9 @@ test-unit: setup
 
 test-integration: setup
 	$(BIN)/pytest -q tests/integration
+
+test-browser: setup chromium
+	$(BIN)/pytest -q playwright
 
 bench: setup
 	$(BIN)/python bench/transfer.py
@@ -45,4 +67,4 @@ lock: setup
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes -o requirements.lock
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .ruff_cache
