@@ -45,6 +45,7 @@ PAGE_MODULES = [
     "hushdrop/__init__.py",
     "hushdrop/transport/__init__.py",
     "hushdrop/transport/browser.py",
+    "hushdrop/transport/rendezvous.py",  # browser.py's relay messages (pure Python)
 ]
 CPYTHON_ONLY = {"hushdrop/crypto/pyca.py"}
 PYODIDE_FILES = [

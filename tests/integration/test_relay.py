@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hushdrop_relay.config import DEFAULT_CSP
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -22,11 +23,16 @@ if TYPE_CHECKING:
     from tests.conftest import RelayFactory, RelayProcess
 
 MiB = 1024 * 1024
-DEFAULT_CSP = (
-    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
-    "img-src 'self' data: blob:; connect-src 'self'; worker-src 'self' blob:; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
-)
+
+
+def test_default_csp_allows_only_our_origin_and_no_inline_code():
+    directives = dict(d.strip().split(" ", 1) for d in DEFAULT_CSP.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert "'unsafe-inline'" not in DEFAULT_CSP
+    assert "http" not in DEFAULT_CSP and "*" not in DEFAULT_CSP
+    assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
+
+
 WAIT = 5.0  # generous bound for anything that should happen "promptly"
 
 

@@ -127,6 +127,9 @@ def test_wycheproof_through_known_answer_runner(stem: str) -> None:
     assert len(results) == EXPECTED_RESULT_COUNTS[stem]
     assert all(passed for _, passed, _ in results), [r for r in results if not r[1]]
     tests = [t for group in WYCHEPROOF[stem]["testGroups"] for t in group["tests"]]
+    # Every published vector is present, including the 4 MiB CounterRollover ones (tcId 7, 8).
+    assert [t["tcId"] for t in tests] == list(range(1, WYCHEPROOF[stem]["numberOfTests"] + 1))
+    assert [t["tcId"] for t in tests if "CounterRollover" in t["flags"]] == [7, 8]
     header_failures = sum("aeadKey" not in t for t in tests)
     valid = sum(t["result"] == "valid" for t in tests)
     # One result per header failure; derive + decrypt for the rest; re-encrypt for valid ones.

@@ -243,7 +243,7 @@ def test_full_known_answer_suite() -> None:
     results = run(run_known_answer_tests(BACKEND, load_all_vectors()))
     failures = [r for r in results if not r[1]]
     assert not failures, failures
-    assert len(results) == sum(EXPECTED_RESULT_COUNTS.values()) == 234
+    assert len(results) == sum(EXPECTED_RESULT_COUNTS.values()) == 246
 
 
 def test_known_answer_suite_catches_a_broken_backend() -> None:

@@ -34,6 +34,7 @@ class OutgoingFiles:
         self._sources = sources
         self._open_index: int | None = None
         self._handle: BinaryIO | None = None
+        self._buffer = bytearray()
 
     @classmethod
     def collect(cls, paths: list[str]) -> OutgoingFiles:
@@ -82,7 +83,8 @@ class OutgoingFiles:
                     files.append(_entry(f"{prefix}/{filename}", info))
                     sources.append(file_path)
 
-    def read(self, index: int, offset: int, length: int) -> bytes:
+    def read(self, index: int, offset: int, length: int) -> memoryview:
+        """Bytes [offset, offset+length) of file `index`, in a buffer reused by the next read."""
         if self._open_index != index:
             self.close()
             try:
@@ -94,7 +96,13 @@ class OutgoingFiles:
             self._open_index = index
         if self._handle.tell() != offset:
             self._handle.seek(offset)
-        return self._handle.read(length)
+        if len(self._buffer) < length:
+            self._buffer = bytearray(length)
+        view = memoryview(self._buffer)[:length]
+        filled = 0
+        while filled < length and (got := self._handle.readinto(view[filled:])):
+            filled += got
+        return view[:filled]
 
     def close(self) -> None:
         if self._handle is not None:

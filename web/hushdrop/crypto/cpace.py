@@ -8,9 +8,9 @@ point K with the abort on the neutral element (scalar_mult_vfy), the intermediat
 and the explicit key confirmation that section 10.4 suggests.
 
 All X25519 operations go through `backend.x25519` and the confirmation MAC (HMAC-SHA-512) through
-`backend.hmac_sha512`; SHA-512 is `hashlib`. Names follow the draft
-where that helps checking against it: Ya/Yb are the shares, ADa/ADb the associated data, sid the
-session identifier, CI the channel identifier and PRS the password-related string.
+`backend.hmac_sha512`; SHA-512 is `hashlib`. Names follow the draft where that helps checking
+against it: Ya/Yb are the shares, ADa/ADb the associated data, sid the session identifier, CI the
+channel identifier and PRS the password-related string.
 
 A typical initiator-responder run (A speaks first):
 

@@ -19,7 +19,7 @@ Vector files and what is checked (result counts in parentheses):
   the standard library's hmac; the draft publishes no confirmation vectors (62).
 - chunked-encryption-wycheproof-aes-{128,256}-gcm: Wycheproof's C2SP chunked-encryption vectors
   for Cobblestone-128 and Cobblestone-256 (HKDF-Expand-SHA-512 with AES-128-GCM / AES-256-GCM),
-  the latter exactly Hushdrop's instantiation. Every vector runs in full mode (64 each): header
+  the latter exactly Hushdrop's instantiation. Every vector runs in full mode (70 each): header
   failures are rejected by ChunkDecryptor.create (wrong key size, truncated header, commitment
   mismatch); every other vector checks the derived key, base nonce and commitment, then decrypts
   from key, context and header; valid ones are also re-encrypted with the vector's salt and must
@@ -616,8 +616,8 @@ EXPECTED_RESULT_COUNTS = {
     "aes-gcm-spec": 32,
     "x25519-rfc7748": 9,
     "cpace-x25519-sha512": 62,
-    "chunked-encryption-wycheproof-aes-128-gcm": 64,
-    "chunked-encryption-wycheproof-aes-256-gcm": 64,
+    "chunked-encryption-wycheproof-aes-128-gcm": 70,
+    "chunked-encryption-wycheproof-aes-256-gcm": 70,
 }
 
 

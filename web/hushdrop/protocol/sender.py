@@ -50,7 +50,11 @@ class SenderSession(PeerSession):
         self.manifest = manifest
         self._credit = 0
         self._sent = 0
-        self._stream = bytearray()
+        # The data stream is written straight into DATA messages: full ones wait in `_ready`
+        # for credit; `_frame` is being filled (byte 0 is the message type).
+        self._ready: list[bytearray] = []
+        self._frame = _new_frame()
+        self._fill = 1
         self._index = 0
         self._offset = 0
         self._encryptor: ChunkEncryptor | None = None
@@ -118,7 +122,7 @@ class SenderSession(PeerSession):
                 self._emit_frames()
                 return []
             if kind == KIND_COMPLETE:
-                if self._index < len(self.manifest.files) or self._stream:
+                if self._index < len(self.manifest.files) or self._ready or self._fill > 1:
                     raise ProtocolError(
                         "The receiver reported success before receiving everything."
                     )
@@ -128,15 +132,18 @@ class SenderSession(PeerSession):
 
     def next_read(self) -> tuple[int, int, int] | None:
         """The next file range to read as (file index, offset, length), or None to wait."""
-        if self._state != "sending" or len(self._stream) >= DATA_FRAME_SIZE:
+        if self._state != "sending" or self._ready:
             return None
         if self._index >= len(self.manifest.files):
             return None
         size = self.manifest.files[self._index].size
         return self._index, self._offset, min(READ_SIZE, size - self._offset)
 
-    async def send_plaintext(self, data: bytes) -> None:
-        """Encrypt the bytes `next_read()` asked for; queue whatever DATA the credit allows."""
+    async def send_plaintext(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt the bytes `next_read()` asked for; queue whatever DATA the credit allows.
+
+        `data` is not kept after this returns, so a driver may reuse its read buffer.
+        """
         request = self.next_read()
         if request is None or self._encryptor is None:
             raise ProtocolError("File data was supplied when none was requested.")
@@ -146,7 +153,7 @@ class SenderSession(PeerSession):
                 f"{self.manifest.files[self._index].path} changed while it was being sent."
             )
         self._hash.update(data)
-        self._stream += await self._encryptor.update(data)
+        self._append(await self._encryptor.update(data))
         self._offset += length
         self.bytes_done += length
         await self._advance_files()
@@ -159,23 +166,44 @@ class SenderSession(PeerSession):
                 self._encryptor = await ChunkEncryptor.create(
                     self._backend, self._keys.data, file_context(self._index)
                 )
-                self._stream += self._encryptor.header
+                self._append(self._encryptor.header)
                 self._hash = hashlib.sha256()
             if self._offset < files[self._index].size:
                 break
-            self._stream += await self._encryptor.update(self._hash.digest())
-            self._stream += await self._encryptor.finalize()
+            self._append(await self._encryptor.update(self._hash.digest()))
+            self._append(await self._encryptor.finalize())
             self._index += 1
             self._offset = 0
             self._encryptor = None
         self._emit_frames()
 
+    def _append(self, data: bytes | bytearray | memoryview) -> None:
+        """Copy stream bytes into DATA messages, starting a new one whenever one fills up."""
+        view = memoryview(data)
+        while view:
+            size = min(len(self._frame) - self._fill, len(view))
+            self._frame[self._fill : self._fill + size] = view[:size]
+            self._fill += size
+            view = view[size:]
+            if self._fill == len(self._frame):
+                self._ready.append(self._frame)
+                self._frame = _new_frame()
+                self._fill = 1
+
     def _emit_frames(self) -> None:
+        """Queue every DATA message the credit allows; the last one may be short."""
+        while self._ready and self._sent + DATA_FRAME_SIZE <= self._credit:
+            self._outgoing.append(self._ready.pop(0))
+            self._sent += DATA_FRAME_SIZE
         complete = self._index >= len(self.manifest.files)
-        while len(self._stream) >= DATA_FRAME_SIZE or (complete and self._stream):
-            size = min(DATA_FRAME_SIZE, len(self._stream))
-            if self._sent + size > self._credit:
-                return
-            self._outgoing.append(bytes([MSG_DATA]) + self._stream[:size])
-            del self._stream[:size]
-            self._sent += size
+        tail = self._fill - 1
+        if complete and not self._ready and tail and self._sent + tail <= self._credit:
+            self._outgoing.append(self._frame[: self._fill])
+            self._sent += tail
+            self._fill = 1
+
+
+def _new_frame() -> bytearray:
+    frame = bytearray(1 + DATA_FRAME_SIZE)
+    frame[0] = MSG_DATA
+    return frame
