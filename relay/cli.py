@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from hushdrop.cli.allocator import tune_allocator
 from hushdrop_relay.config import RelayConfig
 from hushdrop_relay.logs import configure_logging
 from hushdrop_relay.server import display_url, run
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     Returns 0 after a graceful shutdown (SIGINT/SIGTERM) and 1 when the address cannot be
     bound; invalid flags exit with status 2 via argparse.
     """
+    tune_allocator()  # forwarding 1 MiB frames churns large buffers: see the module for numbers
     config = RelayConfig.from_args(argv, prog=prog)
     configure_logging(config.log_level)
     try:

@@ -18,6 +18,7 @@ from ..protocol.errors import (
     TamperedError,
     WrongCodeError,
 )
+from .allocator import tune_allocator
 from .output import Reporter
 
 DEFAULT_RELAY = "http://127.0.0.1:8780"
@@ -165,6 +166,7 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_allocator()
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         from hushdrop_relay.cli import main as serve_main
