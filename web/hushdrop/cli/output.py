@@ -50,7 +50,8 @@ class Reporter:
         print(f"Link: {link}", file=self._out, flush=True)
         extra = " Give them the password separately." if password else ""
         self._say(
-            f"On the other machine run `hushdrop receive {code}` or open the link.{extra} "
+            f"On the other machine open the link, or run `hushdrop receive` and type the code."
+            f"{extra} "
             f"Waiting for the receiver (the code expires in {ttl // 60} min)…"
         )
 

@@ -97,32 +97,39 @@ def parse_code(text: str) -> Code:
         raise CodeFormatError("The code is empty.")
     site = None
     if "#" in text:
-        before, _, fragment = text.partition("#")
+        before, _, text = text.partition("#")
         if before:
             parts = urlsplit(before)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise CodeFormatError("The link must start with http:// or https://.")
             site = f"{parts.scheme}://{parts.netloc}"
-        return _parse_link_fragment(fragment, site)
-    return _parse_typed(text)
+    return _parse_fragment(text, site)
 
 
-def _parse_link_fragment(fragment: str, site: str | None) -> Code:
-    password_required = fragment.endswith(LINK_PASSWORD_SUFFIX)
-    if password_required:
-        fragment = fragment[: -len(LINK_PASSWORD_SUFFIX)]
-    room, sep, secret_text = fragment.partition("-")
-    if not sep or not _ROOM_RE.match(room):
-        raise CodeFormatError("The link is incomplete: it should end in #<6 digits>-<secret>.")
-    if _B64URL_RE.match(secret_text) is None or len(secret_text) != 22:
-        # Looks like a typed code pasted after '#'.
-        if re.search(r"[a-z]{3}", secret_text, re.IGNORECASE):
-            return _parse_typed(fragment)
+def _parse_fragment(text: str, site: str | None) -> Code:
+    password_required = text.endswith(LINK_PASSWORD_SUFFIX)
+    body = text[: -len(LINK_PASSWORD_SUFFIX)] if password_required else text
+    room, sep, secret_text = body.partition("-")
+    if _looks_typed(text) or not (sep and _ROOM_RE.match(room)):
+        if site is not None and not _looks_typed(text):
+            raise CodeFormatError("The link is incomplete: it should end in #<6 digits>-<secret>.")
+        return _parse_typed(text)
+    if len(secret_text) != 22 or _B64URL_RE.match(secret_text) is None:
+        if site is None and re.fullmatch(r"[A-Za-z]+([-_\s]+[A-Za-z]+)*", secret_text):
+            return _parse_typed(text)  # a typed code with the wrong number of words
         raise CodeFormatError("The link's secret is damaged; copy the whole link again.")
     secret = base64.urlsafe_b64decode(secret_text + "==")
-    if len(secret) != LINK_SECRET_SIZE:
-        raise CodeFormatError("The link's secret is damaged; copy the whole link again.")
     return Code(room, FORM_LINK, secret, password_required, site)
+
+
+def _looks_typed(text: str) -> bool:
+    """Room plus exactly three list words: a 22-character link secret can look like words."""
+    parts = [p for p in re.split(r"[-_\s]+", text.lower()) if p]
+    return (
+        len(parts) == 1 + CODE_WORDS
+        and _ROOM_RE.match(parts[0]) is not None
+        and all(p[:4] in _BY_PREFIX for p in parts[1:])
+    )
 
 
 def _parse_typed(text: str) -> Code:
