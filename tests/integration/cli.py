@@ -29,7 +29,13 @@ def sha256_file(path: Path) -> str:
 class CliProcess:
     """A running `hushdrop ... --json`; its JSON events are read on a thread."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str] | None = None, cwd=None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str] | None = None,
+        cwd=None,
+        max_file_size: int | None = None,
+    ) -> None:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
         full_env = {**clean, **(env or {})}
         self.proc = subprocess.Popen(
@@ -40,6 +46,7 @@ class CliProcess:
             env=full_env,
             cwd=cwd,
             text=True,
+            preexec_fn=(lambda: _limit_file_size(max_file_size)) if max_file_size else None,
         )
         self.events: list[dict] = []
         self._queue: queue.Queue[dict | None] = queue.Queue()
@@ -98,16 +105,30 @@ class CliProcess:
             self.proc.wait(10)
 
 
+def _limit_file_size(size: int) -> None:
+    """In the child: writes beyond `size` bytes fail (EFBIG), like a full disk would (ENOSPC)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+
 def send(relay_url: str, *paths: Path, extra: list[str] | None = None, env=None) -> CliProcess:
     return CliProcess(["send", *map(str, paths), "--relay", relay_url, *(extra or [])], env)
 
 
 def receive(
-    relay_url: str, code: str, out: Path, *, extra: list[str] | None = None, env=None
+    relay_url: str,
+    code: str,
+    out: Path,
+    *,
+    extra: list[str] | None = None,
+    env=None,
+    max_file_size: int | None = None,
 ) -> CliProcess:
     # The code goes through the environment, as documented, to keep it out of the process list.
     merged = {"HUSHDROP_CODE": code, **(env or {})}
-    return CliProcess(["receive", "-o", str(out), "--relay", relay_url, *(extra or [])], merged)
+    args = ["receive", "-o", str(out), "--relay", relay_url, *(extra or [])]
+    return CliProcess(args, merged, max_file_size=max_file_size)
 
 
 class FlippingProxy:

@@ -149,6 +149,19 @@ def test_sender_killed_mid_transfer_leaves_only_a_part_file(relay, tmp_path, out
     assert part.exists() and part.stat().st_size < src.stat().st_size
 
 
+def test_full_disk_is_a_clear_error_and_keeps_only_the_part_file(relay, tmp_path, out):
+    src = random_file(tmp_path / "big.bin", 30 << 20)
+    sender = send(relay.url, src)
+    code = sender.wait_event("code")["code"]
+    receiver = receive(relay.url, code, out, max_file_size=8 << 20)
+    assert receiver.wait() != 0
+    assert "Could not write" in receiver.error()["message"]
+    assert sender.wait() != 0
+    assert "Could not write" in sender.error()["message"]  # the receiver told the sender why
+    assert not (out / "big.bin").exists()
+    assert (out / "big.bin.part").exists()
+
+
 def test_existing_file_is_not_overwritten_unless_asked(relay, tmp_path, out):
     src = random_file(tmp_path / "a.bin", 5000)
     (out / "a.bin").write_bytes(b"precious")
