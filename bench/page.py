@@ -1,0 +1,287 @@
+"""Browser benchmarks of the page client, in headless Debian Chromium against a real relay.
+
+    .venv/bin/python bench/page.py [--size 1GiB] [--memory-size 2GiB] [--skip-memory] [--json]
+
+Measures, in one run:
+
+* **ceiling**: in-page WebCrypto AES-256-GCM throughput from plain JavaScript with many 16 KiB
+  calls in flight — the most a page can encrypt, whatever it is written in;
+* **page → relay → page**: one file of `--size` from a sending browser to a receiving browser,
+  timed from the receiver's click on "Download" to the finished download, and its ratio to the
+  ceiling (goal: at least 60 %);
+* **receiver memory**: proportional set size (PSS) of the receiving browser's whole process tree
+  during a `--memory-size` transfer, above its idle level with the page loaded (goal: < 256 MB);
+* **page load**: from navigation to "ready to send" (the Create link button enabled), cold (new
+  profile, empty cache) and warm (reload) — goals ≤ 3.5 s cold and ≤ 1 s warm.
+
+Each browser is its own Chromium instance with its own profile, so their processes (and memory)
+are told apart. Numbers are printed, never asserted: these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "playwright"), str(ROOT / "web")]
+
+from pagetools import create_link, random_file, sha256_file, wait_until_ready  # noqa: E402
+from playwright.sync_api import BrowserContext, Playwright, expect, sync_playwright  # noqa: E402
+
+import build as site_build  # noqa: E402  (web/build.py)
+from tests.conftest import RelayProcess  # noqa: E402
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+MiB = 1024 * 1024
+LONG = 30 * 60 * 1000  # ms: a whole multi-GiB transfer on a slow machine
+
+CEILING_JS = """
+async ({total, chunk, inflight}) => {
+  const key = await crypto.subtle.generateKey({name: "AES-GCM", length: 256}, false, ["encrypt"]);
+  const data = new Uint8Array(chunk);
+  crypto.getRandomValues(data);
+  const calls = total / chunk;
+  let next = 0;
+  const start = performance.now();
+  async function lane() {
+    while (next < calls) {
+      const iv = new Uint8Array(12);
+      new DataView(iv.buffer).setUint32(8, next++);
+      await crypto.subtle.encrypt({name: "AES-GCM", iv}, key, data);
+    }
+  }
+  await Promise.all(Array.from({length: inflight}, lane));
+  return total / ((performance.now() - start) / 1000);
+}
+"""
+
+
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMG]i?B)?", text.strip(), re.IGNORECASE)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 1GiB or 256MiB)")
+    unit = (match.group(2) or "B").upper().replace("IB", "").replace("B", "")
+    return int(float(match.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit])
+
+
+def tree_pss(root_pid: int) -> int:
+    """Sum of PSS (bytes) over `root_pid` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def browser_pid(profile: Path) -> int:
+    """The Chromium browser process using `profile` (its children are the renderers)."""
+    marker = f"--user-data-dir={profile}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                args = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+        if marker in args and not any(a.startswith(b"--type=") for a in args):
+            return int(entry)
+    raise RuntimeError(f"no Chromium process found for {profile}")
+
+
+class PssSampler:
+    """Samples a browser's tree PSS on a thread; `peak` is the largest value seen."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.peak = max(self.peak, tree_pss(self.pid))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+@contextmanager
+def chromium(playwright: Playwright, work: Path, name: str) -> Iterator[tuple[BrowserContext, int]]:
+    profile = work / f"profile-{name}"
+    downloads = work / f"downloads-{name}"
+    downloads.mkdir()
+    context = playwright.chromium.launch_persistent_context(
+        profile,
+        executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+        args=CHROMIUM_FLAGS,
+        headless=True,
+        accept_downloads=True,
+        downloads_path=downloads,
+    )
+    try:
+        yield context, browser_pid(profile)
+    finally:
+        context.close()
+
+
+def measure_load(playwright: Playwright, work: Path, url: str) -> dict[str, float]:
+    with chromium(playwright, work, "load") as (context, _):
+        page = context.new_page()
+        start = time.perf_counter()
+        page.goto(url)
+        wait_until_ready(page)
+        cold = time.perf_counter() - start
+        warm = []
+        for _ in range(3):
+            start = time.perf_counter()
+            page.reload()
+            wait_until_ready(page)
+            warm.append(time.perf_counter() - start)
+    return {"cold_s": cold, "warm_s": sorted(warm)[1]}
+
+
+def transfer(
+    playwright: Playwright, work: Path, url: str, source: Path, sample_memory: bool
+) -> dict[str, float]:
+    """One page → relay → page transfer of `source`; timing and (optionally) receiver memory."""
+    with (
+        chromium(playwright, work, f"sender-{source.stat().st_size}") as (sender_ctx, _),
+        chromium(playwright, work, f"receiver-{source.stat().st_size}") as (receiver_ctx, pid),
+    ):
+        sender = sender_ctx.new_page()
+        sender.goto(url)
+        link, _ = create_link(sender, files=[source])
+        receiver = receiver_ctx.new_page()
+        receiver.goto(link)
+        button = receiver.get_by_role("button", name="Download")
+        expect(button).to_be_visible(timeout=LONG)
+        time.sleep(1)  # let the idle page settle before taking its memory baseline
+        idle = tree_pss(pid)
+        sampler = PssSampler(pid) if sample_memory else None
+        start = time.perf_counter()
+        with receiver.expect_download(timeout=LONG) as info:
+            button.click()
+        download = info.value
+        path = Path(download.path())  # returns once the browser finished the download
+        elapsed = time.perf_counter() - start
+        peak = sampler.stop() if sampler else 0
+        if download.failure():
+            raise RuntimeError(f"download failed: {download.failure()}")
+        if sha256_file(path) != sha256_file(source):
+            raise RuntimeError("the downloaded file differs from the source")
+        ceiling = sender.evaluate(CEILING_JS, {"total": 256 * MiB, "chunk": 16384, "inflight": 64})
+        path.unlink()
+    result = {"seconds": elapsed, "mib_s": source.stat().st_size / MiB / elapsed}
+    result["ceiling_mib_s"] = ceiling / MiB
+    if sample_memory:
+        result.update(idle_mb=idle / 1e6, peak_mb=peak / 1e6, above_idle_mb=(peak - idle) / 1e6)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=parse_size, default=parse_size("1GiB"))
+    parser.add_argument("--memory-size", type=parse_size, default=parse_size("2GiB"))
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--tmpdir", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    results: dict[str, object] = {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory(prefix="hushdrop-page-bench-", dir=args.tmpdir) as tmp:
+        work = Path(tmp)
+        need = 3 * max(args.size, 0 if args.skip_memory else args.memory_size)
+        if shutil.disk_usage(work).free < need:
+            sys.exit(f"Not enough free space in {work}: need {need / 1e9:.1f} GB.")
+        site = site_build.build(work / "site")
+        relay = RelayProcess(["--site-dir", str(site)])
+        try:
+            relay.wait_ready()
+            url = relay.url + "/"
+            with sync_playwright() as playwright:
+                if not args.skip_load:
+                    results["load"] = measure_load(playwright, work, url)
+                source = random_file(work / "payload.bin", args.size)
+                results["throughput"] = transfer(playwright, work, url, source, False)
+                source.unlink()
+                if not args.skip_memory:
+                    source = random_file(work / "payload-memory.bin", args.memory_size)
+                    results["memory"] = transfer(playwright, work, url, source, True)
+                    source.unlink()
+        finally:
+            relay.stop()
+    results["load_after"] = os.getloadavg()[0]
+    print(json.dumps(results, indent=None if args.json else 2))
+    if not args.json:
+        report(results, args)
+    return 0
+
+
+def report(results: dict, args: argparse.Namespace) -> None:
+    print()
+    if "load" in results:
+        load = results["load"]
+        print(
+            f"page load to ready: cold {load['cold_s']:.2f} s (goal ≤ 3.5), "
+            f"warm {load['warm_s']:.2f} s (goal ≤ 1.0)"
+        )
+    t = results["throughput"]
+    ratio = t["mib_s"] / t["ceiling_mib_s"]
+    print(
+        f"page → relay → page, {args.size / MiB:.0f} MiB: {t['mib_s']:.1f} MiB/s; "
+        f"WebCrypto ceiling {t['ceiling_mib_s']:.1f} MiB/s; ratio {ratio:.0%} (goal ≥ 60 %)"
+    )
+    if "memory" in results:
+        m = results["memory"]
+        print(
+            f"receiving browser, {args.memory_size / MiB:.0f} MiB at {m['mib_s']:.1f} MiB/s: "
+            f"idle {m['idle_mb']:.0f} MB, peak {m['peak_mb']:.0f} MB, "
+            f"{m['above_idle_mb']:.0f} MB above idle (goal < 256)"
+        )
+    print(
+        f"{results['cpus']} CPUs, load {results['load_before']:.2f} → {results['load_after']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
