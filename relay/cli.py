@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """
     tune_allocator()  # forwarding 1 MiB frames churns large buffers: see the module for numbers
     config = RelayConfig.from_args(argv, prog=prog)
-    configure_logging(config.log_level)
+    configure_logging(
+        config.log_level, log_format=config.log_format, identifiers=config.log_identifiers
+    )
     try:
         asyncio.run(run(config))
     except KeyboardInterrupt:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, NoReturn
 
 # `make site` builds the browser client here in a source checkout; a packaged deployment points
 # --site-dir at its own copy of the built site.
@@ -31,8 +32,18 @@ DEFAULT_CSP = (
 DEFAULT_MAX_FRAME = 1024 * 1024 + 4096
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
-T = TypeVar("T")
+# Room codes are drawn at random among one million; capping live rooms at half of that keeps a
+# draw's chance of hitting a free code at least 1/2, so 100 draws practically never all fail.
+ROOM_CODE_SPACE = 1_000_000
+MAX_MAX_ROOMS = ROOM_CODE_SPACE // 2
+
+# An HTTP field name (RFC 9110 token); anything else could never match a request header.
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 class ConfigError(ValueError):
@@ -43,7 +54,9 @@ class ConfigError(ValueError):
 class RelayConfig:
     """Everything the relay needs to run; immutable once built.
 
-    Durations are in seconds, sizes in bytes. ``room_byte_limit == 0`` means unlimited.
+    Durations are in seconds, sizes in bytes. For ``room_byte_limit``,
+    ``max_connections_per_ip`` and ``rooms_per_ip_per_minute``, 0 means unlimited; an empty
+    ``trust_proxy_header`` means client addresses come from the TCP connection.
     """
 
     host: str = "127.0.0.1"
@@ -56,8 +69,17 @@ class RelayConfig:
     room_byte_limit: int = 0
     max_frame: int = DEFAULT_MAX_FRAME
     handshake_timeout: float = 10.0
+    open_timeout: float = 10.0
+    stall_timeout: float = 60.0
+    max_connections_per_ip: int = 32
+    rooms_per_ip_per_minute: int = 60
+    max_rooms: int = 10_000
+    trust_proxy_header: str = ""
+    metrics: bool = True
     csp: str = DEFAULT_CSP
     log_level: str = "INFO"
+    log_format: str = "text"
+    log_identifiers: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -72,16 +94,22 @@ class RelayConfig:
             raise ConfigError("max room ttl must not be below the min room ttl")
         if not 1 <= self.room_ttl <= self.max_room_ttl:
             raise ConfigError("room ttl must be between 1 second and the max room ttl")
-        if self.idle_timeout <= 0:
-            raise ConfigError("idle timeout must be positive")
-        if self.handshake_timeout <= 0:
-            raise ConfigError("handshake timeout must be positive")
-        if self.room_byte_limit < 0:
-            raise ConfigError("room byte limit must be 0 (unlimited) or positive")
+        for name in ("idle_timeout", "handshake_timeout", "open_timeout", "stall_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name.replace('_', ' ')} must be positive")
+        for name in ("room_byte_limit", "max_connections_per_ip", "rooms_per_ip_per_minute"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.replace('_', ' ')} must be 0 (unlimited) or positive")
+        if not 1 <= self.max_rooms <= MAX_MAX_ROOMS:
+            raise ConfigError(f"max rooms must be between 1 and {MAX_MAX_ROOMS}")
         if self.max_frame < 1024:
             raise ConfigError("max frame must be at least 1024 bytes")
+        if self.trust_proxy_header and not _HEADER_NAME.fullmatch(self.trust_proxy_header):
+            raise ConfigError("trust proxy header must be an HTTP header name")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log format must be one of {', '.join(LOG_FORMATS)}")
 
     def clamp_ttl(self, requested: int | None) -> int:
         """Return the ttl granted for a room whose creator asked for ``requested`` seconds.
@@ -107,110 +135,153 @@ class RelayConfig:
         both ``python -m hushdrop_relay`` and ``hushdrop serve`` want.
         """
         parser = build_parser(os.environ if env is None else env, prog)
-        args = parser.parse_args(argv)
+        values = vars(parser.parse_args(argv))
+        values["site_dir"] = Path(values["site_dir"]).expanduser()
         try:
-            return cls(
-                host=args.host,
-                port=args.port,
-                site_dir=Path(args.site_dir).expanduser(),
-                room_ttl=args.room_ttl,
-                min_room_ttl=args.min_room_ttl,
-                max_room_ttl=args.max_room_ttl,
-                idle_timeout=args.idle_timeout,
-                room_byte_limit=args.room_byte_limit,
-                max_frame=args.max_frame,
-                handshake_timeout=args.handshake_timeout,
-                csp=args.csp,
-                log_level=args.log_level.upper(),
-            )
+            return cls(**values)
         except ConfigError as exc:
             parser.error(str(exc))
 
 
+@dataclass(frozen=True)
+class _Option:
+    """One tunable: its flag, environment variable, parser and help text (without default)."""
+
+    flag: str
+    var: str
+    convert: Callable[[str], Any]
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
+_OPTIONS = (
+    _Option("--host", "HUSHDROP_HOST", str, "interface to bind"),
+    _Option("--port", "HUSHDROP_PORT", int, "TCP port, 0 picks a free one"),
+    _Option("--site-dir", "HUSHDROP_SITE_DIR", str, "static site directory"),
+    _Option(
+        "--room-ttl",
+        "HUSHDROP_ROOM_TTL",
+        int,
+        "seconds a room waits for its receiver when the sender asks for no ttl",
+    ),
+    _Option("--min-room-ttl", "HUSHDROP_MIN_ROOM_TTL", int, "smallest ttl a sender may request"),
+    _Option("--max-room-ttl", "HUSHDROP_MAX_ROOM_TTL", int, "largest ttl a sender may request"),
+    _Option(
+        "--idle-timeout",
+        "HUSHDROP_IDLE_TIMEOUT",
+        float,
+        "seconds without a forwarded frame before a paired room is closed",
+    ),
+    _Option(
+        "--room-byte-limit",
+        "HUSHDROP_ROOM_BYTE_LIMIT",
+        int,
+        "max payload bytes forwarded per room, both directions; 0 = unlimited",
+    ),
+    _Option(
+        "--max-frame", "HUSHDROP_MAX_FRAME", int, "largest WebSocket message accepted, in bytes"
+    ),
+    _Option(
+        "--handshake-timeout",
+        "HUSHDROP_HANDSHAKE_TIMEOUT",
+        float,
+        "seconds a new WebSocket connection has to send its create/join request",
+    ),
+    _Option(
+        "--open-timeout",
+        "HUSHDROP_OPEN_TIMEOUT",
+        float,
+        "seconds a new TCP connection has to send its complete HTTP request headers",
+    ),
+    _Option(
+        "--stall-timeout",
+        "HUSHDROP_STALL_TIMEOUT",
+        float,
+        "seconds a peer (or HTTP client) may leave data unread before it is dropped",
+    ),
+    _Option(
+        "--max-connections-per-ip",
+        "HUSHDROP_MAX_CONNECTIONS_PER_IP",
+        int,
+        "concurrent WebSocket connections per client address; 0 = unlimited",
+    ),
+    _Option(
+        "--rooms-per-ip-per-minute",
+        "HUSHDROP_ROOMS_PER_IP_PER_MINUTE",
+        int,
+        "rooms a client address may create per minute (bursts up to the same number); "
+        "0 = unlimited",
+    ),
+    _Option("--max-rooms", "HUSHDROP_MAX_ROOMS", int, "live rooms (waiting or paired) at most"),
+    _Option(
+        "--trust-proxy-header",
+        "HUSHDROP_TRUST_PROXY_HEADER",
+        str,
+        "take the client address from the last entry of this request header (e.g. "
+        "X-Forwarded-For) set by your reverse proxy; empty = the TCP peer address",
+    ),
+    _Option("--metrics", "HUSHDROP_METRICS", _bool, "serve Prometheus metrics at /metrics"),
+    _Option("--csp", "HUSHDROP_CSP", str, "Content-Security-Policy header value"),
+    _Option("--log-level", "HUSHDROP_LOG_LEVEL", str.upper, "log verbosity", LOG_LEVELS),
+    _Option("--log-format", "HUSHDROP_LOG_FORMAT", str.lower, "log line format", LOG_FORMATS),
+    _Option(
+        "--log-identifiers",
+        "HUSHDROP_LOG_IDENTIFIERS",
+        _bool,
+        "add room numbers and client addresses to log lines (debugging only)",
+    ),
+)
+
+
 def build_parser(env: Mapping[str, str], prog: str | None = None) -> argparse.ArgumentParser:
     """Return the argument parser; defaults come from ``env`` so that flags win over it."""
-    defaults = RelayConfig.__dataclass_fields__
+    defaults = RelayConfig()
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Hushdrop relay: pairs two peers by a 6-digit code and forwards "
         "their end-to-end encrypted frames; also serves the web client.",
     )
 
-    def env_default(name: str, convert: Callable[[str], T], fallback: T) -> T:
-        raw = env.get(name)
-        if raw is None or raw == "":
-            return fallback
-        try:
-            return convert(raw)
-        except ValueError:
-            parser.error(f"invalid value for {name}: {raw!r}")
+    def fail(message: str) -> NoReturn:
+        parser.error(message)
 
-    def add(flag: str, var: str, convert: Callable[[str], T], fallback: T, help_: str) -> None:
-        parser.add_argument(
-            flag,
-            type=convert,
-            default=env_default(var, convert, fallback),
-            help=f"{help_} (env {var}; default %(default)s)",
-        )
-
-    add("--host", "HUSHDROP_HOST", str, defaults["host"].default, "interface to bind")
-    add("--port", "HUSHDROP_PORT", int, defaults["port"].default, "TCP port, 0 picks a free one")
-    add("--site-dir", "HUSHDROP_SITE_DIR", str, str(DEFAULT_SITE_DIR), "static site directory")
-    add(
-        "--room-ttl",
-        "HUSHDROP_ROOM_TTL",
-        int,
-        defaults["room_ttl"].default,
-        "seconds a room waits for its receiver when the sender asks for no ttl",
-    )
-    add(
-        "--min-room-ttl",
-        "HUSHDROP_MIN_ROOM_TTL",
-        int,
-        defaults["min_room_ttl"].default,
-        "smallest ttl a sender may request",
-    )
-    add(
-        "--max-room-ttl",
-        "HUSHDROP_MAX_ROOM_TTL",
-        int,
-        defaults["max_room_ttl"].default,
-        "largest ttl a sender may request",
-    )
-    add(
-        "--idle-timeout",
-        "HUSHDROP_IDLE_TIMEOUT",
-        float,
-        defaults["idle_timeout"].default,
-        "seconds without a forwarded frame before a paired room is closed",
-    )
-    add(
-        "--room-byte-limit",
-        "HUSHDROP_ROOM_BYTE_LIMIT",
-        int,
-        defaults["room_byte_limit"].default,
-        "max payload bytes forwarded per room, both directions; 0 = unlimited",
-    )
-    add(
-        "--max-frame",
-        "HUSHDROP_MAX_FRAME",
-        int,
-        defaults["max_frame"].default,
-        "largest WebSocket message accepted, in bytes",
-    )
-    add(
-        "--handshake-timeout",
-        "HUSHDROP_HANDSHAKE_TIMEOUT",
-        float,
-        defaults["handshake_timeout"].default,
-        "seconds a new connection has to send its create/join request",
-    )
-    add("--csp", "HUSHDROP_CSP", str, DEFAULT_CSP, "Content-Security-Policy header value")
-    parser.add_argument(
-        "--log-level",
-        type=str.upper,
-        choices=LOG_LEVELS,
-        default=env.get("HUSHDROP_LOG_LEVEL", "INFO").upper(),
-        help="log verbosity (env HUSHDROP_LOG_LEVEL; default %(default)s)",
-    )
+    for option in _OPTIONS:
+        fallback = getattr(defaults, option.dest)
+        if isinstance(fallback, Path):
+            fallback = str(fallback)
+        raw = env.get(option.var)
+        default = fallback
+        if raw:
+            try:
+                default = option.convert(raw)
+            except ValueError:
+                fail(f"invalid value for {option.var}: {raw!r}")
+            if option.choices is not None and default not in option.choices:
+                fail(f"invalid value for {option.var}: {raw!r}")
+        help_ = f"{option.help} (env {option.var}; default %(default)s)"
+        if option.convert is _bool:
+            # --metrics/--no-metrics; the environment takes 1/0, true/false, yes/no, on/off.
+            action: Any = argparse.BooleanOptionalAction
+            parser.add_argument(option.flag, action=action, default=default, help=help_)
+        else:
+            parser.add_argument(
+                option.flag,
+                type=option.convert,
+                choices=option.choices,
+                default=default,
+                help=help_,
+            )
     return parser

@@ -1,9 +1,9 @@
 """Plain-HTTP side of the relay: health check, static site, and the headers on every response.
 
 This module owns what the relay answers to requests that are not the WebSocket endpoint:
-``/healthz``, safe static file serving from the site directory (no traversal, no dotfiles,
-GET/HEAD only, ETag revalidation), and the security and caching headers added to every
-HTTP response the process sends.
+``/healthz``, ``/metrics`` (when enabled), safe static file serving from the site directory
+(no traversal, no dotfiles, GET/HEAD only, ETag revalidation), and the security and caching
+headers added to every HTTP response the process sends.
 """
 
 from __future__ import annotations
@@ -14,15 +14,18 @@ import mimetypes
 import os
 import re
 import stat
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import unquote
 
+from hushdrop_relay.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 WS_PATH = "/v1/ws"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
@@ -194,11 +197,18 @@ class StaticSite:
 
 
 class HttpFrontend:
-    """The ``process_request``/``process_response`` hooks given to websockets' server."""
+    """The ``process_request``/``process_response`` hooks given to websockets' server.
 
-    def __init__(self, site: StaticSite, csp: str) -> None:
+    ``metrics``, when given, renders the Prometheus text served at ``/metrics``; without it
+    that path is just another (normally missing) site file.
+    """
+
+    def __init__(
+        self, site: StaticSite, csp: str, metrics: Callable[[], str] | None = None
+    ) -> None:
         self.site = site
         self.headers = security_headers(csp)
+        self.metrics = metrics
 
     async def process_request(self, connection: object, request: Request) -> Response | None:
         """Answer plain HTTP requests; return None to let the WebSocket handshake proceed."""
@@ -212,6 +222,14 @@ class HttpFrontend:
             return response
         if path == HEALTH_PATH:
             return text_response(HTTPStatus.OK, "ok", head=request.method == "HEAD")
+        if path == METRICS_PATH and self.metrics is not None:
+            body = self.metrics().encode()
+            return make_response(
+                HTTPStatus.OK,
+                [("Content-Type", METRICS_CONTENT_TYPE), ("Cache-Control", "no-store")],
+                b"" if request.method == "HEAD" else body,
+                content_length=len(body),
+            )
         return await self.site.respond(request)
 
     def process_response(

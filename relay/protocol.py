@@ -19,8 +19,16 @@ EXPIRED = "expired"
 IDLE = "idle"
 BYTE_LIMIT = "byte-limit"
 BAD_REQUEST = "bad-request"
-# The relay is at capacity (e.g. no free room codes).
+# A peer left forwarded data unread for longer than the relay's stall timeout.
+STALL = "stall"
+# A limit was reached; the message says which one.
 LIMIT = "limit"
+
+# Which limit a "limit" error is about: also the label values of the limit metrics.
+CONNECTIONS_PER_IP = "connections-per-ip"
+ROOMS_PER_IP = "rooms-per-ip"
+MAX_ROOMS = "max-rooms"
+ROOM_CODES = "room-codes"
 
 MESSAGES = {
     NO_SUCH_ROOM: (
@@ -32,7 +40,22 @@ MESSAGES = {
     IDLE: "The transfer was idle for too long and has been closed.",
     BYTE_LIMIT: "The transfer exceeded the amount of data this relay forwards per transfer.",
     BAD_REQUEST: "The relay did not understand the request.",
+    STALL: "The transfer stopped because one side stopped receiving data for too long.",
     LIMIT: "The relay is at capacity right now. Try again later.",
+}
+
+# Templates for "limit" errors, formatted with the limit's value as ``n``.
+LIMIT_MESSAGES = {
+    CONNECTIONS_PER_IP: (
+        "Too many connections to this relay from your network address (at most {n} at once). "
+        "Finish or cancel other transfers, then try again."
+    ),
+    ROOMS_PER_IP: (
+        "Too many transfers started from your network address (at most {n} per minute). "
+        "Try again in a minute."
+    ),
+    MAX_ROOMS: "The relay has too many open transfers right now (at most {n}). Try again later.",
+    ROOM_CODES: MESSAGES[LIMIT],
 }
 
 PEER_GONE_MESSAGE = "The other side disconnected."
@@ -106,3 +129,8 @@ def peer_gone() -> str:
 def error(code: str, message: str | None = None) -> str:
     """An error message; ``message`` defaults to the human text for ``code``."""
     return json.dumps({"op": "error", "code": code, "message": message or MESSAGES[code]})
+
+
+def limit_reached(limit: str, value: int) -> str:
+    """The "limit" error for ``limit`` (one of `LIMIT_MESSAGES`), whose value is ``value``."""
+    return error(LIMIT, LIMIT_MESSAGES[limit].format(n=value))

@@ -30,11 +30,15 @@ class RoomState(enum.Enum):
 
 
 class RoomError(Exception):
-    """A create/join request that cannot be satisfied; ``code`` is a protocol error code."""
+    """A create/join request that cannot be satisfied; ``code`` is a protocol error code.
 
-    def __init__(self, code: str) -> None:
+    For ``code == protocol.LIMIT``, ``limit`` names the limit (a `protocol.LIMIT_MESSAGES` key).
+    """
+
+    def __init__(self, code: str, limit: str | None = None) -> None:
         super().__init__(code)
         self.code = code
+        self.limit = limit
 
 
 @dataclass(eq=False)
@@ -51,6 +55,9 @@ class Room(Generic[Peer]):
     # Set once both peers got their last message; the joiner's task waits on it.
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     bytes_forwarded: int = 0
+    # Whether each side sent at least one binary frame (for counting completed transfers).
+    creator_sent: bool = False
+    joiner_sent: bool = False
     last_activity: float = field(default_factory=time.monotonic)
 
     def touch(self) -> None:
@@ -59,23 +66,34 @@ class Room(Generic[Peer]):
 
 
 class RoomRegistry(Generic[Peer]):
-    """The live rooms, by code. Only waiting and paired rooms are listed."""
+    """The live rooms, by code, at most ``max_rooms``. Only waiting and paired rooms are listed."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_rooms: int = 10_000) -> None:
+        self.max_rooms = max_rooms
         self._rooms: dict[str, Room[Peer]] = {}
 
     def __len__(self) -> int:
         return len(self._rooms)
 
+    def full(self) -> bool:
+        return len(self._rooms) >= self.max_rooms
+
+    def count_by_state(self) -> tuple[int, int]:
+        """(waiting, paired) room counts; linear, which is fine at scrape frequency."""
+        paired = sum(1 for room in self._rooms.values() if room.state is RoomState.PAIRED)
+        return len(self._rooms) - paired, paired
+
     def create(self, creator: Peer, ttl: int) -> Room[Peer]:
         """Open a waiting room under a fresh random code unique among live rooms."""
+        if self.full():
+            raise RoomError(protocol.LIMIT, protocol.MAX_ROOMS)
         for _ in range(_MAX_CODE_DRAWS):
             code = f"{secrets.randbelow(1_000_000):06d}"
             if code not in self._rooms:
                 room = Room(code=code, creator=creator, ttl=ttl)
                 self._rooms[code] = room
                 return room
-        raise RoomError(protocol.LIMIT)
+        raise RoomError(protocol.LIMIT, protocol.ROOM_CODES)
 
     def join(self, code: str, joiner: Peer) -> Room[Peer]:
         """Admit ``joiner`` as the second and last peer of the room under ``code``.

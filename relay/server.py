@@ -11,11 +11,14 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from typing import cast
 
 from hushdrop_relay.config import RelayConfig
+from hushdrop_relay.connection import connection_factory
 from hushdrop_relay.http import HttpFrontend, StaticSite
+from hushdrop_relay.logs import event
 from hushdrop_relay.session import Relay
-from websockets.asyncio.server import serve
+from websockets.asyncio.server import ServerConnection, serve
 
 log = logging.getLogger("hushdrop_relay.server")
 
@@ -31,7 +34,6 @@ WRITE_LIMIT = 64 * 1024
 # unread data), and dead pairs are caught by the idle timeout, dead waiting rooms by their ttl.
 PING_INTERVAL = 20.0
 CLOSE_TIMEOUT = 5.0
-OPEN_TIMEOUT = 10.0
 
 ReadyCallback = Callable[[str, int], None]
 
@@ -53,7 +55,11 @@ async def serve_forever(
     config asked for port 0.
     """
     relay = Relay(config)
-    frontend = HttpFrontend(StaticSite(config.site_dir), config.csp)
+    frontend = HttpFrontend(
+        StaticSite(config.site_dir),
+        config.csp,
+        metrics=relay.render_metrics if config.metrics else None,
+    )
     async with serve(
         relay.handle,
         config.host,
@@ -67,13 +73,24 @@ async def serve_forever(
         write_limit=WRITE_LIMIT,
         ping_interval=PING_INTERVAL,
         ping_timeout=None,
-        open_timeout=OPEN_TIMEOUT,
+        # RelayConnection bounds the opening handshake itself (see connection.py): a single
+        # overall timeout would also cut off slow but steady downloads of the web client.
+        open_timeout=None,
+        create_connection=cast(
+            "type[ServerConnection]",
+            connection_factory(config.open_timeout, config.stall_timeout, relay.metrics),
+        ),
         close_timeout=CLOSE_TIMEOUT,
     ) as server:
         port = server.sockets[0].getsockname()[1]
         if ready is not None:
             ready(config.host, port)
-        log.info("relay ready")
+        event(
+            log,
+            "relay ready",
+            metrics=config.metrics,
+            log_identifiers=config.log_identifiers,
+        )
         await (stop.wait() if stop is not None else asyncio.Future())
         log.info("relay shutting down")
 

@@ -107,6 +107,15 @@ def http_get(
         conn.close()
 
 
+def spread(index: int, per_address: int = 25) -> dict[str, Any]:
+    """Client options connecting from loopback address 127.0.0.(2 + index // per_address).
+
+    Many rooms opened this way stay within the relay's default per-address limits (32
+    connections, 60 rooms a minute), as rooms from many real users would.
+    """
+    return {"local_addr": (f"127.0.0.{2 + index // per_address}", 0)}
+
+
 def frame(index: int, base: bytes) -> bytes:
     """A 1 MiB frame whose first 8 bytes carry its index, so order and content are checkable."""
     return index.to_bytes(8, "big") + base[8:]
@@ -563,7 +572,7 @@ def test_oversize_frames_are_refused(relay: RelayProcess) -> None:
 
 def test_many_waiting_rooms_stay_small(relay: RelayProcess) -> None:
     async def main() -> None:
-        rooms = await asyncio.gather(*(create(relay) for _ in range(300)))
+        rooms = await asyncio.gather(*(create(relay, **spread(i)) for i in range(300)))
         codes = {room for _, room in rooms}
         assert len(codes) == 300
         rss = relay.rss()
@@ -630,7 +639,7 @@ def test_full_speed_gigabyte_with_many_rooms_stays_under_64_mib(relay: RelayProc
     base = os.urandom(MiB)
 
     async def main() -> float:
-        waiting = await asyncio.gather(*(create(relay) for _ in range(200)))
+        waiting = await asyncio.gather(*(create(relay, **spread(i)) for i in range(200)))
         creator, joiner, _ = await pair(relay)
 
         async def sender() -> None:

@@ -1,0 +1,124 @@
+"""The relay's server connection: bounds on the HTTP phase of every TCP connection.
+
+This module owns slow-client protection before a connection becomes a WebSocket (or while
+it receives a plain HTTP response): the request headers must arrive within the open timeout
+(a slowloris client trickling bytes is cut off), and the response must keep draining, i.e.
+a client that leaves it unread for the stall timeout is dropped. The response itself is not
+bounded as a whole, so a slow but steady link can still download the multi-megabyte web
+client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hushdrop_relay.metrics import Metrics
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.protocol import Event
+from websockets.server import ServerProtocol
+
+# How often a response's progress is sampled, at most.
+_CHECK_INTERVAL = 1.0
+
+
+class RelayConnection(ServerConnection):
+    """A `ServerConnection` whose opening handshake is bounded as described above.
+
+    Pass ``open_timeout=None`` to websockets' ``serve`` so that only these bounds apply.
+    """
+
+    # Slots, not instance attributes: a connection already has 27 of them, and going past
+    # CPython's 30 shared-key limit makes every instance dict ~1 KiB larger.
+    __slots__ = ("_open_deadline", "metrics", "open_timeout", "stall_timeout")
+
+    def __init__(
+        self,
+        protocol: ServerProtocol,
+        server: Server,
+        *,
+        open_timeout: float,
+        stall_timeout: float,
+        metrics: Metrics,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(protocol, server, **kwargs)
+        self.open_timeout = open_timeout
+        self.stall_timeout = stall_timeout
+        self.metrics = metrics
+        self._open_deadline: asyncio.TimerHandle | None = None
+
+    # The header deadline is a timer on the event loop rather than a timeout around an await:
+    # it must also fire while websockets itself waits for the request inside handshake().
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._open_deadline = self.loop.call_later(self.open_timeout, self._open_expired)
+
+    def process_event(self, event: Event) -> None:
+        self._cancel_open_deadline()  # the first event is the complete request
+        super().process_event(event)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_open_deadline()
+        super().connection_lost(exc)
+
+    def _cancel_open_deadline(self) -> None:
+        if self._open_deadline is not None:
+            self._open_deadline.cancel()
+            self._open_deadline = None
+
+    def _open_expired(self) -> None:
+        self._open_deadline = None
+        if self.request is None:
+            self.metrics.error("open-timeout")
+            # The handshake then sees the connection lost and websockets cleans up.
+            self.transport.abort()
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        await self._while_draining(super().handshake(*args, **kwargs))
+
+    async def _while_draining(self, respond: Awaitable[None]) -> None:
+        """Run ``respond``; raise TimeoutError if its output sits unread for too long."""
+        task = asyncio.ensure_future(respond)
+        interval = min(_CHECK_INTERVAL, self.stall_timeout / 4)
+        loop = asyncio.get_running_loop()
+        last_size, last_progress = -1, loop.time()
+        try:
+            while not task.done():
+                await asyncio.wait([task], timeout=interval)
+                size = self.transport.get_write_buffer_size()
+                now = loop.time()
+                # An empty buffer is not a stall (the response is still being prepared, or
+                # all of it was taken); a shrinking one is progress.
+                if size == 0 or size != last_size:
+                    last_size, last_progress = size, now
+                elif now - last_progress >= self.stall_timeout:
+                    self.metrics.error("stall")
+                    raise TimeoutError("HTTP response left unread")
+            task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+def connection_factory(
+    open_timeout: float, stall_timeout: float, metrics: Metrics
+) -> Callable[..., ServerConnection]:
+    """A ``create_connection`` for websockets' ``serve`` building `RelayConnection` objects."""
+
+    def create(protocol: ServerProtocol, server: Server, **kwargs: Any) -> ServerConnection:
+        return RelayConnection(
+            protocol,
+            server,
+            open_timeout=open_timeout,
+            stall_timeout=stall_timeout,
+            metrics=metrics,
+            **kwargs,
+        )
+
+    return create

@@ -1,0 +1,171 @@
+"""Per-client abuse limits: who a client is, how many connections it holds, how fast it creates.
+
+This module owns turning a connection into an opaque client key and the two per-client
+limits (concurrent WebSocket connections, room creations per minute). Keys are keyed hashes
+of the address made with a secret drawn at start-up, so the relay's memory holds no
+addresses, and every table here is bounded: entries go away when a client has no
+connection left or its rate bucket has refilled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from websockets.asyncio.server import ServerConnection
+
+# An IPv6 client typically gets a whole /64; keying on the full address would let it walk
+# through 2^64 addresses to dodge every per-client limit.
+IPV6_PREFIX = 64
+
+# Hard cap on remembered rate buckets. Past it the least recently seen clients are forgotten
+# early (they get a fresh bucket): bounded memory matters more than exactness under a flood
+# from this many addresses, and --max-rooms still caps the total.
+MAX_TRACKED_CLIENTS = 20_000
+
+ClientKey = bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who is on the other end of a connection: its address (for opt-in logs only) and key."""
+
+    address: str
+    key: ClientKey
+
+
+class ClientIdentifier:
+    """Derives `Client` values from connections, honouring a trusted proxy header if set."""
+
+    def __init__(self, proxy_header: str = "") -> None:
+        self.proxy_header = proxy_header
+        self._secret = secrets.token_bytes(16)
+
+    def identify(self, ws: ServerConnection) -> Client:
+        address = self.address(ws)
+        return Client(address=address, key=self.key(address))
+
+    def address(self, ws: ServerConnection) -> str:
+        """The client's IP address as text, or ``"unknown"``."""
+        if self.proxy_header and ws.request is not None:
+            values = ws.request.headers.get_all(self.proxy_header)
+            if values:
+                # The last entry is the one our own proxy appended; earlier ones are whatever
+                # the client claimed and must not be trusted.
+                parsed = _parse_ip(values[-1].rsplit(",", 1)[-1])
+                if parsed is not None:
+                    return str(parsed)
+        peer = ws.remote_address
+        host = peer[0] if isinstance(peer, tuple) and peer else None
+        parsed = _parse_ip(host) if isinstance(host, str) else None
+        return str(parsed) if parsed is not None else "unknown"
+
+    def key(self, address: str) -> ClientKey:
+        """An opaque, per-process key for ``address`` (IPv6: for its /64)."""
+        material = address.encode()
+        parsed = _parse_ip(address)
+        if isinstance(parsed, ipaddress.IPv6Address):
+            network = ipaddress.IPv6Network((parsed, IPV6_PREFIX), strict=False)
+            material = network.network_address.packed
+        elif parsed is not None:
+            material = parsed.packed
+        return hashlib.blake2b(material, key=self._secret, digest_size=12).digest()
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parse an address as proxies write it: maybe bracketed, maybe with a port or zone."""
+    text = text.strip().strip('"')
+    if text.lower().startswith("for="):  # an RFC 7239 Forwarded element
+        text = text[4:].strip('"')
+    if text.startswith("["):
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]  # IPv4 with a port
+    text = text.split("%", 1)[0]
+    try:
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return parsed.ipv4_mapped
+    return parsed
+
+
+class ConnectionCounter:
+    """Concurrent connections per client; a client with none left is not remembered."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit  # 0: unlimited
+        self._counts: dict[ClientKey, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def acquire(self, key: ClientKey) -> bool:
+        """Count one more connection for ``key``; False (and nothing counted) if over."""
+        count = self._counts.get(key, 0)
+        if self.limit and count >= self.limit:
+            return False
+        self._counts[key] = count + 1
+        return True
+
+    def release(self, key: ClientKey) -> None:
+        count = self._counts.get(key, 0) - 1
+        if count > 0:
+            self._counts[key] = count
+        else:
+            self._counts.pop(key, None)
+
+
+class RateLimiter:
+    """A token bucket per client: ``per_minute`` tokens at most, refilled at that rate.
+
+    A bucket untouched for a full minute is full again, which is what an unknown client
+    gets, so it is dropped; buckets are kept in least-recently-used order so that dropping
+    expired ones only ever looks at the front.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_tracked: int = MAX_TRACKED_CLIENTS,
+    ) -> None:
+        self.capacity = float(per_minute)  # 0: unlimited
+        self.rate = per_minute / 60.0
+        self.refill_time = 60.0
+        self.clock = clock
+        self.max_tracked = max_tracked
+        # key -> (tokens left, when they were counted)
+        self._buckets: OrderedDict[ClientKey, tuple[float, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def allow(self, key: ClientKey) -> bool:
+        """Take one token from ``key``'s bucket; False if it is empty."""
+        if not self.capacity:
+            return True
+        now = self.clock()
+        self._expire(now)
+        tokens, stamp = self._buckets.pop(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - stamp) * self.rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[key] = (tokens, now)  # re-inserted last: most recently used
+        while len(self._buckets) > self.max_tracked:
+            self._buckets.popitem(last=False)
+        return allowed
+
+    def _expire(self, now: float) -> None:
+        while self._buckets:
+            _, (_, stamp) = next(iter(self._buckets.items()))
+            if now - stamp < self.refill_time:
+                return
+            self._buckets.popitem(last=False)
