@@ -6,12 +6,14 @@ import asyncio
 
 from ..crypto.pyca import PycaBackend
 from ..protocol.codes import new_sender_secrets
-from ..protocol.errors import HushdropError
+from ..protocol.errors import HushdropError, PeerGoneError, RelayError
 from ..protocol.events import Accepted, Completed, Verified
 from ..protocol.sender import SenderSession
 from ..transport.relay_client import RelayConnection
 from .files import OutgoingFiles
 from .output import Reporter
+
+REASON_WAIT = 2.0  # seconds to wait for the receiver's last message after a failed send
 
 
 async def send(
@@ -56,16 +58,23 @@ async def _transfer(
                 return
             await incoming.put(message)
 
+    async def flush() -> None:
+        try:
+            await connection.send_all(session.data_to_send())
+        except (PeerGoneError, RelayError):
+            await _peer_reason(session, incoming)  # raises the receiver's reason, if it gave one
+            raise
+
     reader = asyncio.create_task(read_peer())
     try:
-        await connection.send_all(session.data_to_send())
+        await flush()
         while not session.finished:
             request = session.next_read()
             if request is not None:
                 index, offset, length = request
                 await session.send_plaintext(files.read(index, offset, length))
                 reporter.progress(session.bytes_done, session.bytes_total)
-                await connection.send_all(session.data_to_send())
+                await flush()
                 if incoming.empty():
                     continue
             item = await incoming.get()
@@ -80,6 +89,22 @@ async def _transfer(
                 elif isinstance(event, Completed):
                     reporter.progress(session.bytes_total, session.bytes_total)
                     reporter.done(len(session.manifest.files), session.bytes_total)
-            await connection.send_all(session.data_to_send())
+            await flush()
     finally:
         reader.cancel()
+
+
+async def _peer_reason(session: SenderSession, incoming: asyncio.Queue) -> None:
+    """The connection failed while sending: read what the receiver sent before it went.
+
+    A receiver that stops (disk full, tampered data) sends CANCEL and leaves; if our send fails
+    first, its CANCEL is still queued, and `session.receive` turns it into the real reason.
+    """
+    while True:
+        try:
+            item = await asyncio.wait_for(incoming.get(), REASON_WAIT)
+        except TimeoutError:
+            return
+        if isinstance(item, BaseException):
+            return
+        await session.receive(item)

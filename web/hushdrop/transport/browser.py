@@ -113,15 +113,21 @@ class BrowserRelayConnection:
     async def _recv(self) -> str | bytes:
         message = await self._messages.get()
         if message is None:
-            self._messages.put_nowait(None)  # later calls see the close too
-            raise await self._closed_error()
+            raise await self._closed_error()  # it re-queues the end marker for later calls
         return message
 
     async def _closed_error(self) -> Exception:
-        # Messages queued before the close may include the relay's notice (peer-gone, idle, …).
+        # Messages queued before the close may include the relay's notice (peer-gone, idle, …);
+        # the peer's own last messages (its CANCEL may say why) stay queued for `receive()`.
+        error = None
+        kept: list[bytes] = []
         while not self._messages.empty():
             message = self._messages.get_nowait()
-            if isinstance(message, str):
-                return rendezvous.notice_error(rendezvous.parse(message))
+            if isinstance(message, str) and error is None:
+                error = rendezvous.notice_error(rendezvous.parse(message))
+            elif isinstance(message, bytes):
+                kept.append(message)
+        for message in kept:
+            self._messages.put_nowait(message)
         self._messages.put_nowait(None)
-        return rendezvous.closed_error(self._close_code, self._relay)
+        return error or rendezvous.closed_error(self._close_code, self._relay)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -26,6 +27,9 @@ class RelayConnection:
         self._ws = websocket
         self._relay = relay
         self.room: str | None = None
+        # Peer messages that arrived before the connection closed, still owed to `receive()`.
+        self._leftover: deque[bytes] = deque()
+        self._error: Exception | None = None
 
     @classmethod
     async def open(cls, relay: str) -> RelayConnection:
@@ -78,8 +82,14 @@ class RelayConnection:
             await asyncio.wait_for(self.send_all(messages), timeout)
 
     async def receive(self) -> bytes:
-        """The next binary message from the peer. Relay notices become exceptions."""
+        """The next binary message from the peer. Relay notices become exceptions.
+
+        After the connection closed, messages the peer sent before it are still returned (its
+        CANCEL may say why), then the closing error is raised.
+        """
         while True:
+            if self._leftover:
+                return self._leftover.popleft()
             message = await self._recv()
             if isinstance(message, bytes):
                 return message
@@ -89,6 +99,8 @@ class RelayConnection:
         await self._ws.close()
 
     async def _recv(self) -> str | bytes:
+        if self._error is not None:
+            raise self._error
         try:
             return await self._ws.recv()
         except ConnectionClosed as exc:
@@ -96,15 +108,23 @@ class RelayConnection:
 
     async def _closed_error(self, exc: ConnectionClosed) -> Exception:
         """Why the connection closed: the relay's last notice if one is still unread."""
-        # A send can fail before the relay's notice (peer-gone, idle, …) was read: look for it.
+        if self._error is not None:
+            return self._error
+        # A send can fail before the relay's notice (peer-gone, idle, …) was read: look for it,
+        # keeping the peer's own last messages for `receive()`.
+        error = None
         try:
-            while True:
+            while error is None:
                 message = await asyncio.wait_for(self._ws.recv(), 1)
                 if isinstance(message, str):
-                    return rendezvous.notice_error(rendezvous.parse(message))
+                    error = rendezvous.notice_error(rendezvous.parse(message))
+                else:
+                    self._leftover.append(message)
         except (ConnectionClosed, TimeoutError, RelayError):
             pass
-        return rendezvous.closed_error(exc.rcvd.code if exc.rcvd else None, self._relay)
+        code = exc.rcvd.code if exc.rcvd else None
+        self._error = error or rendezvous.closed_error(code, self._relay)
+        return self._error
 
 
 def _reason(exc: BaseException) -> str:
