@@ -17,7 +17,7 @@ confirmation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Generator, Sequence
 from typing import Protocol, runtime_checkable
 
 AES_KEY_SIZE = 32
@@ -36,6 +36,19 @@ class AuthenticationError(CryptoError):
 
 class InvalidPointError(CryptoError):
     """An X25519 computation produced the all-zero output (a low-order or invalid peer point)."""
+
+
+class Ready:
+    """An awaitable that already holds its value (a batch that needed no work)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[None, None, bytes]:
+        return self.value
+        yield  # a generator function, so awaiting it never suspends
 
 
 @runtime_checkable
@@ -80,15 +93,19 @@ class CryptoBackend(Protocol):
         """
         ...
 
-    async def seal_many(self, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> bytes:
-        """Encrypt each (nonce, plaintext) with AES-256-GCM, empty AAD; return the concatenation.
+    def seal_many(self, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> Awaitable[bytes]:
+        """Encrypt each (nonce, plaintext) with AES-256-GCM, empty AAD; await the concatenation.
+
+        A backend that works in the background (WebCrypto) starts the batch when this is called,
+        so the caller can do other work (hash the same data) before awaiting the result. The
+        items are copied or consumed before this returns; the caller may reuse its buffers.
 
         Key sizes as for `seal`. The result may be a `bytearray` (a bytes-like object) so that a
         backend can fill one preallocated buffer instead of copying it into `bytes` at the end.
         """
         ...
 
-    async def open_many(self, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> bytes:
+    def open_many(self, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> Awaitable[bytes]:
         """Decrypt each (nonce, ciphertext||tag), empty AAD; return the concatenated plaintexts.
 
         Raises AuthenticationError if any item fails; no plaintext is returned in that case.

@@ -34,7 +34,7 @@ last is 16384 plaintext bytes + 16-byte tag and the last is 0..16383 bytes + tag
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from hushdrop.crypto.backend import (
     GCM_NONCE_SIZE,
@@ -42,6 +42,7 @@ from hushdrop.crypto.backend import (
     AuthenticationError,
     CryptoBackend,
     CryptoError,
+    Ready,
 )
 from hushdrop.crypto.hkdf import HashName, hkdf_expand
 
@@ -242,11 +243,19 @@ class ChunkEncryptor(_Chunker):
         are emitted at once, all in a single `seal_many` call. Returns b"" while less than one
         chunk is buffered.
         """
+        return await self.start_update(data)
+
+    def start_update(self, data: bytes | bytearray | memoryview) -> Awaitable[bytes | bytearray]:
+        """Like `update`, but a background backend starts encrypting before this returns.
+
+        The caller can then hash the same bytes while WebCrypto encrypts them, and await the
+        ciphertext afterwards. `data` may be reused as soon as this returns.
+        """
         self._check_usable()
         items = self._take_blocks(data)
         if not items:
-            return b""
-        return await self._backend.seal_many(self._key, items)
+            return Ready(b"")
+        return self._backend.seal_many(self._key, items)
 
     async def finalize(self) -> bytes | bytearray:
         """Encrypt and return the final chunk: the buffered remainder, possibly empty."""

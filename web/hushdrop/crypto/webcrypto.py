@@ -6,12 +6,12 @@ into the page, which provides the batched AES-GCM used for file data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Generator, Sequence
 
 import js
 from pyodide.ffi import JsException, to_js
 
-from .backend import AES_KEY_SIZE, AuthenticationError, CryptoError, InvalidPointError
+from .backend import AES_KEY_SIZE, AuthenticationError, CryptoError, InvalidPointError, Ready
 
 # PKCS #8 wrapping of a raw X25519 private key (RFC 8410): WebCrypto imports no raw private keys.
 _PKCS8_X25519_PREFIX = bytes.fromhex("302e020100300506032b656e04220420")
@@ -107,23 +107,43 @@ class WebCryptoBackend:
             raise AuthenticationError("AES-GCM authentication failed") from exc
         return _py_bytes(js.Uint8Array.new(result))
 
-    async def seal_many(self, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> bytes:
-        return await self._batch("sealMany", key, items)
+    def seal_many(self, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> Awaitable[bytes]:
+        """Start the batch now (WebCrypto works off the main thread); await the result later."""
+        return self._batch("sealMany", key, items)
 
-    async def open_many(self, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> bytes:
+    def open_many(self, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> Awaitable[bytes]:
+        """Start the batch now; awaiting raises AuthenticationError if any chunk fails."""
+        return self._batch("openMany", key, items)
+
+    def _batch(
+        self, op: str, key: bytes, items: Sequence[tuple[bytes, memoryview]]
+    ) -> Awaitable[bytes]:
+        if not items:
+            return Ready(b"")
+        nonces = _js_bytes(b"".join(nonce for nonce, _ in items))
+        data = _js_bytes(b"".join(items_data for _, items_data in items))
+        lengths = js.Uint32Array.new(to_js([len(d) for _, d in items]))
+        handle = self._aes_keys.get(key)
+        if handle is None:  # the first batch under a key imports it first
+            return self._batch_after_import(op, key, nonces, data, lengths)
+        return _Batch(getattr(js.hushdropCrypto, op)(handle, nonces, data, lengths))
+
+    async def _batch_after_import(self, op: str, key: bytes, nonces, data, lengths) -> bytes:
+        handle = await self._aes(key)
+        return await _Batch(getattr(js.hushdropCrypto, op)(handle, nonces, data, lengths))
+
+
+class _Batch:
+    """A batch already running in JavaScript; awaiting it yields the packed output as bytes."""
+
+    __slots__ = ("_promise",)
+
+    def __init__(self, promise) -> None:
+        self._promise = promise
+
+    def __await__(self) -> Generator[object, None, bytes]:
         try:
-            return await self._batch("openMany", key, items)
+            result = yield from self._promise.__await__()
         except JsException as exc:
             raise AuthenticationError("AES-GCM authentication failed") from exc
-
-    async def _batch(self, op: str, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> bytes:
-        if not items:
-            return b""
-        nonces = b"".join(nonce for nonce, _ in items)
-        data = b"".join(items_data for _, items_data in items)
-        lengths = js.Uint32Array.new(to_js([len(d) for _, d in items]))
-        handle = await self._aes(key)
-        result = await getattr(js.hushdropCrypto, op)(
-            handle, _js_bytes(nonces), _js_bytes(data), lengths
-        )
         return _py_bytes(result)

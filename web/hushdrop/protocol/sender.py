@@ -152,8 +152,10 @@ class SenderSession(PeerSession):
             raise HushdropError(
                 f"{self.manifest.files[self._index].path} changed while it was being sent."
             )
+        # WebCrypto encrypts off the main thread: hash while it does (pyca just runs in turn).
+        pending = self._encryptor.start_update(data)
         self._hash.update(data)
-        self._append(await self._encryptor.update(data))
+        self._append(await pending)
         self._offset += length
         self.bytes_done += length
         await self._advance_files()
