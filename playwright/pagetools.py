@@ -1,6 +1,101 @@
 """Constants and helpers shared by the browser tests (imported by name: pytest puts this folder on
-sys.path; the folder has no __init__.py so it never shadows the `playwright` package)."""
+sys.path; the folder has no __init__.py so it never shadows the `playwright` package).
+
+The helpers drive index.html the way a person does — through labels, roles and button names — so
+they double as a check that the page is accessible by those names.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from playwright.sync_api import Download, Page, expect
+
+# Report the service worker's own requests too (Chromium only), so a test can check that nothing
+# the page or its worker fetches goes to another origin. Read by the Playwright driver when it
+# starts, which is after test modules (and this one) are imported.
+os.environ.setdefault("PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS", "1")
+
 PYTHON_READY_TIMEOUT = 90_000  # ms; a cold Pyodide start on a loaded 2-core machine
+STEP_TIMEOUT = 60_000  # ms; one protocol step (pairing, key confirmation, an offer)
+TRANSFER_TIMEOUT = 240_000  # ms; a whole transfer of the sizes used here, on a slow machine
+MiB = 1024 * 1024
+
+WRONG_CODE = re.compile("code or password is wrong", re.IGNORECASE)
+
+
+def random_file(path: Path, size: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        remaining = size
+        while remaining:
+            block = os.urandom(min(remaining, MiB))
+            handle.write(block)
+            remaining -= len(block)
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(MiB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def wait_until_ready(page: Page) -> None:
+    """Python has started: the buttons that need it are enabled."""
+    expect(page.get_by_role("button", name="Create link")).to_be_enabled(
+        timeout=PYTHON_READY_TIMEOUT
+    )
+
+
+def create_link(
+    page: Page,
+    files: list[Path] | None = None,
+    folder: Path | None = None,
+    password: str | None = None,
+) -> tuple[str, str]:
+    """Select files (or a folder), create the link; return (share link, typed code)."""
+    if files:
+        page.get_by_label("Choose files").set_input_files(files)
+    if folder is not None:
+        page.get_by_label("Choose a folder").set_input_files(folder)
+    if password:
+        page.get_by_label("Password").fill(password)
+    wait_until_ready(page)
+    page.get_by_role("button", name="Create link").click()
+    link = page.get_by_label("Share link")
+    expect(link).to_have_value(re.compile(r"#\d{6}-"), timeout=STEP_TIMEOUT)
+    code = page.locator("code.code").inner_text()
+    return link.input_value(), code
+
+
+def accept_download(page: Page, target: Path) -> Download:
+    """Click Download once the offer shows, wait for the browser download, save it to `target`."""
+    button = page.get_by_role("button", name="Download")
+    expect(button).to_be_visible(timeout=PYTHON_READY_TIMEOUT)
+    with page.expect_download(timeout=STEP_TIMEOUT) as info:
+        button.click()
+    download = info.value
+    download.save_as(target)  # waits until the browser finished (or failed) the download
+    assert download.failure() is None, download.failure()
+    return download
+
+
+def expect_sent(page: Page, summary: str) -> None:
+    expect(page.get_by_text(f"Sent {summary}")).to_be_visible(timeout=TRANSFER_TIMEOUT)
+
+
+def expect_received(page: Page, summary: str) -> None:
+    expect(page.get_by_text(f"Received {summary}")).to_be_visible(timeout=TRANSFER_TIMEOUT)
+
+
+def same_verification_code(sender: Page, receiver: Page) -> None:
+    """Both pages show one verification code, formatted like `FD79-FDBB`."""
+    shown = sender.get_by_label("Verification code")
+    expect(shown).to_have_text(re.compile(r"^[0-9A-F]{4}-[0-9A-F]{4}$"), timeout=STEP_TIMEOUT)
+    expect(receiver.get_by_label("Verification code")).to_have_text(shown.inner_text())

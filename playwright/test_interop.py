@@ -1,0 +1,150 @@
+"""One protocol, two runtimes: the page and the `hushdrop` CLI (real processes) transfer both ways.
+
+The page runs the core under Pyodide with WebCrypto, the CLI under CPython with pyca; the links and
+codes each prints are what the other accepts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+
+import pytest
+from pagetools import (
+    PYTHON_READY_TIMEOUT,
+    STEP_TIMEOUT,
+    TRANSFER_TIMEOUT,
+    MiB,
+    accept_download,
+    create_link,
+    expect_received,
+    expect_sent,
+    random_file,
+    sha256_file,
+)
+from playwright.sync_api import expect
+
+from tests.integration.cli import FlippingProxy, receive, send
+
+CLI_TIMEOUT = 240  # s
+
+
+@pytest.fixture
+def processes():
+    """CLI processes started by a test; all stopped at its end, whatever happened."""
+    started = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+def test_page_sends_to_the_cli(web_relay, new_page, tmp_path, processes):
+    sources = [
+        random_file(tmp_path / "src" / "video.bin", 20 * MiB + 3),
+        random_file(tmp_path / "src" / "readme.txt", 777),
+    ]
+    sender, _ = new_page(web_relay.url)
+    _, code = create_link(sender, files=sources)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    cli = receive(web_relay.url, code, out, extra=["--yes"])
+    processes.append(cli)
+    assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+
+    for source in sources:
+        assert sha256_file(out / source.name) == sha256_file(source)
+    expect_sent(sender, "2 files")
+    page_sas = sender.get_by_label("Verification code").inner_text()
+    assert cli.wait_event("verification")["sas"] == page_sas
+
+
+def test_page_link_with_password_works_in_the_cli(web_relay, new_page, tmp_path, processes):
+    source = random_file(tmp_path / "tax.pdf", 100_000)
+    sender, _ = new_page(web_relay.url)
+    link, _ = create_link(sender, files=[source], password="s3cret")
+    out = tmp_path / "out"
+    out.mkdir()
+
+    cli = receive(web_relay.url, link, out, extra=["--yes"], env={"HUSHDROP_PASSWORD": "s3cret"})
+    processes.append(cli)
+    assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+    assert sha256_file(out / "tax.pdf") == sha256_file(source)
+    expect_sent(sender, "1 file")
+
+
+def test_cli_sends_to_the_page(web_relay, new_page, tmp_path, processes):
+    source = random_file(tmp_path / "archive.tar", 30 * MiB + 11)
+    cli = send(web_relay.url, source)
+    processes.append(cli)
+    link = cli.wait_event("code")["link"]
+    assert link.startswith(f"{web_relay.url}/#")
+
+    receiver, _ = new_page(link)
+    download = accept_download(receiver, tmp_path / "saved.tar")
+
+    assert download.suggested_filename == "archive.tar"
+    assert sha256_file(tmp_path / "saved.tar") == sha256_file(source)
+    expect_received(receiver, "1 file, 30.0 MiB")
+    assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+    assert (
+        cli.wait_event("verification")["sas"]
+        == receiver.get_by_label("Verification code").inner_text()
+    )
+
+
+def test_cli_sends_a_folder_to_the_page_as_a_zip(web_relay, new_page, tmp_path, processes):
+    folder = tmp_path / "project"
+    files = [
+        random_file(folder / "src" / "main.c", 4321),
+        random_file(folder / "data.bin", 3 * MiB),
+    ]
+    (folder / "build").mkdir()  # empty: must survive as a directory entry
+    cli = send(web_relay.url, folder)
+    processes.append(cli)
+    code = cli.wait_event("code")["code"]
+
+    receiver, _ = new_page(web_relay.url)
+    receiver.get_by_label("Code").fill(code)
+    receiver.get_by_role("button", name="Receive").click()
+    expect(receiver.get_by_text("2 files").first).to_be_visible(timeout=STEP_TIMEOUT)
+    download = accept_download(receiver, tmp_path / "saved.zip")
+
+    assert download.suggested_filename == "project.zip"
+    with zipfile.ZipFile(tmp_path / "saved.zip") as archive:
+        names = {info.filename for info in archive.infolist()}
+        hashes = {
+            name: hashlib.sha256(archive.read(name)).hexdigest()
+            for name in names
+            if not name.endswith("/")
+        }
+    assert "project/build/" in names
+    assert hashes == {f"project/{p.relative_to(folder).as_posix()}": sha256_file(p) for p in files}
+    assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+
+
+def test_tampered_data_fails_the_download_and_alerts(web_relay, new_page, tmp_path, processes):
+    """A byte flipped between relay and page: authentication fails mid-file, the page errors the
+    download stream (the browser marks it failed) and says why; the CLI sender is told."""
+    source = random_file(tmp_path / "data.bin", 30 * MiB)
+    # Past every static file the page loads through the proxy (each on its own connection), so
+    # only the WebSocket's data is touched.
+    proxy = FlippingProxy(web_relay.port, offset=12 * MiB + 4321, direction="to_client")
+    try:
+        cli = send(web_relay.url, source)
+        processes.append(cli)
+        fragment = cli.wait_event("code")["link"].split("#", 1)[1]
+        receiver, _ = new_page(f"{proxy.url}/#{fragment}")
+        button = receiver.get_by_role("button", name="Download")
+        expect(button).to_be_visible(timeout=PYTHON_READY_TIMEOUT)
+        with receiver.expect_download(timeout=STEP_TIMEOUT) as info:
+            button.click()
+
+        expect(receiver.get_by_role("alert")).to_contain_text(
+            "failed authentication", timeout=TRANSFER_TIMEOUT
+        )
+        assert proxy.flipped.is_set()
+        assert info.value.failure() is not None
+        assert cli.wait(CLI_TIMEOUT) != 0
+    finally:
+        proxy.close()

@@ -1,0 +1,147 @@
+"""The page itself: what shows before Python is ready, without JavaScript or WebAssembly, bad links,
+the service worker's boundaries, and that nothing is fetched from any other origin.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from pagetools import (
+    PYTHON_READY_TIMEOUT,
+    STEP_TIMEOUT,
+    accept_download,
+    create_link,
+    expect_received,
+    random_file,
+    sha256_file,
+    wait_until_ready,
+)
+from playwright.sync_api import Route, expect
+
+
+def test_loading_state_and_file_selection_before_python_is_ready(web_relay, new_page, tmp_path):
+    files = [random_file(tmp_path / "a.txt", 10), random_file(tmp_path / "b.bin", 2048)]
+    page, _ = new_page()
+    held: list[Route] = []
+    # Hold back the Python runtime so the page stays in its loading state as long as needed.
+    page.route("**/pyodide.asm.wasm", lambda route: held.append(route))
+    page.goto(web_relay.url)
+
+    expect(page.get_by_role("status").filter(has_text="Starting the secure engine")).to_be_visible()
+    expect(page.get_by_role("button", name="Create link")).to_be_disabled()
+    expect(page.get_by_role("button", name="Receive")).to_be_disabled()
+
+    page.get_by_label("Choose files").set_input_files(files)
+    expect(page.get_by_text("2 files, 2.0 KiB")).to_be_visible()
+    page.get_by_role("button", name="Remove a.txt").click()
+    expect(page.get_by_text("1 file, 2.0 KiB")).to_be_visible()
+
+    assert len(held) == 1
+    held[0].continue_()
+    wait_until_ready(page)
+    expect(page.get_by_role("button", name="Receive")).to_be_enabled()
+    expect(page.get_by_text("Starting the secure engine")).to_be_hidden()
+
+
+def test_without_javascript_the_page_says_why(web_relay, new_page):
+    page, _ = new_page(web_relay.url, java_script_enabled=False)
+    # Chromium's script switch does not make <noscript> render, so check the markup for it, and
+    # that no endless "starting" spinner shows when scripts never run.
+    html = page.request.get(web_relay.url).text()
+    assert re.search(r"<noscript>\s*<p[^>]*>[^<]*needs\s+JavaScript", html)
+    expect(page.get_by_text("Starting the secure engine")).to_be_hidden()
+
+
+def test_without_webassembly_the_page_says_why(web_relay, new_page):
+    page, _ = new_page()
+    page.add_init_script("delete globalThis.WebAssembly;")
+    page.goto(web_relay.url)
+    expect(page.get_by_role("alert")).to_contain_text("WebAssembly")
+    expect(page.get_by_role("button", name="Create link")).to_be_disabled()
+    # Choosing files still works; only the engine is missing.
+    expect(page.get_by_label("Choose files")).to_be_attached()
+
+
+def test_a_damaged_link_explains_itself_on_the_home_page(web_relay, new_page):
+    page, _ = new_page(f"{web_relay.url}/#123456-damaged")
+    expect(page.get_by_role("alert")).to_contain_text(
+        re.compile("link|code"), timeout=PYTHON_READY_TIMEOUT
+    )
+    expect(page.get_by_role("button", name="Create link")).to_be_visible()
+    expect(page.get_by_label("Code")).to_be_visible()
+
+
+def test_a_link_to_an_expired_room_says_so(web_relay, new_page):
+    page, _ = new_page(f"{web_relay.url}/#000000-AAAAAAAAAAAAAAAAAAAAAA")
+    expect(page.get_by_role("alert")).to_contain_text(
+        "No transfer is waiting", timeout=PYTHON_READY_TIMEOUT
+    )
+    expect(page.get_by_role("button", name="Back to start")).to_be_visible()
+
+
+def test_service_worker_only_answers_its_own_urls(web_relay, new_page):
+    page, _ = new_page(web_relay.url)
+    wait_until_ready(page)
+    assert page.evaluate("navigator.serviceWorker.ready.then((r) => r.active.state)") in (
+        "activating",
+        "activated",
+    )
+    # Under the worker's control, the site still loads as before.
+    page.reload()
+    wait_until_ready(page)
+    assert page.evaluate("navigator.serviceWorker.controller !== null")
+    response = page.request.get(f"{web_relay.url}/config.json")
+    assert response.ok
+    # An unknown (or already used) download id: the worker refuses it rather than passing it on.
+    expired = page.goto(f"{web_relay.url}/__hushdrop__/download/{'0' * 32}")
+    assert expired is not None and expired.status == 404
+    assert "expired" in page.content()
+
+
+def test_no_request_goes_to_another_origin(web_relay, new_page, tmp_path):
+    """Every request of both pages and their service workers, through a whole transfer."""
+    origin = urlsplit(web_relay.url)
+    seen: list[str] = []
+
+    def watch(page) -> None:
+        page.context.on("request", lambda request: seen.append(request.url))
+        page.on("websocket", lambda ws: seen.append(ws.url))
+
+    source = random_file(tmp_path / "doc.odt", 3 * 1024 * 1024)
+    sender, _ = new_page()
+    watch(sender)
+    sender.goto(web_relay.url)
+    link, _ = create_link(sender, files=[source])
+    receiver, _ = new_page()
+    watch(receiver)
+    receiver.goto(link)
+    accept_download(receiver, tmp_path / "saved.odt")
+    assert sha256_file(tmp_path / "saved.odt") == sha256_file(source)
+    expect_received(receiver, "1 file")
+
+    assert any("/__hushdrop__/download/" in url for url in seen), seen
+    assert any(url.startswith(("ws://", "wss://")) for url in seen), seen
+    foreign = []
+    for url in seen:
+        parts = urlsplit(url)
+        if parts.scheme in ("data", "blob"):
+            continue
+        if parts.scheme not in ("http", "ws") or parts.netloc != origin.netloc:
+            foreign.append(url)
+    assert foreign == [], foreign
+    assert len(seen) > 10  # the page, its runtime, config, Python bundle, worker, download…
+
+
+def test_share_link_has_qr_code_and_copy_button(web_relay, new_page, tmp_path):
+    source = random_file(tmp_path / "x.txt", 5)
+    page, _ = new_page(web_relay.url)
+    link, code = create_link(page, files=[source])
+    assert re.fullmatch(re.escape(web_relay.url) + r"/#\d{6}-[A-Za-z0-9_-]{22}", link)
+    qr = page.get_by_role("img", name="QR code of the share link")
+    expect(qr).to_have_attribute("src", re.compile(r"^data:image/svg\+xml"))
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible(timeout=STEP_TIMEOUT)
+    assert page.evaluate("navigator.clipboard.readText()") == link
+    assert code.split("-")[0] == link.split("#")[1][:6]

@@ -1,0 +1,766 @@
+// Hushdrop page bootstrap: everything that works before (and beside) Python.
+//
+// This module owns: the WebAssembly check and the "starting" state; the file selection (pickers,
+// drag and drop with folder traversal, the list the user sees); reading file slices for the Python
+// sender; the service worker and the download streams the Python receiver writes to; and small
+// conveniences (copy buttons, the leave-page warning). Every protocol decision is made in Python
+// (hushdrop.page drives hushdrop.protocol); this file only moves bytes and keeps the page usable.
+//
+// Python talks to it through `globalThis.hushdrop` (see the bottom of this file).
+
+const MiB = 1024 * 1024;
+const ENGINE_SLOW_MS = 20_000;
+const ENGINE_TIMEOUT_MS = 180_000;
+const SW_READY_TIMEOUT_MS = 10_000;
+const DOWNLOAD_START_TIMEOUT_MS = 20_000;
+const KEEPALIVE_MS = 10_000;
+const LIST_LIMIT = 200; // rows shown in the selection list; the rest is summarised
+
+const $ = (id) => document.getElementById(id);
+
+function humanSize(size) {
+  // Same format as hushdrop.page.humanize.human_size.
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = size;
+  for (const unit of units) {
+    if (value < 1024 || unit === "TiB") {
+      return unit === "B" ? `${value} B` : `${value.toFixed(1)} ${unit}`;
+    }
+    value /= 1024;
+  }
+  return `${size} B`;
+}
+
+function plural(count, word) {
+  return `${count.toLocaleString("en")} ${word}${count === 1 ? "" : "s"}`;
+}
+
+function showAlert(text) {
+  $("alert").textContent = text;
+}
+
+// ------------------------------------------------------------------------- engine state
+
+const engine = { ready: false, handlers: null, failed: false };
+
+function setEngineText(text, failed = false) {
+  const box = $("engine");
+  $("engine-text").textContent = text;
+  box.classList.toggle("failed", failed);
+}
+
+function checkPlatform() {
+  if (typeof WebAssembly !== "object" || typeof WebAssembly.instantiate !== "function") {
+    engine.failed = true;
+    setEngineText("Hushdrop cannot start here.", true);
+    showAlert(
+      "This browser has WebAssembly turned off or does not support it, and Hushdrop needs it to " +
+        "encrypt your files inside the page. Turn it on (some hardened or enterprise settings " +
+        "disable it) or use a current Firefox, Chrome, Edge or Safari.",
+    );
+    return false;
+  }
+  if (!globalThis.crypto || !globalThis.crypto.subtle) {
+    engine.failed = true;
+    setEngineText("Hushdrop cannot start here.", true);
+    showAlert(
+      "This page must be opened over https:// (or from localhost): browsers only offer the " +
+        "cryptography Hushdrop needs to secure pages.",
+    );
+    return false;
+  }
+  return true;
+}
+
+function updateButtons() {
+  const ready = engine.ready && !engine.failed;
+  home.createLink.disabled = !ready;
+  home.receive.disabled = !ready;
+}
+
+function watchEngineStart() {
+  setTimeout(() => {
+    if (!engine.ready && !engine.failed) {
+      setEngineText("Starting the secure engine… (the first start downloads about 10 MB)");
+    }
+  }, ENGINE_SLOW_MS);
+  setTimeout(() => {
+    if (!engine.ready && !engine.failed) {
+      engine.failed = true;
+      setEngineText("The secure engine did not start.", true);
+      showAlert("The secure engine did not start. Check your connection and reload the page.");
+    }
+  }, ENGINE_TIMEOUT_MS);
+}
+
+// ------------------------------------------------------------------------- the selection
+
+class Selection {
+  constructor() {
+    this.files = []; // {path, file}, in the order they will be sent
+    this.dirs = []; // directory paths, including empty ones
+    this.frozen = null; // the list being sent (see snapshot())
+  }
+
+  get size() {
+    return this.files.reduce((sum, entry) => sum + entry.file.size, 0);
+  }
+
+  topName(path) {
+    return path.split("/")[0];
+  }
+
+  // Add what one pick or drop produced. Top-level names already taken get " (2)", " (3)"… so two
+  // picks of different "report.pdf" files never collide on the receiving side.
+  addBatch(files, dirs) {
+    const tops = [...this.files.map((e) => e.path), ...this.dirs].map((p) => this.topName(p));
+    // Compared case-insensitively, as the receiver's file system may be.
+    const taken = new Set(tops.map((name) => name.toLowerCase()));
+    const renames = new Map();
+    const rename = (path) => {
+      const top = this.topName(path);
+      if (!renames.has(top)) {
+        let name = top;
+        if (taken.has(top.toLowerCase())) {
+          const dot = top.lastIndexOf(".");
+          const isFile = !path.includes("/") && dot > 0;
+          const stem = isFile ? top.slice(0, dot) : top;
+          const ext = isFile ? top.slice(dot) : "";
+          for (let i = 2; taken.has(name.toLowerCase()); i++) {
+            name = `${stem} (${i})${ext}`;
+          }
+        }
+        renames.set(top, name);
+      }
+      return renames.get(top) + path.slice(top.length);
+    };
+    const newDirs = dirs.map(rename);
+    const newFiles = files.map(({ path, file }) => ({ path: rename(path), file }));
+    for (const name of renames.values()) {
+      taken.add(name.toLowerCase());
+    }
+    this.dirs.push(...newDirs);
+    this.files.push(...newFiles);
+    render();
+  }
+
+  removeTop(name) {
+    this.files = this.files.filter((e) => this.topName(e.path) !== name);
+    this.dirs = this.dirs.filter((d) => this.topName(d) !== name);
+    render();
+  }
+
+  clear() {
+    this.files = [];
+    this.dirs = [];
+    render();
+  }
+
+  // Top-level items as the user thinks of them: each file, and each folder with its totals.
+  groups() {
+    const groups = new Map();
+    for (const dir of this.dirs) {
+      const top = this.topName(dir);
+      if (!groups.has(top)) groups.set(top, { name: top, folder: true, count: 0, size: 0 });
+    }
+    for (const { path, file } of this.files) {
+      const top = this.topName(path);
+      const folder = path.includes("/");
+      if (!groups.has(top)) groups.set(top, { name: top, folder, count: 0, size: 0 });
+      const group = groups.get(top);
+      group.count += 1;
+      group.size += file.size;
+    }
+    return [...groups.values()];
+  }
+
+  // Freeze what is sent, so later picks do not change a running transfer; return its manifest
+  // data as JSON (one crossing for any number of files).
+  snapshot() {
+    this.frozen = this.files.slice();
+    blocks = [];
+    return JSON.stringify({
+      files: this.frozen.map(({ path, file }) => ({
+        path,
+        size: file.size,
+        mtime: Math.floor((file.lastModified || 0) / 1000),
+      })),
+      dirs: this.dirs.slice(),
+    });
+  }
+}
+
+const selection = new Selection();
+
+// The home screen's elements, found once: Python takes the home screen out of the document during
+// a transfer, and getElementById does not see detached elements.
+const home = {};
+
+function render() {
+  const box = home.selection;
+  const list = home.list;
+  const groups = selection.groups();
+  box.hidden = groups.length === 0;
+  list.replaceChildren();
+  for (const group of groups.slice(0, LIST_LIMIT)) {
+    const item = document.createElement("li");
+    const name = document.createElement("span");
+    name.className = "file-name";
+    name.textContent = group.folder ? `${group.name}/` : group.name;
+    name.title = group.name;
+    const icon = document.createElement("span");
+    icon.className = group.folder ? "icon icon-folder" : "icon icon-file";
+    icon.setAttribute("aria-hidden", "true");
+    const size = document.createElement("span");
+    size.className = "file-size";
+    size.textContent = group.folder
+      ? `${plural(group.count, "file")}, ${humanSize(group.size)}`
+      : humanSize(group.size);
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.textContent = "×";
+    remove.setAttribute("aria-label", `Remove ${group.name}`);
+    remove.addEventListener("click", () => selection.removeTop(group.name));
+    item.append(icon, name, size, remove);
+    list.append(item);
+  }
+  if (groups.length > LIST_LIMIT) {
+    const more = document.createElement("li");
+    more.className = "more";
+    more.textContent = `… and ${groups.length - LIST_LIMIT} more`;
+    list.append(more);
+  }
+  const count = selection.files.length;
+  const emptyDirs = count === 0 && selection.dirs.length > 0;
+  home.summary.textContent = emptyDirs
+    ? plural(selection.dirs.length, "empty folder")
+    : `${plural(count, "file")}, ${humanSize(selection.size)}`;
+}
+
+function addPickedFiles(fileList, useRelativePaths) {
+  const files = [];
+  const dirs = new Set();
+  for (const file of fileList) {
+    const path = (useRelativePaths && file.webkitRelativePath) || file.name;
+    files.push({ path, file });
+    // The folder picker lists files only; their folders (and the top folder) are implied.
+    const parts = path.split("/");
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
+  }
+  files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  selection.addBatch(files, [...dirs].sort());
+}
+
+// Drag and drop: folders are walked with the (widely supported) FileSystemEntry API so relative
+// paths and empty directories survive.
+function readEntries(reader) {
+  return new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+}
+
+function entryFile(entry) {
+  return new Promise((resolve, reject) => entry.file(resolve, reject));
+}
+
+async function walkEntry(entry, path, files, dirs) {
+  if (entry.isFile) {
+    files.push({ path, file: await entryFile(entry) });
+  } else if (entry.isDirectory) {
+    dirs.push(path);
+    const reader = entry.createReader();
+    const children = [];
+    // readEntries returns the directory in batches (about 100 entries) until an empty one.
+    for (let batch = await readEntries(reader); batch.length; batch = await readEntries(reader)) {
+      children.push(...batch);
+    }
+    children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const child of children) {
+      await walkEntry(child, `${path}/${child.name}`, files, dirs);
+    }
+  }
+}
+
+async function addDropped(dataTransfer) {
+  // Entries must be taken synchronously: the DataTransfer is emptied once the event returns.
+  const items = [...(dataTransfer.items || [])].filter((item) => item.kind === "file");
+  const entries = items.map((item) => (item.webkitGetAsEntry ? item.webkitGetAsEntry() : null));
+  const plainFiles = [...(dataTransfer.files || [])];
+  if (!entries.length || entries.some((entry) => !entry)) {
+    addPickedFiles(plainFiles, false);
+    return;
+  }
+  const files = [];
+  const dirs = [];
+  try {
+    for (const entry of entries) {
+      await walkEntry(entry, entry.name, files, dirs);
+    }
+  } catch (error) {
+    showAlert(`Could not read the dropped items: ${error.message || error}`);
+    return;
+  }
+  selection.addBatch(files, dirs);
+}
+
+function setUpSelection() {
+  const fileInput = $("file-input");
+  const folderInput = $("folder-input");
+  fileInput.addEventListener("change", () => {
+    addPickedFiles(fileInput.files, false);
+    fileInput.value = "";
+  });
+  folderInput.addEventListener("change", () => {
+    addPickedFiles(folderInput.files, true);
+    folderInput.value = "";
+  });
+  $("clear-selection").addEventListener("click", () => selection.clear());
+
+  const zone = $("drop-zone");
+  let depth = 0;
+  const onHome = () => Boolean(document.getElementById("home")?.isConnected);
+  // The whole window accepts drops while the home screen shows, so a near miss never makes the
+  // browser navigate away to the dropped file.
+  window.addEventListener("dragenter", (event) => {
+    if (!onHome()) return;
+    event.preventDefault();
+    depth += 1;
+    zone.classList.add("dragging");
+  });
+  window.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (depth === 0) zone.classList.remove("dragging");
+  });
+  window.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    if (event.dataTransfer) event.dataTransfer.dropEffect = onHome() ? "copy" : "none";
+  });
+  window.addEventListener("drop", (event) => {
+    event.preventDefault();
+    depth = 0;
+    zone.classList.remove("dragging");
+    if (onHome() && event.dataTransfer) addDropped(event.dataTransfer);
+  });
+}
+
+// File reads for the sender. The session asks for 1 MiB at a time (READ_SIZE); they are served
+// from blocks of READ_BLOCK bytes, each one File.slice(start, end).arrayBuffer(), never a whole
+// large file. Why blocks: starting a Blob read costs the page's main thread about as much as
+// encrypting a MiB (a synchronous blob registration), so it is paid once per 8 MiB instead of
+// once per MiB. The block being served and the next one are read ahead, so the disk works while
+// Python encrypts: at most two blocks (16 MiB) are held.
+const READ_BLOCK = 8 * MiB;
+let blocks = []; // [{index, start, end, promise, value}], in the order they will be used
+
+function readBlock(index, start) {
+  const entry = selection.frozen[index];
+  const end = Math.min(start + READ_BLOCK, entry.file.size);
+  const block = { index, start, end, value: undefined };
+  block.promise = entry.file
+    .slice(start, end)
+    .arrayBuffer()
+    .then(
+      (buffer) => {
+        block.value = new Uint8Array(buffer);
+        return block.value;
+      },
+      (error) => {
+        throw new Error(
+          `Could not read ${entry.path}: it may have been moved, deleted or changed ` +
+            `(${error.name || error}).`,
+        );
+      },
+    );
+  block.promise.catch(() => {}); // reported when (if) the block is actually used
+  return block;
+}
+
+// The block that follows `block` in sending order (skipping empty files), or null at the end.
+function nextBlock(block) {
+  const files = selection.frozen;
+  let [index, start] = [block.index, block.end];
+  while (index < files.length && start >= files[index].file.size) {
+    index += 1;
+    start = 0;
+  }
+  return index < files.length ? readBlock(index, start) : null;
+}
+
+// The block holding [offset, offset + length) of file `index`, with the next one read ahead.
+function blockFor(index, offset, length) {
+  const holds = (b) => b.index === index && b.start <= offset && offset + length <= b.end;
+  while (blocks.length && !holds(blocks[0])) blocks.shift(); // passed (or off the plan)
+  if (!blocks.length) {
+    const start = offset - (offset % READ_BLOCK);
+    const block = readBlock(index, start);
+    if (!holds(block)) return null; // a range across blocks: never asked by the session
+    blocks.push(block);
+  }
+  if (blocks.length === 1) {
+    const next = nextBlock(blocks[0]);
+    if (next) blocks.push(next);
+  }
+  return blocks[0];
+}
+
+function piece(block, offset, length) {
+  return block.value.subarray(offset - block.start, offset - block.start + length);
+}
+
+// The requested bytes if their block is already in memory, else undefined (Python then awaits
+// read()). Python resumes after an awaited promise only when the browser runs its next task,
+// which takes milliseconds while a transfer keeps the page busy; bytes that are ready need none.
+function readNow(index, offset, length) {
+  const block = blockFor(index, offset, length);
+  return block && block.value ? piece(block, offset, length) : undefined;
+}
+
+async function read(index, offset, length) {
+  const block = blockFor(index, offset, length);
+  if (!block) {
+    // Not on a block boundary (the session never asks this): read exactly what was asked.
+    const single = readBlock(index, offset);
+    await single.promise;
+    return single.value.subarray(0, length);
+  }
+  await block.promise;
+  return piece(block, offset, length);
+}
+
+// ------------------------------------------------------------------------- downloads
+
+let serviceWorker = null; // Promise<ServiceWorkerRegistration | null>
+
+function registerServiceWorker() {
+  if (!("serviceWorker" in navigator)) {
+    serviceWorker = Promise.resolve(null);
+    return;
+  }
+  serviceWorker = navigator.serviceWorker
+    .register("sw.js", { scope: "./" })
+    .then(() => navigator.serviceWorker.ready)
+    .catch((error) => {
+      console.warn("Hushdrop: no service worker, downloads cannot stream:", error);
+      return null;
+    });
+}
+
+function withTimeout(promise, ms, message) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function ownedChunk(chunk) {
+  // A chunk handed over with postMessage is transferred (its buffer detached). Only transfer a
+  // buffer this chunk owns entirely; a view into a larger buffer (e.g. Python's memory) is copied.
+  const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
+  return whole ? chunk : chunk.slice();
+}
+
+const activeDownloads = new Set();
+let keepAliveTimer = null;
+
+function updateKeepAlive(registration) {
+  // Browsers stop an idle service worker after about 30 s; messages count as activity, and a
+  // worker that is streaming a download must stay up until the end.
+  if (activeDownloads.size && !keepAliveTimer) {
+    keepAliveTimer = setInterval(() => {
+      registration.active?.postMessage({ type: "keepalive" });
+    }, KEEPALIVE_MS);
+  } else if (!activeDownloads.size && keepAliveTimer) {
+    clearInterval(keepAliveTimer);
+    keepAliveTimer = null;
+  }
+}
+
+// One download streamed through the service worker. write() resolves once the worker asked for
+// the chunk ("pull") and got it, so at most one chunk is in flight and the worker queues a
+// bounded amount: the Python receiver awaits write() before it takes the next message, which
+// keeps memory bounded end to end.
+class StreamDownload {
+  constructor(port, registration) {
+    this.port = port;
+    this.registration = registration;
+    this.credit = 0;
+    this.failure = null;
+    this.wake = null;
+    this.signals = new Map();
+    this.iframe = null;
+    port.onmessage = (event) => this.onMessage(event.data);
+  }
+
+  onMessage(message) {
+    if (message.type === "pull") {
+      this.credit += 1;
+    } else if (message.type === "cancel") {
+      this.failure = new Error("The download was cancelled in the browser.");
+      this.finish();
+    }
+    const signal = this.signals.get(message.type);
+    if (signal) signal();
+    if (this.wake) {
+      this.wake();
+      this.wake = null;
+    }
+  }
+
+  signal(type) {
+    return new Promise((resolve) => this.signals.set(type, resolve));
+  }
+
+  // Hand the chunk over now if the worker already asked for one; false means: await write().
+  tryWrite(chunk) {
+    if (this.failure || this.credit === 0) return false;
+    this.credit -= 1;
+    const owned = ownedChunk(chunk);
+    this.port.postMessage({ type: "data", chunk: owned }, [owned.buffer]);
+    return true;
+  }
+
+  async write(chunk) {
+    if (!chunk.byteLength) return;
+    while (!this.failure && this.credit === 0) {
+      await new Promise((resolve) => {
+        this.wake = resolve;
+      });
+    }
+    if (this.failure) throw this.failure;
+    this.credit -= 1;
+    const owned = ownedChunk(chunk);
+    this.port.postMessage({ type: "data", chunk: owned }, [owned.buffer]);
+  }
+
+  async close() {
+    if (this.failure) throw this.failure;
+    this.port.postMessage({ type: "close" });
+    this.finish();
+  }
+
+  async abort(message) {
+    if (!this.failure) {
+      this.failure = new Error(message);
+      this.port.postMessage({ type: "error", message: String(message) });
+    }
+    this.finish();
+  }
+
+  finish() {
+    activeDownloads.delete(this);
+    updateKeepAlive(this.registration);
+    const iframe = this.iframe;
+    this.iframe = null;
+    // The download lives on without its frame; removing it later just tidies the DOM.
+    if (iframe) setTimeout(() => iframe.remove(), 60_000);
+  }
+}
+
+async function openStreamDownload(headers) {
+  const registration = await withTimeout(
+    serviceWorker || Promise.resolve(null),
+    SW_READY_TIMEOUT_MS,
+    "The download helper (service worker) did not start.",
+  );
+  if (!registration || !registration.active) {
+    throw new Error(
+      "This browser blocks the service worker Hushdrop uses to save files (private windows in " +
+        "some browsers do). Try a normal window.",
+    );
+  }
+  const id = [...crypto.getRandomValues(new Uint8Array(16))]
+    .map((b) => b.toString(16).padStart(2, "0"))
+    .join("");
+  const channel = new MessageChannel();
+  const download = new StreamDownload(channel.port1, registration);
+  const registered = download.signal("registered");
+  registration.active.postMessage({ type: "hushdrop-download", id, headers: headers }, [
+    channel.port2,
+  ]);
+  await withTimeout(registered, SW_READY_TIMEOUT_MS, "The download helper did not answer.");
+  const started = download.signal("started");
+  // A hidden frame navigating to the URL makes it an ordinary download (Content-Disposition:
+  // attachment); the page itself stays put.
+  const iframe = document.createElement("iframe");
+  iframe.hidden = true;
+  iframe.title = "download";
+  iframe.src = `__hushdrop__/download/${id}`;
+  document.body.append(iframe);
+  download.iframe = iframe;
+  try {
+    const message = "The browser did not start the download.";
+    await withTimeout(started, DOWNLOAD_START_TIMEOUT_MS, message);
+  } catch (error) {
+    download.abort(error.message);
+    throw error;
+  }
+  activeDownloads.add(download);
+  updateKeepAlive(registration);
+  return download;
+}
+
+// Whether downloads can stream through the service worker (not in some private windows).
+async function streamingAvailable() {
+  try {
+    const ready = serviceWorker || Promise.resolve(null);
+    const registration = await withTimeout(ready, SW_READY_TIMEOUT_MS, "no service worker");
+    return Boolean(registration && registration.active);
+  } catch {
+    return false;
+  }
+}
+
+// The fallback without a service worker: the (verified) bytes are collected in a Blob and saved
+// at the end. Python only offers it for transfers small enough to hold in memory.
+function openMemoryDownload(name, type) {
+  let parts = [];
+  const write = (chunk) => {
+    if (chunk.byteLength) parts.push(ownedChunk(chunk));
+    return true;
+  };
+  return {
+    tryWrite: write,
+    write: async (chunk) => write(chunk),
+    close: async () => {
+      const url = URL.createObjectURL(new Blob(parts, { type }));
+      parts = [];
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = name;
+      link.hidden = true;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    },
+    abort: async () => {
+      parts = [];
+    },
+  };
+}
+
+// The File System Access API alternative (Chromium): the user picks the file; writes go to a
+// temporary file that only replaces the target on close(), and abort() discards it.
+async function openSaveAs(name) {
+  let handle;
+  try {
+    handle = await window.showSaveFilePicker({ suggestedName: name });
+  } catch (error) {
+    if (error && error.name === "AbortError") return undefined; // the user closed the dialog
+    throw error;
+  }
+  const writable = await handle.createWritable();
+  let failed = false;
+  return {
+    tryWrite: () => false, // every write is awaited: the writable's own backpressure
+    write: (chunk) => (chunk.byteLength ? writable.write(ownedChunk(chunk)) : Promise.resolve()),
+    close: () => writable.close(),
+    abort: (message) => {
+      if (failed) return Promise.resolve();
+      failed = true;
+      return writable.abort(message).catch(() => {});
+    },
+  };
+}
+
+// ------------------------------------------------------------------------- page glue
+
+function setUpCopyButtons() {
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-copy]");
+    if (!button) return;
+    const source = document.getElementById(button.dataset.copy);
+    if (!source) return;
+    const text = source.value ?? source.textContent;
+    const label = button.textContent;
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = "Copied";
+    } catch {
+      // Clipboard refused (permissions, insecure context): select it for a manual copy.
+      source.focus();
+      source.select?.();
+      button.textContent = "Press Ctrl+C";
+    }
+    setTimeout(() => {
+      button.textContent = label;
+    }, 2000);
+  });
+}
+
+function setUpForms() {
+  // Forms never submit anywhere (the CSP forbids it too): Enter and buttons go to Python.
+  document.addEventListener("submit", (event) => event.preventDefault(), true);
+  $("send-form").addEventListener("submit", () => {
+    if (!engine.ready) return;
+    if (!selection.files.length && !selection.dirs.length) {
+      showAlert("Choose or drop the files you want to send first.");
+      return;
+    }
+    engine.handlers.send($("send-password").value);
+  });
+  $("receive-form").addEventListener("submit", () => {
+    if (engine.ready) engine.handlers.receive($("receive-code").value);
+  });
+  window.addEventListener("hashchange", () => {
+    if (engine.ready && location.hash.length > 1) engine.handlers.link(location.href);
+  });
+  window.addEventListener("beforeunload", (event) => {
+    if (document.body.dataset.busy === "true") {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
+}
+
+function start() {
+  document.documentElement.classList.remove("no-js");
+  home.selection = $("selection");
+  home.list = $("selection-list");
+  home.summary = $("selection-summary");
+  home.createLink = $("create-link");
+  home.receive = $("receive-button");
+  // Opened with a link (#<room>-<secret>): show only the loading state until Python takes over,
+  // so the home screen's forms never flash up (Python shows them again if the link is bad).
+  if (/^#\d{6}[-_ ]/.test(location.hash)) $("home").hidden = true;
+  setUpSelection();
+  setUpCopyButtons();
+  setUpForms();
+  render();
+  if (!checkPlatform()) return;
+  registerServiceWorker();
+  watchEngineStart();
+}
+
+// The interface Python (hushdrop.page) uses.
+globalThis.hushdrop = {
+  // Python is up: `handlers` has send(password), receive(text) and link(href).
+  ready(handlers) {
+    engine.handlers = handlers;
+    engine.ready = true;
+    $("engine").classList.add("ready");
+    setEngineText("Ready.");
+    updateButtons();
+  },
+  engineFailed(message) {
+    engine.failed = true;
+    setEngineText("The secure engine failed to start.", true);
+    showAlert(message);
+    updateButtons();
+  },
+  setBusy(busy) {
+    document.body.dataset.busy = busy ? "true" : "false";
+  },
+  snapshot: () => selection.snapshot(),
+  clearSelection: () => selection.clear(),
+  hasSelection: () => selection.files.length + selection.dirs.length > 0,
+  read,
+  readNow,
+  canSaveAs: () => typeof window.showSaveFilePicker === "function",
+  streamingAvailable,
+  openStreamDownload,
+  openMemoryDownload,
+  openSaveAs,
+};
+
+start();

@@ -1,0 +1,15 @@
+"""What every driver of the page shares: the crypto backend and where the relay and site are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..crypto.backend import CryptoBackend
+
+
+@dataclass(frozen=True)
+class PageContext:
+    backend: CryptoBackend
+    relay: str  # relay base URL (config.json, else the page's origin)
+    site: str  # the page's base URL, put in front of share links
+    origin: str  # the page's origin, to recognise links made by this site

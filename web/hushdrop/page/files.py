@@ -1,0 +1,67 @@
+"""The sender's files in the page: the user's selection (kept by app.js) as a Manifest, and reads.
+
+Mirrors `hushdrop.cli.files.OutgoingFiles`: it serves exactly the byte ranges the sender session
+asks for (`next_read()`). app.js reads them with `File.slice().arrayBuffer()` in blocks of a few
+MiB, read ahead while Python encrypts, never a whole large file. Pyodide only.
+"""
+
+from __future__ import annotations
+
+import json
+
+import js
+from pyodide.ffi import JsException
+
+from ..protocol.errors import HushdropError
+from ..protocol.manifest import DirEntry, FileEntry, Manifest
+
+FILE_MODE = 0o644  # browsers do not expose permissions
+DIR_MODE = 0o755
+
+
+class LocalError(HushdropError):
+    """A problem on this side (a file that cannot be read, a download the browser stopped).
+
+    Like the CLI's LocalFileError: the driver tells the peer why with `session.cancel`.
+    """
+
+    kind = "local"
+
+
+def manifest_from_selection(data: dict) -> Manifest:
+    """The Manifest for app.js's snapshot: `{"files": [{path, size, mtime}], "dirs": [path]}`."""
+    files = tuple(
+        FileEntry(f["path"], int(f["size"]), FILE_MODE, int(f.get("mtime") or 0))
+        for f in data["files"]
+    )
+    dirs = tuple(DirEntry(path, DIR_MODE) for path in data["dirs"])
+    return Manifest(files, dirs)
+
+
+class OutgoingSelection:
+    """The files being sent, frozen when the link was created (later picks do not change it)."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+
+    @classmethod
+    def snapshot(cls) -> OutgoingSelection:
+        if not js.hushdrop.hasSelection():
+            raise LocalError("Choose or drop the files you want to send first.")
+        return cls(manifest_from_selection(json.loads(js.hushdrop.snapshot())))
+
+    async def read(self, index: int, offset: int, length: int) -> bytes:
+        try:
+            # Usually already read ahead: taken synchronously, it needs no trip through the
+            # browser's event loop (which costs milliseconds while the page is busy).
+            chunk = js.hushdrop.readNow(index, offset, length)
+            if chunk is None:
+                chunk = await js.hushdrop.read(index, offset, length)
+        except JsException as exc:
+            message = getattr(exc, "message", None)
+            raise LocalError(message if isinstance(message, str) else str(exc)) from exc
+        data = chunk.to_bytes()
+        if len(data) != length:
+            path = self.manifest.files[index].path
+            raise LocalError(f"{path} changed while it was being sent.")
+        return data

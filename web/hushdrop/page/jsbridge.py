@@ -1,0 +1,50 @@
+"""Crossings between the Python drivers and app.js: download sinks and JS error messages.
+
+`JsSink` adapts a download object from app.js (service-worker stream or File System Access
+writable) to the `download.Sink` protocol: one Uint8Array per `write`, awaited, so the browser's
+backpressure reaches the receive loop. Pyodide only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from pyodide.ffi import JsException, to_js
+
+from .files import LocalError
+
+
+def js_error_message(exc: BaseException) -> str:
+    """The JS Error's own message, without Pyodide's `Error:` prefix when possible."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str) and message:
+        return message
+    return str(exc)
+
+
+class JsSink:
+    """A download target in the browser. Errors become LocalError (the peer is then told)."""
+
+    def __init__(self, target) -> None:
+        self._target = target
+
+    async def write(self, data: bytes) -> None:
+        try:
+            # to_js copies the bytes into a Uint8Array of its own, which app.js may transfer.
+            chunk = to_js(memoryview(data))
+            # When the download already asked for more, hand over without awaiting: every await
+            # of a JS promise costs a trip through the browser's task queue.
+            if not self._target.tryWrite(chunk):
+                await self._target.write(chunk)
+        except JsException as exc:
+            raise LocalError(js_error_message(exc)) from exc
+
+    async def close(self) -> None:
+        try:
+            await self._target.close()
+        except JsException as exc:
+            raise LocalError(js_error_message(exc)) from exc
+
+    async def abort(self, message: str) -> None:
+        with contextlib.suppress(JsException):
+            await self._target.abort(message)

@@ -1,0 +1,302 @@
+"""The page's receiver: the browser driver around ReceiverSession, mirroring `hushdrop.cli.receive`.
+
+It joins the room, asks for the password when the link or the session says one is needed, shows
+the verification code and the offer, and on "Download" streams the verified plaintext into a
+browser download (one file as itself, several as one zip; see `download.py`). The loop never
+passes the next message to the session before the previous message's data was handed to the
+download, whose writes wait for the browser to ask for more: memory stays bounded end to end.
+Protocol decisions stay in the session. Pyodide only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TypeVar
+
+import js
+from pyodide.ffi import JsException, to_js
+
+from ..protocol.codes import Code
+from ..protocol.errors import HushdropError, PeerGoneError, ProtocolError
+from ..protocol.events import (
+    Completed,
+    FileCompleted,
+    FileData,
+    FileStarted,
+    Offered,
+    PasswordRequired,
+    Verified,
+)
+from ..protocol.manifest import Manifest
+from ..protocol.receiver import ReceiverSession
+from . import ui
+from .context import PageContext
+from .download import DownloadPlan, SingleFileWriter, ZipWriter, make_writer, plan_download
+from .files import LocalError
+from .humanize import files_summary, human_duration, human_size
+from .jsbridge import JsSink, js_error_message
+from .relay import BrowserRelayConnection
+
+T = TypeVar("T")
+
+OFFER_LIST_LIMIT = 200
+# Without a service worker (some private windows) the download is assembled in memory instead of
+# streamed to disk: only up to this size.
+MEMORY_LIMIT = 512 * 1024 * 1024
+SENDER_GONE = (
+    "The sender disconnected (closed the page or lost the connection) before the transfer "
+    "finished. The download was stopped and marked as failed."
+)
+
+
+class Finished(Exception):
+    """The transfer ended normally without completing (declined)."""
+
+
+class ReceiveFlow:
+    """One transfer into this page, from the code to its end state."""
+
+    def __init__(self, ctx: PageContext, code: Code) -> None:
+        self.ctx = ctx
+        self.code = code
+        self.view = ui.View("receive-template")
+        self.connection: BrowserRelayConnection | None = None
+        self.session: ReceiverSession | None = None
+        self.writer: SingleFileWriter | ZipWriter | None = None
+        self.plan: DownloadPlan | None = None
+        self.progress: ui.ProgressView | None = None
+        self.streaming = True  # downloads go through the service worker
+
+    async def run(self) -> None:
+        view = self.view
+        task = asyncio.current_task()
+        view.on("cancel", "click", lambda _event: task.cancel())
+        ui.set_busy(True)
+        try:
+            password = None
+            if self.code.password_required:
+                # Asked before joining: joining spends the code, a password prompt does not.
+                view.status("This transfer is protected by a password.")
+                password = await self._ask_password()
+            view.status("Connecting to the sender…")
+            self.connection = await BrowserRelayConnection.open(self.ctx.relay)
+            self.session = ReceiverSession(self.ctx.backend, self.code, password)
+            await self.connection.join_room(self.code.room)
+            view.status("Connected to the sender; checking the code…")
+            await self._loop()
+        except Finished:
+            pass
+        except asyncio.CancelledError:
+            task.uncancel()  # the user's Cancel: handled here, not propagated
+            await self._stop("Cancelled.", peer_reason="The receiver cancelled the transfer.")
+            view.status("You cancelled the transfer.")
+        except HushdropError as exc:
+            await self._stop(str(exc), peer_reason=str(exc) if exc.kind == "local" else None)
+            view.status("The transfer did not complete.")
+            ui.alert(SENDER_GONE if isinstance(exc, PeerGoneError) else str(exc))
+        finally:
+            if self.connection is not None:
+                with contextlib.suppress(Exception):
+                    await self.connection.close()
+            ui.set_busy(False)
+            self._end()
+
+    async def _loop(self) -> None:
+        session, connection = self.session, self.connection
+        while not session.finished:
+            message = await connection.receive()
+            for event in await session.receive(message):
+                await self._handle(event)
+            if self.writer is not None:
+                await self.writer.flush()  # waits until the download asked for more
+            if self.progress is not None:
+                self.progress.update(session.bytes_done)
+            await connection.send_all(session.data_to_send())
+
+    async def _handle(self, event: object) -> None:
+        view, session = self.view, self.session
+        if isinstance(event, PasswordRequired):
+            view.status("The sender set a password for this transfer.")
+            await session.provide_password(await self._ask_password())
+            view.status("Checking the code and password…")
+        elif isinstance(event, Verified):
+            view.hide("password-form")
+            view.text("sas", event.sas)
+            view.show("verify")
+            view.status("Code verified. Waiting for the list of files…")
+        elif isinstance(event, Offered):
+            await self._offer(event.manifest)
+        elif isinstance(event, FileStarted):
+            self.writer.start(event.index)
+        elif isinstance(event, FileData):
+            await self.writer.write(event.index, event.data)
+        elif isinstance(event, FileCompleted):
+            self.writer.complete(event.index)
+        elif isinstance(event, Completed):
+            await self.writer.finish()
+            await session.finish()
+            self._show_done()
+
+    async def _ask_password(self) -> str:
+        view = self.view
+        view.show("password-form")
+        field = view.part("password")
+        field.focus()
+        password = await self._wait_for_user(view.submitted("password-form", "password"))
+        field.value = ""
+        view.hide("password-form")
+        return password
+
+    async def _offer(self, manifest: Manifest) -> None:
+        view, session = self.view, self.session
+        try:
+            self.plan = plan_download(manifest, self.code.room)
+        except HushdropError as exc:
+            await session.decline(str(exc))
+            raise
+        self.streaming = bool(await js.hushdrop.streamingAvailable())
+        self._show_offer(manifest)
+        view.hide("cancel")  # "Decline" says it while the offer shows
+        view.status("Check the files, then download them.")
+        if js.hushdrop.canSaveAs():
+            view.show("save-as")
+        js.document.title = "Hushdrop — incoming files"
+        while True:
+            choice = await self._wait_for_user(view.click("download", "save-as", "decline"))
+            if choice == "decline":
+                await session.decline("they chose not to download them.")
+                await self.connection.send_best_effort(session.data_to_send())
+                view.hide("offer")
+                view.status("You declined the files. Nothing was downloaded.")
+                raise Finished
+            buttons = [view.part(name) for name in ("download", "save-as", "decline")]
+            for button in buttons:
+                button.disabled = True
+            try:
+                sink = await self._open_sink(choice)
+            finally:
+                for button in buttons:
+                    button.disabled = False
+            if sink is not None:
+                break
+        view.hide("offer")
+        view.show("cancel")
+        view.status("Receiving… keep this tab open until the download is complete.")
+        self.writer = make_writer(sink, self.plan, manifest)
+        self.progress = ui.ProgressView(view, manifest.total_size, "received")
+        for follow_up in await session.accept():
+            await self._handle(follow_up)
+
+    async def _open_sink(self, choice: str) -> JsSink | None:
+        """The browser download for the plan: the service-worker stream, or a picked file."""
+        headers = to_js(self.plan.headers(), dict_converter=js.Object.fromEntries)
+        try:
+            if choice == "save-as":
+                target = await js.hushdrop.openSaveAs(self.plan.name)
+                return JsSink(target) if target is not None else None
+            if not self.streaming:
+                return JsSink(
+                    js.hushdrop.openMemoryDownload(self.plan.name, self.plan.content_type)
+                )
+            return JsSink(await js.hushdrop.openStreamDownload(headers))
+        except JsException as exc:
+            raise LocalError(f"The download could not start: {js_error_message(exc)}") from exc
+
+    def _show_offer(self, manifest: Manifest) -> None:
+        view, plan = self.view, self.plan
+        count, total = len(manifest.files), manifest.total_size
+        view.text("title", f"Receiving {files_summary(count, total)}")
+        view.text("offer-summary", f"The sender offers {files_summary(count, total)}:")
+        items = view.part("offer-list")
+        rows = list(zip(plan.file_names, manifest.files, strict=True))
+        for name, entry in rows[:OFFER_LIST_LIMIT]:
+            item = js.document.createElement("li")
+            label = js.document.createElement("span")
+            label.className = "file-name"
+            label.textContent = name
+            label.title = name
+            size = js.document.createElement("span")
+            size.className = "file-size"
+            size.textContent = human_size(entry.size)
+            item.append(label, size)
+            items.append(item)
+        if len(rows) > OFFER_LIST_LIMIT:
+            more = js.document.createElement("li")
+            more.className = "more"
+            more.textContent = f"… and {len(rows) - OFFER_LIST_LIMIT:,} more"
+            items.append(more)
+        empty_dirs = len(plan.dir_names) if not rows else 0
+        if empty_dirs:
+            view.text("offer-summary", f"The sender offers {empty_dirs} empty folder(s).")
+        if plan.is_zip:
+            note = f'They arrive as one zip file, "{plan.name}"'
+        else:
+            note = f'It is saved as "{plan.name}" in your downloads'
+        if self.streaming:
+            note += ", streamed straight to disk."
+        elif total <= MEMORY_LIMIT:
+            note += ". This window cannot stream downloads to disk (private windows often cannot),"
+            note += " so the download is put together in memory and saved at the end."
+        else:
+            note += ". This window cannot stream downloads to disk (private windows often cannot)"
+            note += " and the transfer is too large to hold in memory: open the link in a normal"
+            note += " window" + (", or use Save as…." if js.hushdrop.canSaveAs() else ".")
+            view.hide("download")
+        view.text("offer-note", note)
+        view.show("offer")
+
+    def _show_done(self) -> None:
+        view, session, plan = self.view, self.session, self.plan
+        total = session.bytes_total
+        if self.progress is not None:
+            self.progress.update(total)
+        seconds = self.progress.meter.elapsed() if self.progress else 0
+        done = f"Received {files_summary(len(session.manifest.files), total)}"
+        if seconds > 0 and total:
+            done += f" in {human_duration(seconds)} ({human_size(total / seconds)}/s)"
+        done += f', every file verified. Saved as "{plan.name}".'
+        view.text("done", done)
+        view.show("done")
+        view.status("Done.")
+        js.document.title = "Received — Hushdrop"
+
+    async def _wait_for_user(self, decision: asyncio.Future[T]) -> T:
+        """Wait for the user while still listening to the peer: a cancel or a vanished sender
+        ends the wait with its error instead of leaving a dead prompt on screen."""
+        message = asyncio.ensure_future(self._next_message())
+        done, _ = await asyncio.wait({decision, message}, return_when=asyncio.FIRST_COMPLETED)
+        if message in done:
+            # The sender sends nothing while we decide; the session turns a CANCEL or ABORT into
+            # its error, and anything else into a protocol error.
+            await self.session.receive(message.result())
+            raise ProtocolError("The sender sent a message before it was asked for anything.")
+        message.cancel()  # safe: a pending queue read loses nothing when cancelled
+        return decision.result()
+
+    async def _next_message(self) -> bytes:
+        if self.connection is None:
+            await asyncio.get_event_loop().create_future()  # not connected yet: nothing comes
+        return await self.connection.receive()
+
+    async def _stop(self, reason: str, *, peer_reason: str | None) -> None:
+        """Fail the download visibly; tell the peer `peer_reason` when the cause is on this side
+        (errors from the peer or the protocol were already answered by the session)."""
+        if self.writer is not None:
+            await self.writer.abort(reason)
+        if self.session is not None and self.connection is not None:
+            if peer_reason is not None:
+                await self.session.cancel(peer_reason)
+            await self.connection.send_best_effort(self.session.data_to_send())
+
+    def _end(self) -> None:
+        view = self.view
+        view.hide("cancel")
+        view.show("again")
+
+        def again(_event) -> None:
+            view.release()
+            ui.clear_alert()
+            ui.show_home()
+
+        view.on("again", "click", again)

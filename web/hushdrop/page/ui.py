@@ -1,0 +1,150 @@
+"""The page's DOM as the drivers see it: the home screen, transfer views, alerts, progress.
+
+A transfer view is cloned from a `<template>` in index.html (`send-template`, `receive-template`)
+into `#view`, and the home screen is taken out of the document meanwhile, so the page only ever
+holds one "Password" field and one "Verification code". Elements are found once, by their
+`data-part` name, and kept: the transfer loop never searches the DOM. Pyodide only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import js
+from pyodide.ffi import create_proxy
+
+from .humanize import RateMeter
+
+_home = js.document.getElementById("home")
+
+
+def alert(message: str) -> None:
+    """Show an error in the page's role="alert" element (screen readers announce it)."""
+    js.document.getElementById("alert").textContent = message
+
+
+def clear_alert() -> None:
+    js.document.getElementById("alert").textContent = ""
+
+
+def set_busy(busy: bool) -> None:
+    """While busy, leaving the page asks for confirmation (app.js)."""
+    js.hushdrop.setBusy(busy)
+
+
+def show_home() -> None:
+    view = js.document.getElementById("view")
+    view.replaceChildren()
+    if not _home.isConnected:
+        view.before(_home)
+    _home.hidden = False  # app.js hides it while a link is being opened
+    js.document.title = "Hushdrop — private file transfer"
+
+
+class View:
+    """One transfer's part of the page."""
+
+    current: View | None = None  # the view on screen; replaced views release their listeners
+
+    def __init__(self, template_id: str) -> None:
+        if View.current is not None:
+            View.current.release()
+        View.current = self
+        template = js.document.getElementById(template_id)
+        self.root = template.content.firstElementChild.cloneNode(True)
+        self._parts = {el.dataset.part: el for el in self.root.querySelectorAll("[data-part]")}
+        self._proxies: list = []
+        _home.remove()
+        js.document.getElementById("view").replaceChildren(self.root)
+        js.window.scrollTo(0, 0)
+        # Move focus into the new view so keyboard and screen-reader users land where things are.
+        self._parts["title"].focus()
+
+    def part(self, name: str):
+        return self._parts[name]
+
+    def text(self, name: str, value: str) -> None:
+        self._parts[name].textContent = value
+
+    def status(self, value: str) -> None:
+        self._parts["status"].textContent = value
+
+    def show(self, *names: str) -> None:
+        for name in names:
+            self._parts[name].hidden = False
+
+    def hide(self, *names: str) -> None:
+        for name in names:
+            self._parts[name].hidden = True
+
+    def on(self, name: str, event: str, handler: Callable) -> None:
+        proxy = create_proxy(handler)
+        self._proxies.append((self._parts[name], event, proxy))
+        self._parts[name].addEventListener(event, proxy)
+
+    def click(self, *names: str) -> asyncio.Future[str]:
+        """A future resolved with the name of whichever of these buttons is clicked first."""
+        future: asyncio.Future[str] = asyncio.get_event_loop().create_future()
+
+        def make(name: str) -> Callable:
+            def handler(_event) -> None:
+                if not future.done():
+                    future.set_result(name)
+
+            return handler
+
+        for name in names:
+            self.on(name, "click", make(name))
+        return future
+
+    def submitted(self, form: str, field: str) -> asyncio.Future[str]:
+        """A future resolved with the field's value when the form is submitted non-empty."""
+        future: asyncio.Future[str] = asyncio.get_event_loop().create_future()
+        element = self._parts[field]
+
+        def handler(_event) -> None:
+            value = element.value
+            if value and not future.done():
+                future.set_result(value)
+
+        self.on(form, "submit", handler)
+        return future
+
+    def release(self) -> None:
+        """Detach every listener this view added (their proxies would otherwise leak)."""
+        for element, event, proxy in self._proxies:
+            element.removeEventListener(event, proxy)
+            proxy.destroy()
+        self._proxies.clear()
+
+
+class ProgressView:
+    """The progress bar and its "done of total · speed · time left" line, repainted ≤ 4×/s.
+
+    The percentage also goes into the tab title, where it stays visible in a background tab.
+    """
+
+    TITLE_INTERVAL = 2.0  # s; a title change costs the page several ms (the browser UI redraws)
+
+    def __init__(self, view: View, total: int, verb: str) -> None:
+        self._verb = verb
+        self._title_at = -self.TITLE_INTERVAL
+        self._bar = view.part("progress")
+        self._text = view.part("progress-text")
+        self.meter = RateMeter(total)
+        self._bar.max = max(total, 1)
+        self._bar.value = 0
+        self._text.textContent = self.meter.text(0)
+        view.show("progress-block")
+
+    def update(self, done: int) -> None:
+        if self.meter.due(done):
+            total = self.meter.total
+            self._bar.value = done if total else 1
+            self._text.textContent = self.meter.text(done)
+            now = self.meter.elapsed()
+            if now - self._title_at >= self.TITLE_INTERVAL:
+                self._title_at = now
+                percent = 100 * done // total if total else 100
+                js.document.title = f"{percent}% {self._verb} — Hushdrop"
