@@ -26,7 +26,7 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 site: setup
-	$(BIN)/python web/build.py --out $(SITE)
+	$(BIN)/python web/build_site.py --out $(SITE)
 
 serve: site
 	$(BIN)/hushdrop serve --site-dir $(SITE)

@@ -36,10 +36,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "playwright"), str(ROOT / "web")]
 
+import build_site  # noqa: E402  (web/build_site.py)
 from pagetools import create_link, random_file, sha256_file, wait_until_ready  # noqa: E402
 from playwright.sync_api import BrowserContext, Playwright, expect, sync_playwright  # noqa: E402
 
-import build as site_build  # noqa: E402  (web/build.py)
 from tests.conftest import RelayProcess  # noqa: E402
 
 CHROMIUM_FLAGS = [
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         need = 3 * max(args.size, 0 if args.skip_memory else args.memory_size)
         if shutil.disk_usage(work).free < need:
             sys.exit(f"Not enough free space in {work}: need {need / 1e9:.1f} GB.")
-        site = site_build.build(work / "site")
+        site = build_site.build(work / "site")
         relay = RelayProcess(["--site-dir", str(site)])
         try:
             relay.wait_ready()

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from tests.conftest import REPO_ROOT, RelayProcess
 
 sys.path.insert(0, str(REPO_ROOT / "web"))
-import build as site_build
+import build_site  # web/build_site.py
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -42,7 +42,7 @@ def chromium_path() -> str:
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The static site built from the current sources, as `make site` would."""
-    return site_build.build(tmp_path_factory.mktemp("site") / "site")
+    return build_site.build(tmp_path_factory.mktemp("site") / "site")
 
 
 @pytest.fixture(scope="session")

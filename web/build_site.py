@@ -1,4 +1,4 @@
-"""Build the static site: `python web/build.py [--out build/site] [--relay URL]`.
+"""Build the static site: `python web/build_site.py [--out build/site] [--relay URL]`.
 
 The output folder is plain files any static host can serve:
 
