@@ -475,10 +475,11 @@ function updateKeepAlive(registration) {
   }
 }
 
-// One download streamed through the service worker. write() resolves once the worker asked for
-// the chunk ("pull") and got it, so at most one chunk is in flight and the worker queues a
-// bounded amount: the Python receiver awaits write() before it takes the next message, which
-// keeps memory bounded end to end.
+// One download streamed through the service worker. A chunk is only handed over after the worker
+// asked for one ("pull"): tryWrite() does so at once when a request is pending, write() waits for
+// the next. So at most one chunk is in flight, the worker queues a bounded amount, and the Python
+// receiver, which hands over each message's data before taking the next message, keeps memory
+// bounded end to end.
 class StreamDownload {
   constructor(port, registration) {
     this.port = port;
@@ -512,6 +513,7 @@ class StreamDownload {
 
   // Hand the chunk over now if the worker already asked for one; false means: await write().
   tryWrite(chunk) {
+    if (!chunk.byteLength) return true;
     if (this.failure || this.credit === 0) return false;
     this.credit -= 1;
     const owned = ownedChunk(chunk);

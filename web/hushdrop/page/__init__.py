@@ -2,8 +2,8 @@
 
 Modules: `main` (start-up, routing what the user asks for), `send` and `receive` (the drivers,
 mirroring `hushdrop.cli.send`/`receive`), `files` (the selection kept by app.js), `download` (what
-is saved: one file or a zip streamed on the fly), `jsbridge` (download sinks in app.js), `relay`
-(the browser relay connection as the page uses it), `ui` (the DOM), and the pure helpers
+is saved: one file or a zip streamed on the fly), `jsbridge` (download sinks in app.js), `ui` (the
+DOM), and the pure helpers
 `humanize`, `links` and `context`. `download`, `humanize`, `links` and `context` import no `js`
 and also run (and are tested) under CPython.
 """

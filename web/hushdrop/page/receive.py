@@ -30,13 +30,13 @@ from ..protocol.events import (
 )
 from ..protocol.manifest import Manifest
 from ..protocol.receiver import ReceiverSession
+from ..transport.browser import BrowserRelayConnection
 from . import ui
 from .context import PageContext
 from .download import DownloadPlan, SingleFileWriter, ZipWriter, make_writer, plan_download
 from .files import LocalError
 from .humanize import files_summary, human_duration, human_size
 from .jsbridge import JsSink, js_error_message
-from .relay import BrowserRelayConnection
 
 T = TypeVar("T")
 

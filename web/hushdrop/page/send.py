@@ -17,12 +17,12 @@ from ..protocol.codes import new_sender_secrets
 from ..protocol.errors import HushdropError, PeerGoneError
 from ..protocol.events import Accepted, Completed, Verified
 from ..protocol.sender import SenderSession
+from ..transport.browser import BrowserRelayConnection
 from . import ui
 from .context import PageContext
 from .files import OutgoingSelection
 from .humanize import files_summary, human_duration, human_size
 from .links import qr_data_uri
-from .relay import BrowserRelayConnection
 
 RECEIVER_GONE = (
     "The receiver disconnected (closed the page or lost the connection) before the transfer "

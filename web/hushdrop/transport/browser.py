@@ -12,11 +12,18 @@ import contextlib
 import js
 from pyodide.ffi import create_proxy, to_js
 
+from ..protocol.constants import CREDIT_BATCH, DATA_FRAME_SIZE, INITIAL_CREDIT
 from ..protocol.errors import RelayError
 from . import rendezvous
 
-HIGH_WATER = 4 * 1024 * 1024
-DRAIN_POLL = 0.002
+# The receiver's credit (PROTOCOL.md §7) already bounds what a sender may have in flight to
+# INITIAL_CREDIT plus one credit batch, so the send buffer stays bounded without waiting on it; with
+# the threshold above that bound, sending is driven by the receiver's CREDIT messages (events)
+# rather than timers, which browsers throttle in background tabs — where a sender's tab usually is.
+HIGH_WATER = INITIAL_CREDIT + CREDIT_BATCH + 2 * DATA_FRAME_SIZE
+# Pyodide runs sleeps of 2 ms or less as immediate tasks, so a shorter poll would be a busy loop
+# that starves the browser's own WebSocket writes (measured: about 1 MiB/s); 10 ms is a timer.
+DRAIN_POLL = 0.010
 CONNECT_TIMEOUT = 15
 
 
