@@ -7,7 +7,6 @@ waits while more than `HIGH_WATER` bytes are still queued in the browser.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import js
 from pyodide.ffi import create_proxy, to_js
@@ -27,7 +26,7 @@ DRAIN_POLL = 0.010
 CONNECT_TIMEOUT = 15
 
 
-class BrowserRelayConnection:
+class BrowserRelayConnection(rendezvous.RelayChannel):
     """One page's connection to the relay: rendezvous first, then opaque binary messages."""
 
     def __init__(self, relay: str) -> None:
@@ -74,20 +73,6 @@ class BrowserRelayConnection:
             )
         self._messages.put_nowait(None)
 
-    async def create_room(self, ttl: int | None = None) -> tuple[str, int]:
-        await self.send(rendezvous.create_request(ttl))
-        reply = rendezvous.expect(await self._recv(), "created")
-        self.room = str(reply["room"])
-        return self.room, int(reply.get("ttl", 0))
-
-    async def join_room(self, room: str) -> None:
-        self.room = room
-        await self.send(rendezvous.join_request(room))
-        await self.wait_paired()
-
-    async def wait_paired(self) -> None:
-        rendezvous.expect(await self._recv(), "paired")
-
     async def send(self, message: bytes | str) -> None:
         if self._close_code is not None:
             raise await self._closed_error()
@@ -96,15 +81,6 @@ class BrowserRelayConnection:
             if self._close_code is not None:
                 raise await self._closed_error()
         self._ws.send(message if isinstance(message, str) else to_js(memoryview(message)))
-
-    async def send_all(self, messages: list[bytes]) -> None:
-        for message in messages:
-            await self.send(message)
-
-    async def send_best_effort(self, messages: list[bytes], timeout: float = 2) -> None:
-        """Try to deliver final messages (CANCEL, ABORT) while giving up; never raises."""
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.send_all(messages), timeout)
 
     async def receive(self) -> bytes:
         """The next binary message from the peer. Relay notices become exceptions."""

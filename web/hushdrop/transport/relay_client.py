@@ -7,20 +7,19 @@ otherwise moves binary peer messages untouched.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..protocol.constants import DATA_FRAME_SIZE
-from ..protocol.errors import PeerGoneError, RelayError
+from ..protocol.errors import RelayError
 from . import rendezvous
 
 CONNECT_TIMEOUT = 15
 
 
-class RelayConnection:
+class RelayConnection(rendezvous.RelayChannel):
     """One client's connection to the relay: rendezvous first, then opaque binary messages."""
 
     def __init__(self, websocket: ClientConnection, relay: str) -> None:
@@ -52,34 +51,11 @@ class RelayConnection:
             raise RelayError(f"Could not reach the relay at {relay}: {_reason(exc)}") from exc
         return cls(websocket, relay)
 
-    async def create_room(self, ttl: int | None = None) -> tuple[str, int]:
-        await self.send(rendezvous.create_request(ttl))
-        reply = rendezvous.expect(await self._recv(), "created")
-        self.room = str(reply["room"])
-        return self.room, int(reply.get("ttl", 0))
-
-    async def join_room(self, room: str) -> None:
-        self.room = room
-        await self.send(rendezvous.join_request(room))
-        await self.wait_paired()
-
-    async def wait_paired(self) -> None:
-        rendezvous.expect(await self._recv(), "paired")
-
     async def send(self, message: bytes | str) -> None:
         try:
             await self._ws.send(message)
         except ConnectionClosed as exc:
             raise await self._closed_error(exc) from exc
-
-    async def send_all(self, messages: list[bytes]) -> None:
-        for message in messages:
-            await self.send(message)
-
-    async def send_best_effort(self, messages: list[bytes], timeout: float = 2) -> None:
-        """Try to deliver final messages (CANCEL, ABORT) while giving up; never raises."""
-        with contextlib.suppress(RelayError, PeerGoneError, TimeoutError, OSError):
-            await asyncio.wait_for(self.send_all(messages), timeout)
 
     async def receive(self) -> bytes:
         """The next binary message from the peer. Relay notices become exceptions.

@@ -1,10 +1,13 @@
 """The relay's control messages (PROTOCOL.md §3), shared by the CPython and browser transports.
 
-Pure functions: building requests and turning the relay's notices into exceptions. No I/O.
+Building requests, turning the relay's notices into exceptions, and `RelayChannel`, the
+rendezvous steps every transport shares. No I/O here: transports supply `send` and `_recv`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from urllib.parse import urlsplit, urlunsplit
 
@@ -70,3 +73,40 @@ def closed_error(close_code: int | None, relay: str) -> Exception:
     if close_code == 1000:
         return PeerGoneError(PEER_GONE)
     return RelayError(f"Lost the connection to the relay at {relay}.", "connection-lost")
+
+
+class RelayChannel:
+    """The rendezvous steps (PROTOCOL.md §3) over a transport's own `send` and `_recv`."""
+
+    room: str | None = None
+
+    async def send(self, message: bytes | str) -> None:
+        raise NotImplementedError
+
+    async def _recv(self) -> str | bytes:
+        raise NotImplementedError
+
+    async def create_room(self, ttl: int | None = None) -> tuple[str, int]:
+        """Ask for a room; return its number and the granted lifetime in seconds."""
+        await self.send(create_request(ttl))
+        reply = expect(await self._recv(), "created")
+        self.room = str(reply["room"])
+        return self.room, int(reply.get("ttl", 0))
+
+    async def join_room(self, room: str) -> None:
+        """Join `room` and wait until the relay paired us with its creator."""
+        self.room = room
+        await self.send(join_request(room))
+        await self.wait_paired()
+
+    async def wait_paired(self) -> None:
+        expect(await self._recv(), "paired")
+
+    async def send_all(self, messages: list[bytes]) -> None:
+        for message in messages:
+            await self.send(message)
+
+    async def send_best_effort(self, messages: list[bytes], timeout: float = 2) -> None:
+        """Try to deliver final messages (CANCEL, ABORT) while giving up; never raises."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.send_all(messages), timeout)
