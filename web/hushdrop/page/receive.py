@@ -100,7 +100,7 @@ class ReceiveFlow:
                 with contextlib.suppress(Exception):
                     await self.connection.close()
             ui.set_busy(False)
-            self._end()
+            self.view.end()
 
     async def _loop(self) -> None:
         session, connection = self.session, self.connection
@@ -288,15 +288,3 @@ class ReceiveFlow:
             if peer_reason is not None:
                 await self.session.cancel(peer_reason)
             await self.connection.send_best_effort(self.session.data_to_send())
-
-    def _end(self) -> None:
-        view = self.view
-        view.hide("cancel")
-        view.show("again")
-
-        def again(_event) -> None:
-            view.release()
-            ui.clear_alert()
-            ui.show_home()
-
-        view.on("again", "click", again)

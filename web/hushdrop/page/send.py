@@ -79,7 +79,7 @@ class SendFlow:
                 with contextlib.suppress(Exception):
                     await connection.close()
             ui.set_busy(False)
-            self._end()
+            self.view.end()
 
     @property
     def total(self) -> int:
@@ -153,15 +153,3 @@ class SendFlow:
             view.status("Done.")
             js.document.title = "Sent — Hushdrop"
             js.hushdrop.clearSelection()  # sent: "Send more files" starts from an empty list
-
-    def _end(self) -> None:
-        view = self.view
-        view.hide("cancel")
-        view.show("again")
-
-        def again(_event) -> None:
-            view.release()
-            ui.clear_alert()
-            ui.show_home()
-
-        view.on("again", "click", again)

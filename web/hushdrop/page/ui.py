@@ -111,6 +111,18 @@ class View:
         self.on(form, "submit", handler)
         return future
 
+    def end(self) -> None:
+        """The transfer is over (either way): swap Cancel for the button that starts anew."""
+        self.hide("cancel")
+        self.show("again")
+
+        def again(_event) -> None:
+            self.release()
+            clear_alert()
+            show_home()
+
+        self.on("again", "click", again)
+
     def release(self) -> None:
         """Detach every listener this view added (their proxies would otherwise leak)."""
         for element, event, proxy in self._proxies:
