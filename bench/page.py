@@ -37,19 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "playwright"), str(ROOT / "web")]
 
 import build_site  # noqa: E402  (web/build_site.py)
-from pagetools import create_link, random_file, sha256_file, wait_until_ready  # noqa: E402
+from pagetools import CHROMIUM_FLAGS, create_link, random_file, sha256_file, wait_until_ready  # noqa: E402
 from playwright.sync_api import BrowserContext, Playwright, expect, sync_playwright  # noqa: E402
 
 from tests.conftest import RelayProcess  # noqa: E402
 
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 MiB = 1024 * 1024
 LONG = 30 * 60 * 1000  # ms: a whole multi-GiB transfer on a slow machine
 

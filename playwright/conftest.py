@@ -19,17 +19,7 @@ from tests.conftest import REPO_ROOT, RelayProcess
 
 sys.path.insert(0, str(REPO_ROOT / "web"))
 import build_site  # web/build_site.py
-
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--allow-loopback-in-peer-connection",
-]
+from pagetools import CHROMIUM_FLAGS
 
 
 def chromium_path() -> str:

@@ -19,6 +19,17 @@ from playwright.sync_api import Download, Page, expect
 # starts, which is after test modules (and this one) are imported.
 os.environ.setdefault("PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS", "1")
 
+# Headless Debian Chromium on these machines; the last two let WebRTC connect on loopback.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--allow-loopback-in-peer-connection",
+]
 PYTHON_READY_TIMEOUT = 90_000  # ms; a cold Pyodide start on a loaded 2-core machine
 STEP_TIMEOUT = 60_000  # ms; one protocol step (pairing, key confirmation, an offer)
 TRANSFER_TIMEOUT = 240_000  # ms; a whole transfer of the sizes used here, on a slow machine
