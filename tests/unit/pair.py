@@ -56,8 +56,12 @@ class Pair:
         self.outcome = Outcome()
 
     async def run(self, max_rounds: int = 100_000) -> Outcome:
-        out = self.outcome
         self.sender.start()
+        return await self.proceed(max_rounds)
+
+    async def proceed(self, max_rounds: int = 100_000) -> Outcome:
+        """Exchange messages until the transfer ends or stalls (e.g. a simulated lost link)."""
+        out = self.outcome
         for _ in range(max_rounds):
             progressed = await self._step()
             if not progressed or out.sender_error or out.receiver_error or self.sender.finished:

@@ -21,6 +21,7 @@ MSG_HELLO = 0x01
 MSG_PAKE_A = 0x02
 MSG_PAKE_B = 0x03
 MSG_CONFIRM = 0x04
+MSG_RESUME = 0x05
 MSG_ABORT = 0x0F
 MSG_SEALED = 0x10
 MSG_DATA = 0x20
@@ -35,6 +36,9 @@ ABORT_VERSION = 0x02
 ABORT_MALFORMED = 0x03
 ABORT_CANCELLED = 0x04
 
+SIDE_SENDER = 0x01
+SIDE_RECEIVER = 0x02
+
 # §5 key schedule
 CI_LABEL = b"hushdrop/1"
 KEY_SCHEDULE_SALT = b"hushdrop/1 key schedule"
@@ -42,6 +46,7 @@ LABEL_CONTROL_S2R = b"hushdrop/1 control sender->receiver"
 LABEL_CONTROL_R2S = b"hushdrop/1 control receiver->sender"
 LABEL_DATA = b"hushdrop/1 data"
 LABEL_SAS = b"hushdrop/1 verification code"
+LABEL_RESUME = b"hushdrop/1 resume"
 SAS_SIZE = 4
 
 # §6 sealed control messages
@@ -52,6 +57,8 @@ KIND_DECLINE = 0x03
 KIND_CREDIT = 0x04
 KIND_COMPLETE = 0x05
 KIND_CANCEL = 0x06
+KIND_RESUME_AT = 0x07
+KIND_RESUMED = 0x08
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_MANIFEST_ENTRIES = 100_000
@@ -63,3 +70,9 @@ FILE_DIGEST_SIZE = 32
 DATA_FRAME_SIZE = 1024 * 1024
 INITIAL_CREDIT = 16 * 1024 * 1024
 CREDIT_BATCH = 4 * 1024 * 1024
+
+# §8 reconnecting and resuming
+LABEL_RESUME_ID = b"hushdrop/1 resume id"
+RESUME_ID_SIZE = 16
+RESUME_NONCE_SIZE = 16
+RESUME_RECORD_LABEL = b"hushdrop/1 resume record"

@@ -59,6 +59,13 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Resumed:
+    """A lost connection was replaced and the transfer continues; `done` bytes need no resend."""
+
+    done: int
+
+
+@dataclass(frozen=True)
 class Completed:
     """Every file arrived and verified (receiver: after COMPLETE is queued; sender: on COMPLETE)."""
 
@@ -72,5 +79,6 @@ Event = (
     | FileData
     | FileCompleted
     | Progress
+    | Resumed
     | Completed
 )

@@ -14,11 +14,15 @@ from .constants import (
     MSG_HELLO,
     MSG_PAKE_A,
     MSG_PAKE_B,
+    MSG_RESUME,
     MSG_SEALED,
     POINT_SIZE,
     PROTOCOL_VERSION,
+    RESUME_NONCE_SIZE,
     SEALED_PAD,
     SID_PART_SIZE,
+    SIDE_RECEIVER,
+    SIDE_SENDER,
 )
 from .errors import ProtocolError, VersionError
 
@@ -31,6 +35,7 @@ MESSAGE_NAMES = {
     MSG_PAKE_A: "PAKE_A",
     MSG_PAKE_B: "PAKE_B",
     MSG_CONFIRM: "CONFIRM",
+    MSG_RESUME: "RESUME",
     MSG_ABORT: "ABORT",
     MSG_SEALED: "SEALED",
     MSG_DATA: "DATA",
@@ -48,6 +53,19 @@ class PakeA:
     form: int
     sid: bytes
     share: bytes
+
+
+@dataclass(frozen=True)
+class Resume:
+    side: int
+    nonce: bytes
+
+
+@dataclass(frozen=True)
+class ResumeAt:
+    index: int
+    offset: int
+    credit: int
 
 
 @dataclass(frozen=True)
@@ -121,6 +139,31 @@ def encode_abort(reason: int) -> bytes:
 
 def decode_abort(message: bytes) -> int:
     return _expect(message, MSG_ABORT, 1)[0]
+
+
+def encode_resume(side: int, nonce: bytes) -> bytes:
+    return bytes([MSG_RESUME, PROTOCOL_VERSION, side]) + nonce
+
+
+def decode_resume(message: bytes) -> Resume:
+    body = _expect(message, MSG_RESUME, 2 + RESUME_NONCE_SIZE)
+    _check_version(body[0])
+    if body[1] not in (SIDE_SENDER, SIDE_RECEIVER):
+        raise ProtocolError("Received a RESUME message for an unknown side.")
+    return Resume(body[1], bytes(body[2:]))
+
+
+_RESUME_AT = struct.Struct(">IQQ")
+
+
+def encode_resume_at(index: int, offset: int, credit: int) -> bytes:
+    return _RESUME_AT.pack(index, offset, credit)
+
+
+def decode_resume_at(body: bytes) -> ResumeAt:
+    if len(body) != _RESUME_AT.size:
+        raise ProtocolError("Received a malformed RESUME_AT message.")
+    return ResumeAt(*_RESUME_AT.unpack(body))
 
 
 def encode_inner(kind: int, body: bytes) -> bytes:

@@ -12,6 +12,7 @@ from .constants import (
     LABEL_CONTROL_R2S,
     LABEL_CONTROL_S2R,
     LABEL_DATA,
+    LABEL_RESUME,
     LABEL_SAS,
     MSG_SEALED,
     SAS_SIZE,
@@ -31,6 +32,7 @@ class SessionKeys:
     control_r2s: bytes
     data: bytes
     sas: str
+    resume: bytes  # RS of PROTOCOL.md §8
 
     @classmethod
     async def derive(cls, backend: CryptoBackend, isk: bytes) -> SessionKeys:
@@ -41,6 +43,7 @@ class SessionKeys:
             control_r2s=await hkdf_expand(backend, prk, LABEL_CONTROL_R2S, 32),
             data=await hkdf_expand(backend, prk, LABEL_DATA, 32),
             sas=format_sas(sas),
+            resume=await hkdf_expand(backend, prk, LABEL_RESUME, 32),
         )
 
 

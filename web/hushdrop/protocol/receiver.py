@@ -4,7 +4,8 @@ Driver contract (sans-I/O): pass every binary message from the relay to `receive
 events in order (FileData: append to the file's `.part`; FileCompleted: give it its final name);
 answer PasswordRequired with `provide_password()` and Offered with `accept()` or `decline()`; once
 Completed arrived and every file is saved, call `finish()`. After every call, send everything
-`data_to_send()` returns, in order.
+`data_to_send()` returns, in order. When the connection closes, see
+`PeerSession.connection_lost()`; a restarted receiver starts from `ReceiverSession.restore()`.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from .constants import (
     KIND_CREDIT,
     KIND_DECLINE,
     KIND_MANIFEST,
+    KIND_RESUME_AT,
+    KIND_RESUMED,
     MSG_ABORT,
     MSG_DATA,
     MSG_HELLO,
     MSG_PAKE_B,
     MSG_SEALED,
+    SIDE_RECEIVER,
 )
 from .errors import HushdropError, ProtocolError, TamperedError
 from .events import (
@@ -40,11 +44,12 @@ from .events import (
     FileStarted,
     Offered,
     PasswordRequired,
+    Resumed,
     Verified,
 )
-from .framing import decode_abort, encode_u64, message_type
+from .framing import decode_abort, encode_resume_at, encode_u64, message_type
 from .handshake import ReceiverHandshake
-from .keys import SealedChannel
+from .keys import SealedChannel, SessionKeys
 from .manifest import Manifest
 from .session import PeerSession, abort_error, cancel_error, file_context
 
@@ -52,19 +57,27 @@ from .session import PeerSession, abort_error, cancel_error, file_context
 class _IncomingFile:
     """Decryption state of the file currently arriving."""
 
-    def __init__(self, index: int, size: int) -> None:
+    def __init__(self, index: int, size: int, written: int = 0, prefix_hash=None) -> None:
         self.index = index
         self.size = size
+        self.written = written  # content bytes verified and handed to the driver
+        self.hash = prefix_hash or hashlib.sha256()
+        self.expect_ciphertext()
+
+    def expect_ciphertext(self) -> None:
+        """Wait for a (new) ciphertext of the rest of the file, from `written` on (§7, §8.2)."""
+        self.start = self.written
         self.header = bytearray()
         self.decryptor: ChunkDecryptor | None = None
         # Chunk bytes after the header: the plaintext is the content followed by its SHA-256.
-        self.remaining = ciphertext_size(size + FILE_DIGEST_SIZE) - HEADER_SIZE
-        self.written = 0
-        self.hash = hashlib.sha256()
+        self.remaining = ciphertext_size(self.size - self.start + FILE_DIGEST_SIZE) - HEADER_SIZE
         self.digest = bytearray()
 
 
 class ReceiverSession(PeerSession):
+    side = SIDE_RECEIVER
+    resumable_states = frozenset({"receiving", "saving"})
+
     def __init__(self, backend: CryptoBackend, code: Code, password: str | None = None) -> None:
         super().__init__(backend)
         self._handshake = ReceiverHandshake(backend, code)
@@ -77,6 +90,33 @@ class ReceiverSession(PeerSession):
         self._credited = 0
         self.bytes_done = 0
         self.bytes_total = 0
+
+    @classmethod
+    def restore(
+        cls,
+        backend: CryptoBackend,
+        code: Code,
+        keys: SessionKeys,
+        manifest: Manifest,
+        saved: int,
+        partial: tuple[int, object] | None = None,
+    ) -> ReceiverSession:
+        """A restarted receiver (§8.3): `saved` files are stored; the next has `partial` =
+        (verified bytes, their hashlib SHA-256) in its `.part`, or None. Waits to `resume()`."""
+        session = cls(backend, code)
+        session._keys = keys
+        session.manifest = manifest
+        session.bytes_total = manifest.total_size
+        session.bytes_done = sum(f.size for f in manifest.files[:saved])
+        session._next_index = saved
+        if partial is not None and saved < len(manifest.files):
+            written, prefix_hash = partial
+            session._file = _IncomingFile(saved, manifest.files[saved].size, written, prefix_hash)
+            session._next_index = saved + 1
+            session.bytes_done += written
+        session._resume_state = "receiving"
+        session._state = "reconnecting"
+        return session
 
     async def receive(self, message: bytes) -> list[Event]:
         """Process one message from the sender; raises HushdropError when the transfer ends."""
@@ -93,6 +133,9 @@ class ReceiverSession(PeerSession):
             raise abort_error(decode_abort(message))
         if kind == MSG_DATA and self._state == "receiving":
             return await self._on_data(memoryview(message)[1:])
+        if self._is_resume(kind):
+            await self._on_resume(message)
+            return []
         if self._state == "await-hello" and kind == MSG_HELLO:
             if self._handshake.on_hello(message) and not self._password:
                 self._state = "need-password"
@@ -108,7 +151,7 @@ class ReceiverSession(PeerSession):
             self._state = "await-manifest"
             return [Verified(self._keys.sas)]
         if kind == MSG_SEALED and self._channel is not None and self._state != "failed":
-            return await self._on_sealed(*await self._channel.open(message))
+            return await self._on_sealed(*await self._open_sealed(message))
         raise ProtocolError(f"Received an unexpected message (type {kind:#04x}) from the sender.")
 
     async def provide_password(self, password: str) -> None:
@@ -124,6 +167,9 @@ class ReceiverSession(PeerSession):
         if kind == KIND_CANCEL:
             self._state = "failed"
             raise cancel_error(body)
+        if kind == KIND_RESUMED and self._state == "resume-wait":
+            self._state = self._resume_state
+            return [Resumed(self.bytes_done)]
         if kind == KIND_MANIFEST and self._state == "await-manifest":
             self.manifest = Manifest.decode(body)
             self.manifest.safe_paths()  # refuse colliding names before anything is written
@@ -131,6 +177,26 @@ class ReceiverSession(PeerSession):
             self._state = "offered"
             return [Offered(self.manifest)]
         raise ProtocolError(f"Received an unexpected control message ({kind}) from the sender.")
+
+    def _forget_connection(self) -> None:
+        # The sender restarts the current file's ciphertext; credit starts afresh (§8.2).
+        self._received = self._credited = 0
+        if self._file is not None:
+            self._file.expect_ciphertext()
+
+    async def _resume_started(self) -> None:
+        if self._resume_state == "saving":
+            position = encode_resume_at(len(self.manifest.files), 0, 0)
+        elif self._file is not None:
+            position = encode_resume_at(self._file.index, self._file.written, INITIAL_CREDIT)
+        else:
+            position = encode_resume_at(self._next_index, 0, INITIAL_CREDIT)
+        self._outgoing.append(await self._channel.seal(KIND_RESUME_AT, position))
+
+    @property
+    def keys(self) -> SessionKeys | None:
+        """The session keys, for a resume record (§8.3)."""
+        return self._keys
 
     async def accept(self) -> list[Event]:
         """Accept the offer: grant the initial credit. Returns Completed at once if no files."""
@@ -190,7 +256,7 @@ class ReceiverSession(PeerSession):
                 return data
             try:
                 f.decryptor = await ChunkDecryptor.create(
-                    self._backend, self._keys.data, file_context(f.index), bytes(f.header)
+                    self._backend, self._keys.data, file_context(f.index, f.start), bytes(f.header)
                 )
             except CryptoError as exc:
                 raise TamperedError(self._tampered(f)) from exc

@@ -2,7 +2,8 @@
 
 Driver contract (sans-I/O): call `start()` once the relay says `paired`; pass every binary message
 from the relay to `receive()`; whenever `next_read()` names a file range, read it and pass the bytes
-to `send_plaintext()`; after every call, send everything `data_to_send()` returns, in order.
+to `send_plaintext()`; after every call, send everything `data_to_send()` returns, in order. When
+the connection closes, see `PeerSession.connection_lost()`.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ from .constants import (
     KIND_CREDIT,
     KIND_DECLINE,
     KIND_MANIFEST,
+    KIND_RESUME_AT,
+    KIND_RESUMED,
     MSG_ABORT,
     MSG_CONFIRM,
     MSG_DATA,
     MSG_PAKE_A,
     MSG_SEALED,
+    SIDE_SENDER,
 )
 from .errors import DeclinedError, HushdropError, ProtocolError
-from .events import Accepted, Completed, Event, Verified
-from .framing import decode_abort, decode_u64, message_type
+from .events import Accepted, Completed, Event, Resumed, Verified
+from .framing import decode_abort, decode_resume_at, decode_u64, message_type
 from .handshake import SenderHandshake
 from .keys import SealedChannel
 from .manifest import Manifest
@@ -38,6 +42,9 @@ READ_SIZE = 1024 * 1024  # a multiple of the 16 KiB chunk size, so reads map ont
 
 
 class SenderSession(PeerSession):
+    side = SIDE_SENDER
+    resumable_states = frozenset({"offered", "sending"})
+
     def __init__(
         self,
         backend: CryptoBackend,
@@ -57,6 +64,10 @@ class SenderSession(PeerSession):
         self._fill = 1
         self._index = 0
         self._offset = 0
+        # Bytes of the current file hashed so far; behind `_offset` only after a resume, while
+        # the part the receiver already has is read again to complete the file's hash.
+        self._hashed = 0
+        self._start = 0  # where the current file's ciphertext starts (non-zero after a resume)
         self._encryptor: ChunkEncryptor | None = None
         self._hash = hashlib.sha256()
         self.bytes_done = 0
@@ -81,6 +92,9 @@ class SenderSession(PeerSession):
         if kind == MSG_ABORT:
             self._state = "failed"
             raise abort_error(decode_abort(message))
+        if self._is_resume(kind):
+            await self._on_resume(message)
+            return []
         if self._state == "await-pake-a" and kind == MSG_PAKE_A:
             self._outgoing.append(await self._handshake.on_pake_a(message))
             self._state = "await-confirm"
@@ -96,16 +110,19 @@ class SenderSession(PeerSession):
         if (
             kind == MSG_SEALED
             and self._channel is not None
-            and self._state in ("offered", "sending")
+            and self._state in ("offered", "sending", "resume-wait")
         ):
-            return await self._on_sealed(*await self._channel.open(message))
+            return await self._on_sealed(*await self._open_sealed(message))
         raise ProtocolError(f"Received an unexpected message (type {kind:#04x}) from the receiver.")
 
     async def _on_sealed(self, kind: int, body: bytes) -> list[Event]:
         if kind == KIND_CANCEL:
             self._state = "failed"
             raise cancel_error(body)
-        if self._state == "offered":
+        if self._state == "resume-wait":
+            if kind == KIND_RESUME_AT:
+                return await self._resume_at(body)
+        elif self._state == "offered":
             if kind == KIND_DECLINE:
                 self._state = "failed"
                 raise DeclinedError(
@@ -130,12 +147,43 @@ class SenderSession(PeerSession):
                 return [Completed()]
         raise ProtocolError(f"Received an unexpected control message ({kind}) from the receiver.")
 
+    async def _resume_at(self, body: bytes) -> list[Event]:
+        """Restart the data stream where the receiver says it stands (PROTOCOL.md §8.2)."""
+        at = decode_resume_at(body)
+        files = self.manifest.files
+        if at.index > len(files) or at.offset > (
+            files[at.index].size if at.index < len(files) else 0
+        ):
+            raise ProtocolError("The receiver asked to resume at a position that does not exist.")
+        self._outgoing.append(await self._channel.seal(KIND_RESUMED))
+        events: list[Event] = [Accepted()] if self._resume_state == "offered" else []
+        self._state = "sending"
+        self._credit = at.credit
+        self._index = at.index
+        self._offset = self._start = at.offset
+        self._hashed = 0
+        self._hash = hashlib.sha256()
+        self._encryptor = None
+        self.bytes_done = sum(f.size for f in files[: at.index]) + at.offset
+        await self._advance_files()
+        return [*events, Resumed(self.bytes_done)]
+
+    def _forget_connection(self) -> None:
+        # Everything not yet sent goes: the receiver names the restart position on reconnect.
+        self._ready = []
+        self._frame = _new_frame()
+        self._fill = 1
+        self._sent = 0
+        self._credit = 0
+
     def next_read(self) -> tuple[int, int, int] | None:
         """The next file range to read as (file index, offset, length), or None to wait."""
         if self._state != "sending" or self._ready:
             return None
         if self._index >= len(self.manifest.files):
             return None
+        if self._hashed < self._offset:
+            return self._index, self._hashed, min(READ_SIZE, self._offset - self._hashed)
         size = self.manifest.files[self._index].size
         return self._index, self._offset, min(READ_SIZE, size - self._offset)
 
@@ -152,11 +200,18 @@ class SenderSession(PeerSession):
             raise HushdropError(
                 f"{self.manifest.files[self._index].path} changed while it was being sent."
             )
+        if self._hashed < self._offset:
+            # Resumed inside this file: the receiver has these bytes; only the hash needs them.
+            self._hash.update(data)
+            self._hashed += length
+            await self._advance_files()
+            return
         # WebCrypto encrypts off the main thread: hash while it does (pyca just runs in turn).
         pending = self._encryptor.start_update(data)
         self._hash.update(data)
         self._append(await pending)
         self._offset += length
+        self._hashed += length
         self.bytes_done += length
         await self._advance_files()
 
@@ -166,17 +221,17 @@ class SenderSession(PeerSession):
         while self._index < len(files):
             if self._encryptor is None:
                 self._encryptor = await ChunkEncryptor.create(
-                    self._backend, self._keys.data, file_context(self._index)
+                    self._backend, self._keys.data, file_context(self._index, self._start)
                 )
                 self._append(self._encryptor.header)
-                self._hash = hashlib.sha256()
-            if self._offset < files[self._index].size:
+            if self._hashed < self._offset or self._offset < files[self._index].size:
                 break
             self._append(await self._encryptor.update(self._hash.digest()))
             self._append(await self._encryptor.finalize())
             self._index += 1
-            self._offset = 0
+            self._offset = self._start = self._hashed = 0
             self._encryptor = None
+            self._hash = hashlib.sha256()
         self._emit_frames()
 
     def _append(self, data: bytes | bytearray | memoryview) -> None:

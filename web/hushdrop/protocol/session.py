@@ -1,4 +1,5 @@
-"""What the sender and receiver sessions share: the outgoing queue, failure and cancellation."""
+"""What the sender and receiver sessions share: the outgoing queue, failure, cancellation and
+reconnecting (PROTOCOL.md §8)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from .constants import (
     ABORT_MALFORMED,
     FILE_CONTEXT_PREFIX,
     KIND_CANCEL,
+    MSG_RESUME,
 )
-from .errors import HushdropError, PeerCancelledError, ProtocolError, WrongCodeError
+from .errors import HushdropError, PeerCancelledError, ProtocolError, TamperedError, WrongCodeError
 from .framing import encode_abort
 from .keys import SealedChannel, SessionKeys
+from .resume import ResumeHandshake, resume_id
 
 
-def file_context(index: int) -> bytes:
-    """C2SP context for file `index` (PROTOCOL.md §7)."""
-    return FILE_CONTEXT_PREFIX + index.to_bytes(8, "big")
+def file_context(index: int, offset: int = 0) -> bytes:
+    """C2SP context for file `index` whose ciphertext starts at byte `offset` (PROTOCOL.md §7)."""
+    return FILE_CONTEXT_PREFIX + index.to_bytes(8, "big") + offset.to_bytes(8, "big")
 
 
 def abort_error(reason: int) -> HushdropError:
@@ -37,7 +40,16 @@ def cancel_error(body: bytes) -> PeerCancelledError:
 
 
 class PeerSession:
-    """Base of SenderSession and ReceiverSession."""
+    """Base of SenderSession and ReceiverSession.
+
+    Reconnecting: when the connection closes, the driver calls `connection_lost()`; if it returns
+    True the driver reconnects with `resume_id()` and, once paired, calls `resume()`. The
+    subclasses say in which states that is possible and what the connection's first sealed
+    message is.
+    """
+
+    side = 0
+    resumable_states: frozenset[str] = frozenset()
 
     def __init__(self, backend: CryptoBackend) -> None:
         self._backend = backend
@@ -45,6 +57,8 @@ class PeerSession:
         self._state = "new"
         self._keys: SessionKeys | None = None
         self._channel: SealedChannel | None = None
+        self._resume: ResumeHandshake | None = None
+        self._resume_state: str | None = None  # the state to return to once resumed
 
     @property
     def sas(self) -> str | None:
@@ -58,6 +72,69 @@ class PeerSession:
     @property
     def finished(self) -> bool:
         return self._state == "done"
+
+    @property
+    def reconnecting(self) -> bool:
+        return self._state in ("reconnecting", "resume-hello", "resume-wait")
+
+    async def resume_id(self) -> str:
+        """The relay's resume slot of this session (PROTOCOL.md §8.1)."""
+        if self._keys is None:
+            raise ProtocolError("A session without keys cannot resume.")
+        return await resume_id(self._backend, self._keys.resume)
+
+    def connection_lost(self) -> bool:
+        """The connection closed. True when the session can resume on a new one (§8.1).
+
+        Whatever was queued for the old connection is dropped; the resume handshake restarts
+        the data stream from what the receiver verified.
+        """
+        if self.reconnecting:
+            self._state = "reconnecting"
+        elif self._keys is not None and self._state in self.resumable_states:
+            self._resume_state = self._state
+            self._state = "reconnecting"
+            self._forget_connection()
+        else:
+            return False
+        self._outgoing.clear()
+        self._channel = None  # until the new connection's keys exist, failures send ABORT
+        return True
+
+    def resume(self) -> None:
+        """The relay paired this session again: start the resume handshake (§8.2)."""
+        if self._state != "reconnecting" or self._keys is None:
+            raise ProtocolError("The session is not waiting to resume.")
+        self._resume = ResumeHandshake(self._backend, self.side, self._keys.resume)
+        self._outgoing.append(self._resume.message())
+        self._state = "resume-hello"
+
+    async def _on_resume(self, message: bytes) -> None:
+        """The peer's RESUME: derive the new connection's channel, then say what comes first."""
+        self._channel = await self._resume.on_resume(message)
+        self._resume = None
+        self._state = "resume-wait"
+        await self._resume_started()
+
+    async def _open_sealed(self, message: bytes) -> tuple[int, bytes]:
+        try:
+            return await self._channel.open(message)
+        except TamperedError as exc:
+            if self._state != "resume-wait":
+                raise
+            raise TamperedError(
+                "Someone other than the other side tried to resume this transfer: its first "
+                "message did not authenticate. The transfer was stopped."
+            ) from exc
+
+    def _is_resume(self, kind: int) -> bool:
+        return kind == MSG_RESUME and self._state == "resume-hello"
+
+    def _forget_connection(self) -> None:
+        """Subclasses drop per-connection state (flow control, partial ciphertext)."""
+
+    async def _resume_started(self) -> None:
+        """Subclasses queue their first sealed message on a resumed connection."""
 
     def data_to_send(self) -> list[bytes]:
         """Messages to send to the peer, in order; the queue is emptied."""
