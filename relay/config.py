@@ -55,7 +55,8 @@ class RelayConfig:
     """Everything the relay needs to run; immutable once built.
 
     Durations are in seconds, sizes in bytes. For ``room_byte_limit``,
-    ``max_connections_per_ip`` and ``rooms_per_ip_per_minute``, 0 means unlimited; an empty
+    ``max_connections_per_ip``, ``rooms_per_ip_per_minute`` and
+    ``failed_joins_per_ip_per_minute``, 0 means unlimited; an empty
     ``trust_proxy_header`` means client addresses come from the TCP connection.
     """
 
@@ -73,6 +74,8 @@ class RelayConfig:
     stall_timeout: float = 60.0
     max_connections_per_ip: int = 32
     rooms_per_ip_per_minute: int = 60
+    failed_joins_per_ip_per_minute: int = 30
+    resume_timeout: float = 600.0
     max_rooms: int = 10_000
     trust_proxy_header: str = ""
     metrics: bool = True
@@ -94,10 +97,21 @@ class RelayConfig:
             raise ConfigError("max room ttl must not be below the min room ttl")
         if not 1 <= self.room_ttl <= self.max_room_ttl:
             raise ConfigError("room ttl must be between 1 second and the max room ttl")
-        for name in ("idle_timeout", "handshake_timeout", "open_timeout", "stall_timeout"):
+        for name in (
+            "idle_timeout",
+            "handshake_timeout",
+            "open_timeout",
+            "stall_timeout",
+            "resume_timeout",
+        ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name.replace('_', ' ')} must be positive")
-        for name in ("room_byte_limit", "max_connections_per_ip", "rooms_per_ip_per_minute"):
+        for name in (
+            "room_byte_limit",
+            "max_connections_per_ip",
+            "rooms_per_ip_per_minute",
+            "failed_joins_per_ip_per_minute",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name.replace('_', ' ')} must be 0 (unlimited) or positive")
         if not 1 <= self.max_rooms <= MAX_MAX_ROOMS:
@@ -224,6 +238,19 @@ _OPTIONS = (
         int,
         "rooms a client address may create per minute (bursts up to the same number); "
         "0 = unlimited",
+    ),
+    _Option(
+        "--failed-joins-per-ip-per-minute",
+        "HUSHDROP_FAILED_JOINS_PER_IP_PER_MINUTE",
+        int,
+        "joins of unknown or taken rooms a client address may make per minute before its "
+        "joins are refused for a while (slows room-number scanning); 0 = unlimited",
+    ),
+    _Option(
+        "--resume-timeout",
+        "HUSHDROP_RESUME_TIMEOUT",
+        float,
+        "seconds a reconnecting peer waits in its resume slot for the other side",
     ),
     _Option("--max-rooms", "HUSHDROP_MAX_ROOMS", int, "live rooms (waiting or paired) at most"),
     _Option(

@@ -103,7 +103,7 @@ class Forwarder:
         event(
             log,
             "room closed",
-            room=room.code,
+            room=room.log_code,
             reason=outcome.end.value,
             completed=completed,
             live_rooms=len(self.rooms),

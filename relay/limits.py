@@ -147,6 +147,13 @@ class RateLimiter:
     def __len__(self) -> int:
         return len(self._buckets)
 
+    def blocked(self, key: ClientKey) -> bool:
+        """Whether ``key``'s bucket is empty right now (nothing is taken)."""
+        if not self.capacity or key not in self._buckets:
+            return False
+        tokens, stamp = self._buckets[key]
+        return min(self.capacity, tokens + (self.clock() - stamp) * self.rate) < 1.0
+
     def allow(self, key: ClientKey) -> bool:
         """Take one token from ``key``'s bucket; False if it is empty."""
         if not self.capacity:

@@ -28,11 +28,12 @@ ERROR_KINDS = (
     "byte-limit",
     "stall",  # a peer (or HTTP client) left data unread longer than --stall-timeout
     "frame-too-big",  # a message over --max-frame (closed with 1009)
+    "replaced",  # a waiting resume slot was taken over by a newer connection of the same side
     "limit",  # any limit below; limit_rejections_total says which
 )
 
-# limit_rejections_total{limit}: connections-per-ip, rooms-per-ip, max-rooms, room-codes (no
-# free room code found; practically unreachable under --max-rooms).
+# limit_rejections_total{limit}: connections-per-ip, rooms-per-ip, failed-joins-per-ip,
+# max-rooms, room-codes (no free room code found; practically unreachable under --max-rooms).
 LIMIT_KINDS = tuple(protocol.LIMIT_MESSAGES)
 
 
@@ -44,6 +45,7 @@ class Metrics:
     bytes_relayed: int = 0
     transfers_completed: int = 0
     rooms_created: int = 0
+    resumes: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     limit_rejections: Counter[str] = field(default_factory=Counter)
 
@@ -94,6 +96,12 @@ class Metrics:
             "counter",
             "Rooms created.",
             [("", self.rooms_created)],
+        )
+        family(
+            "resumes_total",
+            "counter",
+            "Times two peers of an interrupted transfer were paired again to resume it.",
+            [("", self.resumes)],
         )
         family(
             "errors_total",

@@ -21,12 +21,15 @@ BYTE_LIMIT = "byte-limit"
 BAD_REQUEST = "bad-request"
 # A peer left forwarded data unread for longer than the relay's stall timeout.
 STALL = "stall"
+# A newer connection resumed the same side of a session (PROTOCOL.md §8).
+REPLACED = "replaced"
 # A limit was reached; the message says which one.
 LIMIT = "limit"
 
 # Which limit a "limit" error is about: also the label values of the limit metrics.
 CONNECTIONS_PER_IP = "connections-per-ip"
 ROOMS_PER_IP = "rooms-per-ip"
+FAILED_JOINS_PER_IP = "failed-joins-per-ip"
 MAX_ROOMS = "max-rooms"
 ROOM_CODES = "room-codes"
 
@@ -41,6 +44,7 @@ MESSAGES = {
     BYTE_LIMIT: "The transfer exceeded the amount of data this relay forwards per transfer.",
     BAD_REQUEST: "The relay did not understand the request.",
     STALL: "The transfer stopped because one side stopped receiving data for too long.",
+    REPLACED: "Another connection took over this side of the transfer.",
     LIMIT: "The relay is at capacity right now. Try again later.",
 }
 
@@ -54,6 +58,10 @@ LIMIT_MESSAGES = {
         "Too many transfers started from your network address (at most {n} per minute). "
         "Try again in a minute."
     ),
+    FAILED_JOINS_PER_IP: (
+        "Too many attempts to join transfers that do not exist from your network address "
+        "(at most {n} per minute). Check the code and try again in a minute."
+    ),
     MAX_ROOMS: "The relay has too many open transfers right now (at most {n}). Try again later.",
     ROOM_CODES: MESSAGES[LIMIT],
 }
@@ -61,6 +69,9 @@ LIMIT_MESSAGES = {
 PEER_GONE_MESSAGE = "The other side disconnected."
 
 ROOM_CODE_RE = re.compile(r"^[0-9]{6}$")
+# A resume ID: 16 bytes in unpadded base64url (PROTOCOL.md §8.1).
+RESUME_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+SIDES = ("sender", "receiver")
 
 
 class BadRequest(ValueError):
@@ -81,7 +92,15 @@ class Join:
     room: str
 
 
-def parse_request(data: str | bytes) -> Create | Join:
+@dataclass(frozen=True)
+class Resume:
+    """A peer of an established session reconnecting: pair it with the other ``side``."""
+
+    id: str
+    side: str
+
+
+def parse_request(data: str | bytes) -> Create | Join | Resume:
     """Parse a client's first message; raise `BadRequest` when it is not a known request."""
     if not isinstance(data, str):
         raise BadRequest("The first message must be a JSON text message.")
@@ -103,6 +122,13 @@ def parse_request(data: str | bytes) -> Create | Join:
         if not isinstance(room, str):
             raise BadRequest("The room code must be a string.")
         return Join(room=room)
+    if op == "resume":
+        slot, side = obj.get("id"), obj.get("side")
+        if not isinstance(slot, str) or not RESUME_ID_RE.fullmatch(slot):
+            raise BadRequest("The resume id must be 22 base64url characters.")
+        if side not in SIDES:
+            raise BadRequest('The side must be "sender" or "receiver".')
+        return Resume(id=slot, side=side)
     raise BadRequest("Unknown operation.")
 
 

@@ -1,8 +1,9 @@
 """Room bookkeeping: code allocation, the waiting → paired → closed lifecycle, usage counters.
 
 This module owns the rule that a room admits exactly two peers ever (its creator and one
-joiner) and that a code stops resolving once its room is gone. It does no I/O; the session
-module drives the state transitions.
+joiner) and that a code stops resolving once its room is gone. Resume slots (PROTOCOL.md §8)
+are rooms too, found by a resume ID instead of a code and pairing a sender with a receiver as
+often as they reconnect. It does no I/O; the session module drives the state transitions.
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ class Room(Generic[Peer]):
     creator_sent: bool = False
     joiner_sent: bool = False
     last_activity: float = field(default_factory=time.monotonic)
+    # Resume slots only: which side the waiting peer is, and whether a newer connection of the
+    # same side took its place.
+    side: str | None = None
+    replaced: bool = False
+
+    @property
+    def log_code(self) -> str | None:
+        """The code to name in logs: room numbers (if logging them is on), never resume IDs."""
+        return self.code if self.side is None else None
 
     def touch(self) -> None:
         """Record that a frame moved, for the idle timeout."""
@@ -71,17 +81,19 @@ class RoomRegistry(Generic[Peer]):
     def __init__(self, max_rooms: int = 10_000) -> None:
         self.max_rooms = max_rooms
         self._rooms: dict[str, Room[Peer]] = {}
+        self._slots: dict[str, Room[Peer]] = {}  # resume slots by resume ID
 
     def __len__(self) -> int:
-        return len(self._rooms)
+        return len(self._rooms) + len(self._slots)
 
     def full(self) -> bool:
-        return len(self._rooms) >= self.max_rooms
+        return len(self) >= self.max_rooms
 
     def count_by_state(self) -> tuple[int, int]:
         """(waiting, paired) room counts; linear, which is fine at scrape frequency."""
-        paired = sum(1 for room in self._rooms.values() if room.state is RoomState.PAIRED)
-        return len(self._rooms) - paired, paired
+        rooms = [*self._rooms.values(), *self._slots.values()]
+        paired = sum(1 for room in rooms if room.state is RoomState.PAIRED)
+        return len(rooms) - paired, paired
 
     def create(self, creator: Peer, ttl: int) -> Room[Peer]:
         """Open a waiting room under a fresh random code unique among live rooms."""
@@ -111,11 +123,43 @@ class RoomRegistry(Generic[Peer]):
         room.paired.set()
         return room
 
+    @property
+    def waiting_slots(self) -> dict[str, Room[Peer]]:
+        """Resume slots by ID (waiting or paired); read-only use."""
+        return self._slots
+
+    def resume(self, slot_id: str, side: str, peer: Peer, ttl: int) -> tuple[Room[Peer], bool]:
+        """Put ``peer`` (``side`` of a session) in the resume slot ``slot_id``.
+
+        Returns the slot and whether ``peer`` completed a pair (True) or now waits in it
+        (False). A waiting peer of the same side is replaced: it is most likely a connection
+        that died without the relay noticing yet. Runs without awaiting, like `join`.
+        """
+        slot = self._slots.get(slot_id)
+        if slot is not None and slot.state is RoomState.PAIRED:
+            raise RoomError(protocol.ROOM_FULL)
+        if slot is not None and slot.side != side:
+            slot.joiner = peer
+            slot.state = RoomState.PAIRED
+            slot.touch()
+            slot.paired.set()
+            return slot, True
+        if slot is not None:
+            slot.replaced = True
+            self.close(slot)
+            slot.paired.set()  # wakes the replaced peer's task, which sees the room closed
+        elif self.full():
+            raise RoomError(protocol.LIMIT, protocol.MAX_ROOMS)
+        slot = Room(code=slot_id, creator=peer, ttl=ttl, side=side)
+        self._slots[slot_id] = slot
+        return slot, False
+
     def close(self, room: Room[Peer]) -> None:
         """Retire ``room`` for good: its code no longer resolves and nobody can join it.
 
         Idempotent. Does not set ``finished``: the caller does once its goodbyes are sent.
         """
         room.state = RoomState.CLOSED
-        if self._rooms.get(room.code) is room:
-            del self._rooms[room.code]
+        table = self._rooms if room.side is None else self._slots
+        if table.get(room.code) is room:
+            del table[room.code]

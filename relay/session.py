@@ -1,9 +1,10 @@
 """One WebSocket connection's life on the relay: admission, request, waiting room, pairing.
 
 This module owns the rendezvous state machine as seen from a connection and the admission
-limits applied along the way (connections per client, room creations per client, live
-rooms). A client over a limit gets a "limit" error naming it and is closed with 1013 (try
-again later); nobody else is affected. Paired rooms are handed to `forward.Forwarder`.
+limits applied along the way (connections per client, room creations per client, failed joins
+per client, live rooms), resume slots included (PROTOCOL.md §8). A client over a limit gets a
+"limit" error naming it and is closed with 1013 (try again later); nobody else is affected.
+Paired rooms are handed to `forward.Forwarder`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Relay:
         self.clients = ClientIdentifier(config.trust_proxy_header)
         self.connections = ConnectionCounter(config.max_connections_per_ip)
         self.creations = RateLimiter(config.rooms_per_ip_per_minute)
+        self.failed_joins = RateLimiter(config.failed_joins_per_ip_per_minute)
         self.forwarder = Forwarder(config, self.rooms, self.metrics)
 
     def render_metrics(self) -> str:
@@ -82,6 +84,8 @@ class Relay:
 
         if isinstance(request, protocol.Create):
             await self._create(ws, client, self.config.clamp_ttl(request.ttl))
+        elif isinstance(request, protocol.Resume):
+            await self._resume(ws, client, request)
         else:
             await self._join(ws, client, request.room)
 
@@ -112,13 +116,45 @@ class Relay:
         self.metrics.rooms_created += 1
         live = len(self.rooms)
         event(log, "room created", room=room.code, client=client.address, live_rooms=live)
+        await self._host(room, protocol.created(room.code, ttl))
+
+    async def _resume(self, ws: ServerConnection, client: Client, request: protocol.Resume) -> None:
+        """Pair a reconnecting peer with the other side of its session, or let it wait."""
         try:
-            await ws.send(protocol.created(room.code, ttl))
+            # A new slot is a room: the same rate limit as creating one.
+            if request.id not in self.rooms.waiting_slots and not self.creations.allow(client.key):
+                limit = self.config.rooms_per_ip_per_minute
+                await self._refuse_limit(ws, client, protocol.ROOMS_PER_IP, limit)
+                return
+            slot, paired = self.rooms.resume(
+                request.id, request.side, ws, round(self.config.resume_timeout)
+            )
+        except RoomError as exc:
+            if exc.code == protocol.LIMIT:
+                await self._refuse_limit(ws, client, exc.limit, self.config.max_rooms)
+                return
+            self.metrics.error(exc.code)
+            event(log, "resume refused", client=client.address, reason=exc.code)
+            await finish(ws, protocol.error(exc.code), CloseCode.NORMAL_CLOSURE)
+            return
+        if paired:
+            self.metrics.resumes += 1
+            event(log, "transfer resumed", client=client.address)
+            await slot.finished.wait()
+        else:
+            await self._host(slot, None)
+
+    async def _host(self, room: Room[ServerConnection], greeting: str | None) -> None:
+        """Run a room from its creator's connection: wait for the joiner, then the pair."""
+        ws = room.creator
+        try:
+            if greeting is not None:
+                await ws.send(greeting)
             pending = await self._wait_for_joiner(room)
             if pending is not None:
                 await self.forwarder.run_pair(room, pending)
         except ConnectionClosed:
-            event(log, "room closed", room=room.code, reason="creator-left")
+            event(log, "room closed", room=room.log_code, reason="creator-left")
         finally:
             self.rooms.close(room)
             # Only now may the joiner's handler return (which closes its connection).
@@ -142,20 +178,25 @@ class Relay:
             return receive
         # Retire the code before any await so that nobody can join a room being closed.
         self.rooms.close(room)
+        if room.replaced:
+            receive.cancel()
+            self.metrics.error("replaced")
+            await finish(ws, protocol.error(protocol.REPLACED), CloseCode.NORMAL_CLOSURE)
+            return None
         if not receive.done():
             receive.cancel()
             self.metrics.error("expired")
-            event(log, "room closed", room=room.code, reason="expired")
+            event(log, "room closed", room=room.log_code, reason="expired")
             await finish(ws, protocol.error(protocol.EXPIRED), CloseCode.NORMAL_CLOSURE)
             return None
         exc = receive.exception()
         if isinstance(exc, ConnectionClosed):
             if closed_for_size(exc):
                 self.metrics.error("frame-too-big")
-            event(log, "room closed", room=room.code, reason="creator-left")
+            event(log, "room closed", room=room.log_code, reason="creator-left")
         else:
             self.metrics.error("bad-request")
-            event(log, "room closed", room=room.code, reason="bad-request")
+            event(log, "room closed", room=room.log_code, reason="bad-request")
             await finish(
                 ws, protocol.error(protocol.BAD_REQUEST, "Nothing may be sent before pairing.")
             )
@@ -164,11 +205,16 @@ class Relay:
     async def _join(self, ws: ServerConnection, client: Client, code: str) -> None:
         # Only a well-formed code is worth logging (and it is logged only if identifiers are on).
         shown = code if protocol.is_room_code(code) else None
+        if self.failed_joins.blocked(client.key):
+            limit = self.config.failed_joins_per_ip_per_minute
+            await self._refuse_limit(ws, client, protocol.FAILED_JOINS_PER_IP, limit)
+            return
         try:
             if shown is None:
                 raise RoomError(protocol.NO_SUCH_ROOM)
             room = self.rooms.join(code, ws)
         except RoomError as exc:
+            self.failed_joins.allow(client.key)  # spends one of the client's failed joins
             self.metrics.error(exc.code)
             event(log, "join refused", room=shown, client=client.address, reason=exc.code)
             await finish(ws, protocol.error(exc.code), CloseCode.NORMAL_CLOSURE)

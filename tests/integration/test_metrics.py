@@ -112,6 +112,7 @@ def test_metrics_format_and_names(relay: RelayProcess) -> None:
         "bytes_relayed_total",
         "transfers_completed_total",
         "rooms_created_total",
+        "resumes_total",
         "errors_total",
         "limit_rejections_total",
     }
