@@ -36,6 +36,9 @@ NOTIFY_TIMEOUT = 5.0
 # 1005 (a close frame without a code), which is what a browser's WebSocket.close() sends.
 # 1001 is left out on purpose: browsers send it when a page goes away mid-transfer.
 NORMAL_CLOSE_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.NO_STATUS_RCVD})
+# A peer that sent one of these closed its connection on purpose (a browser tab closing sends
+# 1001); anything else, or no close frame at all, is a lost connection that may come back.
+GOODBYE_CLOSE_CODES = NORMAL_CLOSE_CODES | {CloseCode.GOING_AWAY}
 
 
 class End(enum.Enum):
@@ -197,6 +200,11 @@ def _closed_normally(ws: ServerConnection | None) -> bool:
     return received is not None and received.code in NORMAL_CLOSE_CODES
 
 
+def _left(ws: ServerConnection | None) -> bool:
+    received = ws.protocol.close_rcvd if ws is not None else None
+    return received is not None and received.code in GOODBYE_CLOSE_CODES
+
+
 def closed_for_size(exc: ConnectionClosed) -> bool:
     """Whether the relay closed the connection because a message exceeded --max-frame."""
     return exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG
@@ -218,7 +226,7 @@ async def _say_goodbye(
     other = joiner if outcome.peer is creator else creator
     if outcome.end is End.PEER_GONE:
         await asyncio.gather(
-            finish(other, protocol.peer_gone(), CloseCode.NORMAL_CLOSURE),
+            finish(other, protocol.peer_gone(_left(outcome.peer)), CloseCode.NORMAL_CLOSURE),
             finish(outcome.peer, None, CloseCode.NORMAL_CLOSURE),
         )
         return

@@ -147,9 +147,10 @@ def paired() -> str:
     return json.dumps({"op": "paired"})
 
 
-def peer_gone() -> str:
-    """Sent to the remaining peer when the other one disconnected."""
-    return json.dumps({"op": "peer-gone", "message": PEER_GONE_MESSAGE})
+def peer_gone(left: bool) -> str:
+    """Sent to the remaining peer when the other one disconnected: ``left`` when it closed its
+    connection itself (a goodbye), not when the connection was lost (it may come back)."""
+    return json.dumps({"op": "peer-gone", "left": left, "message": PEER_GONE_MESSAGE})
 
 
 def error(code: str, message: str | None = None) -> str:

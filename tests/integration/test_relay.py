@@ -432,8 +432,22 @@ def test_peer_gone_both_ways(relay: RelayProcess) -> None:
             gone, survivor = (creator, joiner) if leaver == "creator" else (joiner, creator)
             await gone.close()
             reply = await recv_json(survivor)
-            assert reply == {"op": "peer-gone", "message": "The other side disconnected."}
+            assert reply == {
+                "op": "peer-gone",
+                "left": True,
+                "message": "The other side disconnected.",
+            }
             assert await closed_with(survivor) == 1000
+
+    run(main)
+
+
+def test_peer_gone_says_whether_the_peer_left_or_lost_its_connection(relay: RelayProcess) -> None:
+    async def main() -> None:
+        creator, joiner, _ = await pair(relay)
+        joiner.transport.abort()  # no close frame: a lost connection, which may come back
+        reply = await recv_json(creator)
+        assert reply["op"] == "peer-gone" and reply["left"] is False
 
     run(main)
 

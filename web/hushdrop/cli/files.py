@@ -8,6 +8,7 @@ name only once the session reports its SHA-256 verified (PROTOCOL.md §8).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import stat
@@ -18,6 +19,7 @@ from ..protocol.errors import HushdropError, UnsafePathError
 from ..protocol.manifest import DirEntry, FileEntry, Manifest
 
 PART_SUFFIX = ".part"
+READ_BLOCK = 1024 * 1024
 
 
 class LocalFileError(HushdropError):
@@ -156,6 +158,37 @@ class IncomingFiles:
                     f"Not enough disk space in {self.root}: {manifest.total_size:,} bytes needed, "
                     f"{free:,} free."
                 )
+
+    def restore(self, manifest: Manifest, targets: list[Path]) -> None:
+        """Take the plan of an interrupted transfer (its resume record) instead of planning."""
+        _, dir_paths = manifest.safe_paths()
+        self._manifest = manifest
+        self._targets = [self.root / target for target in targets]
+        self._dirs = [self.root.joinpath(*parts) for parts in dir_paths]
+
+    def partial(self, index: int) -> tuple[int, object] | None:
+        """(length, SHA-256 so far) of file `index`'s `.part`, whose bytes were all verified
+        when written; None if there is none."""
+        part = _part_path(self._targets[index])
+        if part.is_symlink() or not part.is_file():
+            return None
+        digest = hashlib.sha256()
+        with open(part, "rb") as handle:
+            while block := handle.read(READ_BLOCK):
+                digest.update(block)
+            return handle.tell(), digest
+
+    def reopen(self, index: int) -> None:
+        """Continue writing file `index`'s `.part` where it ends (after a restart)."""
+        self.close()
+        part = _part_path(self._targets[index])
+        flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(part, flags)
+        except OSError as exc:
+            raise LocalFileError(f"Cannot reopen {part}: {exc.strerror}.") from exc
+        self._handle = os.fdopen(fd, "ab")
+        self._open_index = index
 
     def _ensure_dir(self, directory: Path) -> None:
         """Create `directory` under root without following symlinks planted inside root."""

@@ -25,6 +25,7 @@ DEFAULT_RELAY = "http://127.0.0.1:8780"
 ENV_RELAY = "HUSHDROP_RELAY"
 ENV_PASSWORD = "HUSHDROP_PASSWORD"
 ENV_CODE = "HUSHDROP_CODE"
+ENV_RESUME_WINDOW = "HUSHDROP_RESUME_WINDOW"
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -139,12 +140,37 @@ def _exit_code(error: HushdropError) -> int:
     return EXIT_ERROR
 
 
+def _resume_window() -> float:
+    """How long to keep reconnecting after a lost connection (PROTOCOL.md §8.1)."""
+    from ..transport.pump import RESUME_WINDOW
+
+    raw = os.environ.get(ENV_RESUME_WINDOW)
+    if not raw:
+        return RESUME_WINDOW
+    try:
+        window = float(raw)
+    except ValueError:
+        window = -1.0
+    if window < 0:
+        raise HushdropError(f"{ENV_RESUME_WINDOW} must be a number of seconds, not {raw!r}.")
+    return window
+
+
 def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
     if args.command == "send":
         from .send import send
 
         password = _password(args.password, confirm=True)
-        asyncio.run(send(args.paths, _relay_url(args), password, args.ttl, reporter))
+        asyncio.run(
+            send(
+                args.paths,
+                _relay_url(args),
+                password,
+                args.ttl,
+                reporter,
+                resume_window=_resume_window(),
+            )
+        )
         return
 
     from .receive import receive
@@ -161,6 +187,7 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
             ask_accept=_ask_accept if (_interactive() and not args.yes and not args.json) else None,
             overwrite=args.overwrite,
             reporter=reporter,
+            resume_window=_resume_window(),
         )
     )
 

@@ -104,6 +104,18 @@ class Reporter:
             elapsed = max(now - (self._started or now), 1e-6)
             self._emit("progress", bytes=done, total=total, rate=round(done / elapsed))
 
+    def reconnecting(self) -> None:
+        if self.json_mode:
+            self._emit("reconnecting")
+        else:
+            self._say("Connection lost; reconnecting… (the transfer continues where it stopped)")
+
+    def resumed(self, done: int) -> None:
+        if self.json_mode:
+            self._emit("resumed", bytes=done)
+        else:
+            self._say(f"Reconnected; continuing from {human_size(done)}.")
+
     def file_saved(self, path: str, sha256: str) -> None:
         if self.json_mode:
             self._emit("file", path=path, sha256=sha256)

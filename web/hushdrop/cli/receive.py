@@ -1,8 +1,13 @@
-"""`hushdrop receive`: the asyncio driver around ReceiverSession."""
+"""`hushdrop receive`: the asyncio driver around ReceiverSession.
+
+A transfer that a restart interrupted is picked up from its resume record (PROTOCOL.md §8.3)
+when the same code is used again with the same output directory.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -16,15 +21,85 @@ from ..protocol.events import (
     FileStarted,
     Offered,
     PasswordRequired,
+    Reconnecting,
+    Resumed,
     Verified,
 )
 from ..protocol.receiver import ReceiverSession
+from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
 from .files import IncomingFiles
 from .output import Reporter
+from .resume_record import ResumeRecord, record_path
 
 AskPassword = Callable[[], str]
 AskAccept = Callable[[], Awaitable[bool]]
+
+
+class Receiving:
+    """One `hushdrop receive`: the session, where its files go, and its resume record."""
+
+    def __init__(self, session, files, reporter, ask_password, ask_accept, record_at) -> None:
+        self.session: ReceiverSession = session
+        self.files: IncomingFiles = files
+        self.reporter: Reporter = reporter
+        self.ask_password: AskPassword = ask_password
+        self.ask_accept: AskAccept | None = ask_accept
+        self.record_at: Path = record_at
+        self.record: ResumeRecord | None = None
+
+    async def handle(self, event: object) -> None:
+        session, files, reporter = self.session, self.files, self.reporter
+        if isinstance(event, PasswordRequired):
+            await session.provide_password(self.ask_password())
+        elif isinstance(event, Verified):
+            reporter.verification(event.sas)
+        elif isinstance(event, Offered):
+            await self._offer(event)
+        elif isinstance(event, FileStarted):
+            files.start(event.index)
+        elif isinstance(event, FileData):
+            files.write(event.index, event.data)
+            reporter.progress(session.bytes_done, session.bytes_total)
+        elif isinstance(event, FileCompleted):
+            target = files.complete(event.index)
+            self._saved(event.index + 1)
+            reporter.file_saved(str(target), event.sha256)
+        elif isinstance(event, Reconnecting):
+            reporter.reconnecting()
+        elif isinstance(event, Resumed):
+            reporter.resumed(event.done)
+        elif isinstance(event, Completed):
+            files.finish()
+            await session.finish()
+            if self.record is not None:
+                self.record.delete()
+            reporter.progress(session.bytes_total, session.bytes_total)
+            reporter.done(len(session.manifest.files), session.bytes_total)
+
+    async def _offer(self, event: Offered) -> None:
+        session, files, reporter = self.session, self.files, self.reporter
+        try:
+            files.plan(event.manifest)
+        except HushdropError as exc:
+            await session.decline(str(exc))
+            raise
+        reporter.offer(event.manifest, [str(p) for p in files.targets])
+        if self.ask_accept is not None and not await self.ask_accept():
+            await session.decline("The receiver said no.")
+            raise HushdropError("You declined the transfer.")
+        reporter.start_progress(event.manifest.total_size)
+        files.root.mkdir(parents=True, exist_ok=True)
+        targets = [target.relative_to(files.root) for target in files.targets]
+        self.record = ResumeRecord(self.record_at, session.keys, event.manifest, targets)
+        self.record.save()
+        for follow_up in await session.accept():
+            await self.handle(follow_up)
+
+    def _saved(self, count: int) -> None:
+        if self.record is not None:
+            self.record.saved = count
+            self.record.save()
 
 
 async def receive(
@@ -37,61 +112,73 @@ async def receive(
     ask_accept: AskAccept | None,
     overwrite: bool,
     reporter: Reporter,
+    resume_window: float = RESUME_WINDOW,
 ) -> None:
     backend = PycaBackend()
     files = IncomingFiles(output, overwrite)
-    connection = await RelayConnection.open(relay)
-    session = ReceiverSession(backend, code, password)
+    record_at = record_path(output, code)
+    previous = ResumeRecord.load(record_at)
+    if previous is not None:
+        session = _restore(backend, code, previous, files, reporter)
+    else:
+        session = ReceiverSession(backend, code, password)
+    receiving = Receiving(session, files, reporter, ask_password, ask_accept, record_at)
+    receiving.record = previous
+    connection: RelayConnection | None = None
+    pump: Pump | None = None
     try:
-        await connection.join_room(code.room)
-        reporter.status("Connected to the sender; checking the code…")
-        while not session.finished:
-            message = await connection.receive()
-            for event in await session.receive(message):
-                await _handle(event, session, files, reporter, ask_password, ask_accept)
-            await connection.send_all(session.data_to_send())
+        if previous is None:  # else the pump reconnects to resume (§8.3)
+            connection = await RelayConnection.open(relay)
+            await connection.join_room(code.room)
+            reporter.status("Connected to the sender; checking the code…")
+        pump = Pump(
+            session,
+            connection,
+            reopen=functools.partial(RelayConnection.open, relay),
+            on_event=receiving.handle,
+            resume_window=resume_window,
+        )
+        await pump.run()
     except (HushdropError, OSError, asyncio.CancelledError, KeyboardInterrupt) as exc:
         files.close()
         if not isinstance(exc, HushdropError) or exc.kind == "local":
             await session.cancel(
                 str(exc) if isinstance(exc, HushdropError) else "The receiver cancelled."
             )
-        await connection.send_best_effort(session.data_to_send())
+        if pump is not None:
+            await pump.send_final()
+        if receiving.record is not None:
+            # Ended for good (a cancel is told to the sender): nothing is left to resume. Only
+            # a process that dies without getting here leaves its record.
+            receiving.record.delete()
         raise
     finally:
         files.close()
-        await connection.close()
+        if pump is not None:
+            await pump.close()
+        elif connection is not None:
+            await connection.close()
 
 
-async def _handle(event, session, files, reporter, ask_password, ask_accept) -> None:
-    if isinstance(event, PasswordRequired):
-        await session.provide_password(ask_password())
-    elif isinstance(event, Verified):
-        reporter.verification(event.sas)
-    elif isinstance(event, Offered):
-        try:
-            files.plan(event.manifest)
-        except HushdropError as exc:
-            await session.decline(str(exc))
-            raise
-        targets = [str(p) for p in files.targets]
-        reporter.offer(event.manifest, targets)
-        if ask_accept is not None and not await ask_accept():
-            await session.decline("The receiver said no.")
-            raise HushdropError("You declined the transfer.")
-        reporter.start_progress(event.manifest.total_size)
-        for follow_up in await session.accept():
-            await _handle(follow_up, session, files, reporter, ask_password, ask_accept)
-    elif isinstance(event, FileStarted):
-        files.start(event.index)
-    elif isinstance(event, FileData):
-        files.write(event.index, event.data)
-        reporter.progress(session.bytes_done, session.bytes_total)
-    elif isinstance(event, FileCompleted):
-        target = files.complete(event.index)
-        reporter.file_saved(str(target), event.sha256)
-    elif isinstance(event, Completed):
-        files.finish()
-        await session.finish()
-        reporter.progress(session.bytes_total, session.bytes_total)
-        reporter.done(len(session.manifest.files), session.bytes_total)
+def _restore(
+    backend: PycaBackend,
+    code: Code,
+    record: ResumeRecord,
+    files: IncomingFiles,
+    reporter: Reporter,
+) -> ReceiverSession:
+    """The session of an interrupted transfer, from its record and its `.part` files."""
+    files.restore(record.manifest, record.targets)
+    partial = files.partial(record.saved) if record.saved < len(record.targets) else None
+    if partial is not None:
+        files.reopen(record.saved)
+    session = ReceiverSession.restore(
+        backend, code, record.keys, record.manifest, record.saved, partial
+    )
+    reporter.status(
+        f"Resuming an interrupted transfer: {record.saved} of {len(record.targets)} files "
+        "already saved."
+    )
+    reporter.verification(record.keys.sas)
+    reporter.start_progress(record.manifest.total_size)
+    return session

@@ -59,9 +59,17 @@ class DeclinedError(HushdropError):
 
 
 class PeerGoneError(HushdropError):
-    """The other side disconnected before the transfer finished."""
+    """The other side disconnected before the transfer finished.
+
+    `left` when it closed its connection itself; otherwise its connection was lost and it may
+    come back to resume (PROTOCOL.md §8).
+    """
 
     kind = "peer-gone"
+
+    def __init__(self, message: str, *, left: bool = False) -> None:
+        super().__init__(message)
+        self.left = left
 
 
 class RelayError(HushdropError):

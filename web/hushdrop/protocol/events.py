@@ -59,6 +59,11 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Reconnecting:
+    """The connection was lost and the driver is reconnecting; `Resumed` follows if it works."""
+
+
+@dataclass(frozen=True)
 class Resumed:
     """A lost connection was replaced and the transfer continues; `done` bytes need no resend."""
 
@@ -79,6 +84,7 @@ Event = (
     | FileData
     | FileCompleted
     | Progress
+    | Reconnecting
     | Resumed
     | Completed
 )

@@ -54,7 +54,9 @@ class BrowserRelayConnection(rendezvous.RelayChannel):
             await asyncio.wait_for(asyncio.shield(connection._opened), CONNECT_TIMEOUT)
         except TimeoutError as exc:
             connection._ws.close()
-            raise RelayError(f"Could not reach the relay at {relay}: no answer.") from exc
+            raise RelayError(
+                f"Could not reach the relay at {relay}: no answer.", "unreachable"
+            ) from exc
         return connection
 
     def _on_open(self, _event) -> None:
@@ -69,7 +71,7 @@ class BrowserRelayConnection(rendezvous.RelayChannel):
         self._close_code = int(event.code)
         if not self._opened.done():
             self._opened.set_exception(
-                RelayError(f"Could not reach the relay at {self._relay}.", "connection-lost")
+                RelayError(f"Could not reach the relay at {self._relay}.", "unreachable")
             )
         self._messages.put_nowait(None)
 

@@ -48,7 +48,9 @@ class RelayConnection(rendezvous.RelayChannel):
                 CONNECT_TIMEOUT + 1,
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
-            raise RelayError(f"Could not reach the relay at {relay}: {_reason(exc)}") from exc
+            raise RelayError(
+                f"Could not reach the relay at {relay}: {_reason(exc)}", "unreachable"
+            ) from exc
         return cls(websocket, relay)
 
     async def send(self, message: bytes | str) -> None:

@@ -38,6 +38,10 @@ def join_request(room: str) -> str:
     return json.dumps({"op": "join", "room": room})
 
 
+def resume_request(slot: str, side: str) -> str:
+    return json.dumps({"op": "resume", "id": slot, "side": side})
+
+
 def parse(message: str) -> dict[str, object]:
     try:
         reply = json.loads(message)
@@ -61,7 +65,7 @@ def expect(message: str | bytes, op: str) -> dict[str, object]:
 def notice_error(reply: dict[str, object]) -> Exception:
     """The exception for a relay notice: peer-gone, or an error with its code and message."""
     if reply.get("op") == "peer-gone":
-        return PeerGoneError(PEER_GONE)
+        return PeerGoneError(PEER_GONE, left=reply.get("left") is True)
     if reply.get("op") == "error":
         text = str(reply.get("message") or "The relay closed the connection.")
         return RelayError(text, str(reply.get("code", "relay")))
@@ -99,8 +103,19 @@ class RelayChannel:
         await self.send(join_request(room))
         await self.wait_paired()
 
+    async def resume_room(self, slot: str, side: str) -> None:
+        """Reconnect as `side` of a session and wait for the other side (PROTOCOL.md §8.1)."""
+        await self.send(resume_request(slot, side))
+        await self.wait_paired()
+
     async def wait_paired(self) -> None:
         expect(await self._recv(), "paired")
+
+    async def receive(self) -> bytes:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
 
     async def send_all(self, messages: list[bytes]) -> None:
         for message in messages:

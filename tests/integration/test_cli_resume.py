@@ -1,0 +1,136 @@
+"""Interrupted CLI transfers resume (PROTOCOL.md §8): cut connections, a restarted relay, a
+restarted receiver. Real relay and CLI processes; every file is checked by SHA-256."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from .cli import receive, send, sha256_file
+from .proxy import CuttableProxy
+from .test_cli import EXIT_CONNECTION, random_file
+
+SIZE = 160 << 20  # big enough to be cut in the middle on a fast machine
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    directory = tmp_path / "out"
+    directory.mkdir()
+    return directory
+
+
+def wait_progress(process, at_least: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [e["bytes"] for e in process.events if e.get("event") == "progress"]
+        if done and done[-1] >= at_least:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no progress past {at_least}: {process.events[-3:]}")
+
+
+def assert_resumed_intact(sender, receiver, src: Path, target: Path) -> None:
+    assert receiver.wait() == 0, receiver.stderr + str(receiver.events[-5:])
+    assert sender.wait() == 0, sender.stderr + str(sender.events[-5:])
+    assert sha256_file(target) == sha256_file(src)
+    for process in (sender, receiver):
+        names = [e["event"] for e in process.events]
+        assert "reconnecting" in names and "resumed" in names, names
+    resumed = receiver.wait_event("resumed")["bytes"]
+    assert 0 < resumed < src.stat().st_size  # continued from the middle, not from zero
+
+
+def test_cut_connection_of_the_receiver_resumes_where_it_stopped(relay, tmp_path, out):
+    src = random_file(tmp_path / "big.bin", SIZE)
+    proxy = CuttableProxy(relay.port)
+    try:
+        sender = send(relay.url, src)
+        code = sender.wait_event("code")["code"]
+        receiver = receive(proxy.url, code, out)
+        wait_progress(receiver, SIZE // 4)
+        proxy.cut()
+        assert_resumed_intact(sender, receiver, src, out / "big.bin")
+        assert proxy.connections >= 2
+    finally:
+        proxy.close()
+
+
+def test_cut_connection_of_the_sender_resumes_where_it_stopped(relay, tmp_path, out):
+    src = random_file(tmp_path / "big.bin", SIZE)
+    proxy = CuttableProxy(relay.port)
+    try:
+        sender = send(proxy.url, src)
+        code = sender.wait_event("code")["code"]
+        receiver = receive(relay.url, code, out)
+        wait_progress(receiver, SIZE // 4)
+        proxy.cut()
+        assert_resumed_intact(sender, receiver, src, out / "big.bin")
+    finally:
+        proxy.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_relay_restarted_mid_transfer_loses_nothing(relay_factory, tmp_path, out):
+    port = str(free_port())
+    relay = relay_factory("--port", port)
+    src = random_file(tmp_path / "big.bin", SIZE)
+    sender = send(relay.url, src)
+    code = sender.wait_event("code")["code"]
+    receiver = receive(relay.url, code, out)
+    wait_progress(receiver, SIZE // 4)
+    relay.stop()
+    time.sleep(1.5)  # both sides notice and start retrying against nothing
+    relay_factory("--port", port)
+    assert_resumed_intact(sender, receiver, src, out / "big.bin")
+
+
+def test_a_restarted_receiver_resumes_from_its_part_file(relay, tmp_path, out):
+    src = tmp_path / "src"
+    random_file(src / "first.bin", 3 << 20)
+    random_file(src / "second.bin", SIZE)
+    sender = send(relay.url, src)
+    code = sender.wait_event("code")["code"]
+    receiver = receive(relay.url, code, out)
+    wait_progress(receiver, SIZE // 3)
+    receiver.proc.kill()  # a crash: no goodbye, the record and the .part stay
+    receiver.wait()
+    assert list(out.glob(".hushdrop-*.resume"))
+    assert (out / "src" / "first.bin").exists()
+    part = out / "src" / "second.bin.part"
+    kept = part.stat().st_size
+    assert 0 < kept < SIZE
+
+    again = receive(relay.url, code, out)
+    assert again.wait() == 0, again.stderr + str(again.events[-5:])
+    assert sender.wait() == 0, sender.stderr
+    for name in ("first.bin", "second.bin"):
+        assert sha256_file(out / "src" / name) == sha256_file(src / name)
+    assert again.wait_event("resumed")["bytes"] >= (3 << 20) + kept
+    assert again.wait_event("verification")["sas"] == sender.wait_event("verification")["sas"]
+    assert not list(out.glob(".hushdrop-*")) and not list(out.rglob("*.part"))
+
+
+def test_a_sender_that_never_comes_back_ends_the_transfer_after_the_resume_window(
+    relay, tmp_path, out
+):
+    src = random_file(tmp_path / "big.bin", SIZE)
+    sender = send(relay.url, src)
+    code = sender.wait_event("code")["code"]
+    receiver = receive(relay.url, code, out, env={"HUSHDROP_RESUME_WINDOW": "2"})
+    wait_progress(receiver, SIZE // 4)
+    sender.proc.kill()
+    assert receiver.wait() == EXIT_CONNECTION
+    assert "did not come back" in receiver.error()["message"]
+    assert "reconnecting" in [e["event"] for e in receiver.events]
+    assert not (out / "big.bin").exists()
+    assert (out / "big.bin.part").exists()
+    assert not list(out.glob(".hushdrop-*.resume"))

@@ -1,0 +1,87 @@
+"""The receiver's resume record (PROTOCOL.md §8.3): what a restarted `hushdrop receive` needs.
+
+It lives next to the `.part` files, named after the code, and holds the session's resume secret
+and data key, the manifest, the chosen file names and how many files are saved. It is written
+atomically whenever that count changes and removed when the transfer ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..protocol.codes import Code
+from ..protocol.constants import RESUME_RECORD_LABEL
+from ..protocol.errors import HushdropError
+from ..protocol.keys import SessionKeys
+from ..protocol.manifest import Manifest
+
+VERSION = 1
+
+
+def record_path(output: Path, code: Code) -> Path:
+    tag = hashlib.sha256(RESUME_RECORD_LABEL + code.room.encode() + code.secret).hexdigest()
+    return output / f".hushdrop-{tag[:16]}.resume"
+
+
+@dataclass
+class ResumeRecord:
+    path: Path
+    keys: SessionKeys
+    manifest: Manifest
+    targets: list[Path]  # relative to the output directory
+    saved: int = 0
+
+    def save(self) -> None:
+        document = {
+            "version": VERSION,
+            "resume": _b64(self.keys.resume),
+            "data": _b64(self.keys.data),
+            "sas": self.keys.sas,
+            "manifest": self.manifest.encode().decode("utf-8"),
+            "targets": [target.as_posix() for target in self.targets],
+            "saved": self.saved,
+        }
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+
+    def delete(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    @classmethod
+    def load(cls, path: Path) -> ResumeRecord | None:
+        """The record at `path`, or None when there is none or it is not usable."""
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            if document.get("version") != VERSION:
+                return None
+            keys = SessionKeys(
+                control_s2r=b"",
+                control_r2s=b"",
+                data=base64.b64decode(document["data"]),
+                sas=str(document["sas"]),
+                resume=base64.b64decode(document["resume"]),
+            )
+            manifest = Manifest.decode(document["manifest"].encode("utf-8"))
+            targets = [Path(target) for target in document["targets"]]
+            saved = int(document["saved"])
+        except (OSError, ValueError, KeyError, TypeError, HushdropError):
+            return None
+        if len(targets) != len(manifest.files) or not 0 <= saved <= len(targets):
+            return None
+        return cls(path, keys, manifest, targets, saved)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")

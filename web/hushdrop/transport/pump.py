@@ -1,0 +1,211 @@
+"""Running a session over relay connections: the one driver loop the CLI and the page share.
+
+`Pump` moves messages between a sans-I/O session and a `RelayChannel`, feeds the sender file
+data when it asks, hands events to the caller, and when a connection is lost and the session can
+resume (PROTOCOL.md §8) opens a new one and resumes. It decides nothing about the protocol: the
+session says what to send and whether a loss is final. Runs under asyncio in CPython and Pyodide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from ..protocol.constants import SIDE_SENDER
+from ..protocol.errors import HushdropError, PeerGoneError, RelayError
+from ..protocol.events import Event, Progress, Reconnecting
+from ..protocol.resume import SIDE_NAMES
+from ..protocol.session import PeerSession
+from .rendezvous import RelayChannel
+
+RESUME_WINDOW = 600.0  # seconds a peer keeps trying to reconnect (PROTOCOL.md §8.1)
+RETRY_FIRST = 1.0
+RETRY_MAX = 10.0
+REASON_WAIT = 2.0  # seconds to wait for the peer's last message after a failed send
+# Relay answers worth another attempt while reconnecting: the other side may not be there yet,
+# or its old connection is still being noticed as gone.
+RETRYABLE = ("connection-lost", "unreachable", "expired", "room-full", "replaced", "limit")
+
+OpenChannel = Callable[[], Awaitable[RelayChannel]]
+ReadFile = Callable[[int, int, int], Awaitable[bytes | bytearray | memoryview]]
+OnEvent = Callable[[Event], Awaitable[None]]
+
+
+class Pump:
+    """One transfer's message loop across as many connections as it takes."""
+
+    def __init__(
+        self,
+        session: PeerSession,
+        channel: RelayChannel | None,
+        *,
+        reopen: OpenChannel,
+        on_event: OnEvent,
+        read: ReadFile | None = None,
+        after_message: Callable[[], Awaitable[None]] | None = None,
+        resume_window: float = RESUME_WINDOW,
+    ) -> None:
+        self.session = session
+        self.channel = channel
+        self._reopen = reopen
+        self._on_event = on_event
+        self._read = read
+        self._after_message = after_message
+        self._resume_window = resume_window
+        self._incoming: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        self._reader: asyncio.Task | None = None
+
+    async def run(self) -> None:
+        """Run until the session finished; raise the HushdropError that ended it otherwise.
+
+        Without a channel the session is one waiting to resume (a restarted receiver).
+        """
+        try:
+            if self.channel is None:
+                await self._reconnect()
+            while True:
+                try:
+                    await self._run_connection()
+                    return
+                except (PeerGoneError, RelayError) as exc:
+                    if not _connection_lost(exc) or not self.session.connection_lost():
+                        raise
+                await self._reconnect()
+        finally:
+            self._stop_reader()
+
+    async def peer_message(self) -> bytes:
+        """The next message from the peer, for a driver waiting on its user meanwhile."""
+        item = await self._incoming.get()
+        if isinstance(item, BaseException):
+            self._incoming.put_nowait(item)  # the loop still has to see how the connection ended
+            raise item
+        return item
+
+    async def send_final(self) -> None:
+        """Deliver what the session queued while giving up (CANCEL, ABORT); never raises."""
+        if self.channel is not None:
+            await self.channel.send_best_effort(self.session.data_to_send())
+
+    async def close(self) -> None:
+        self._stop_reader()
+        if self.channel is not None:
+            await self.channel.close()
+
+    async def _run_connection(self) -> None:
+        session = self.session
+        self._start_reader()
+        await self._flush()
+        while not session.finished:
+            request = session.next_read() if self._read is not None else None
+            if request is not None:
+                await session.send_plaintext(await self._read(*request))
+                await self._on_event(Progress(session.bytes_done, session.bytes_total))
+                await self._flush()
+                if self._incoming.empty():
+                    continue
+            item = await self._incoming.get()
+            if isinstance(item, BaseException):
+                raise item
+            for event in await session.receive(item):
+                await self._on_event(event)
+            if self._after_message is not None:
+                await self._after_message()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        messages = self.session.data_to_send()
+        if self.session.finished:
+            # The last word (the receiver's COMPLETE): the transfer succeeded whether or not it
+            # still reaches the sender, which resumes to hear it if it does not.
+            await self.channel.send_best_effort(messages)
+            return
+        try:
+            await self.channel.send_all(messages)
+        except (PeerGoneError, RelayError):
+            await self._peer_reason()  # raises the peer's own reason, if it gave one
+            raise
+
+    async def _peer_reason(self) -> None:
+        """A send failed: process what the peer sent before it went.
+
+        A peer that stops (disk full, tampered data) sends CANCEL and leaves; if our send fails
+        first, its CANCEL is still queued, and the session turns it into the real reason.
+        """
+        while True:
+            try:
+                item = await asyncio.wait_for(self._incoming.get(), REASON_WAIT)
+            except TimeoutError:
+                return
+            if isinstance(item, BaseException):
+                return
+            for event in await self.session.receive(item):
+                await self._on_event(event)
+
+    async def _reconnect(self) -> None:
+        """Open connections until the other side is back, then start the resume handshake."""
+        await self.close()
+        self.channel = None
+        await self._on_event(Reconnecting())
+        slot = await self.session.resume_id()
+        side = SIDE_NAMES[self.session.side]
+        deadline = time.monotonic() + self._resume_window
+        delay = RETRY_FIRST
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PeerGoneError(_gone_message(self.session.side, self._resume_window))
+            channel: RelayChannel | None = None
+            try:
+                async with asyncio.timeout(remaining):
+                    channel = await self._reopen()
+                    await channel.resume_room(slot, side)
+            except (TimeoutError, PeerGoneError, RelayError) as exc:
+                if channel is not None:
+                    await channel.close()
+                if isinstance(exc, RelayError) and exc.code not in RETRYABLE:
+                    raise
+                await asyncio.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            self.channel = channel
+            self._incoming = asyncio.Queue()
+            self.session.resume()
+            return
+
+    def _start_reader(self) -> None:
+        channel, incoming = self.channel, self._incoming
+
+        async def read_peer() -> None:
+            # Only queues raw messages: the session is touched by the loop alone.
+            while True:
+                try:
+                    message = await channel.receive()
+                except BaseException as exc:
+                    await incoming.put(exc)
+                    return
+                await incoming.put(message)
+
+        self._reader = asyncio.ensure_future(read_peer())
+
+    def _stop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None
+
+
+def _connection_lost(exc: HushdropError) -> bool:
+    """A lost connection (or peer), as opposed to the relay ending the room on purpose."""
+    if isinstance(exc, PeerGoneError):
+        return not exc.left
+    return isinstance(exc, RelayError) and exc.code == "connection-lost"
+
+
+def _gone_message(side: int, window: float) -> str:
+    other = "receiver" if side == SIDE_SENDER else "sender"
+    minutes = max(1, round(window / 60))
+    return (
+        f"The connection was lost and the {other} did not come back within {minutes} "
+        f"minute{'s' if minutes != 1 else ''}, so the transfer was stopped."
+    )
