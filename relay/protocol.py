@@ -106,7 +106,7 @@ def parse_request(data: str | bytes) -> Create | Join | Resume:
         raise BadRequest("The first message must be a JSON text message.")
     try:
         obj: Any = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadRequest("The message is not valid JSON.") from None
     if not isinstance(obj, dict):
         raise BadRequest("The message must be a JSON object.")

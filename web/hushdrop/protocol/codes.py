@@ -26,8 +26,8 @@ from .errors import CodeFormatError
 from .wordlist import WORDS
 
 _BY_PREFIX = {word[:4]: word for word in WORDS}
-_ROOM_RE = re.compile(rf"^\d{{{ROOM_DIGITS}}}$")
-_B64URL_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_ROOM_RE = re.compile(rf"[0-9]{{{ROOM_DIGITS}}}\Z")
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,10 @@ def parse_code(text: str) -> Code:
     if "#" in text:
         before, _, text = text.partition("#")
         if before:
-            parts = urlsplit(before)
+            try:
+                parts = urlsplit(before)
+            except ValueError as exc:
+                raise CodeFormatError("The link's address is malformed; copy it again.") from exc
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise CodeFormatError("The link must start with http:// or https://.")
             site = f"{parts.scheme}://{parts.netloc}"

@@ -40,10 +40,10 @@ class Manifest:
         doc = {
             "version": MANIFEST_VERSION,
             "files": [
-                {"path": f.path, "size": f.size, "mode": f.mode, "mtime": f.mtime}
+                {"path": _utf8(f.path), "size": f.size, "mode": f.mode, "mtime": f.mtime}
                 for f in self.files
             ],
-            "dirs": [{"path": d.path, "mode": d.mode} for d in self.dirs],
+            "dirs": [{"path": _utf8(d.path), "mode": d.mode} for d in self.dirs],
         }
         data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         if len(data) > MAX_MANIFEST_BYTES:
@@ -57,9 +57,10 @@ class Manifest:
             raise ProtocolError("The sender's file list is too large.")
         try:
             doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise ProtocolError("The sender's file list is malformed.") from exc
-        if not isinstance(doc, dict) or doc.get("version") != MANIFEST_VERSION:
+        version = doc.get("version") if isinstance(doc, dict) else None
+        if type(version) is not int or version != MANIFEST_VERSION:
             raise ProtocolError("The sender's file list has an unsupported format.")
         files_raw, dirs_raw = doc.get("files"), doc.get("dirs", [])
         if not isinstance(files_raw, list) or not isinstance(dirs_raw, list):
@@ -84,15 +85,32 @@ class Manifest:
         """Sanitised components for files and dirs; refuses collisions and file/dir overlaps."""
         all_paths = sanitize_all([f.path for f in self.files] + [d.path for d in self.dirs])
         file_paths, dir_paths = all_paths[: len(self.files)], all_paths[len(self.files) :]
-        file_keys = {tuple(p.casefold() for p in path) for path in file_paths}
+        # A path lies inside a file when one of its proper prefixes is a file's path. Each file
+        # gets a key, and each prefix is looked up through its parent's key, so the check stays
+        # linear in the total number of components however deep the paths are.
+        keys: dict[tuple[int, str], int] = {}  # (parent key, folded component) -> key
+        file_keys: set[int] = set()
+        for index, path in enumerate(all_paths):
+            key = 0
+            for part in path:
+                key = keys.setdefault((key, part.casefold()), len(keys) + 1)
+            if index < len(file_paths):
+                file_keys.add(key)
         for path in all_paths:
-            folded = tuple(p.casefold() for p in path)
-            for depth in range(1, len(folded)):
-                if folded[:depth] in file_keys:
+            key = 0
+            for depth, part in enumerate(path):
+                if depth and key in file_keys:
                     raise UnsafePathError(
                         f"The sender offered {'/'.join(path)!r} inside something that is a file."
                     )
+                key = keys[(key, part.casefold())]
         return file_paths, dir_paths
+
+
+def _utf8(path: str) -> str:
+    """A file name that was not valid UTF-8 on disk (Python's surrogate escapes) travels with
+    U+FFFD in place of its undecodable bytes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _path(entry: object) -> str:

@@ -22,15 +22,16 @@ def _clean_component(component: str) -> str:
         "_" if ch in _RESERVED_CHARS or unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch
         for ch in component
     )
-    # Windows ignores trailing dots and spaces, which would let "a." alias "a".
-    cleaned = cleaned.rstrip(". ")
-    if cleaned in ("", ".", ".."):
-        cleaned = "_"
-    if _DEVICE_RE.match(cleaned):
+    if _DEVICE_RE.match(cleaned.rstrip(". ")):
         cleaned = "_" + cleaned
     encoded = cleaned.encode("utf-8")
     if len(encoded) > MAX_COMPONENT_BYTES:
         cleaned = encoded[:MAX_COMPONENT_BYTES].decode("utf-8", "ignore")
+    # Windows ignores trailing dots and spaces, which would let "a." alias "a" (stripped after
+    # the length cap, which could otherwise leave one behind).
+    cleaned = cleaned.rstrip(". ")
+    if cleaned in ("", ".", ".."):
+        cleaned = "_"
     return cleaned
 
 
