@@ -11,7 +11,7 @@ SITE   := build/site
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup site serve test test-unit test-integration test-browser chromium lint format \
-	bench lock clean
+	bench bench-load lock clean
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -60,6 +60,9 @@ test-browser: setup chromium
 
 bench: setup
 	$(BIN)/python bench/transfer.py
+
+bench-load: setup
+	$(BIN)/python bench/load.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock: setup
