@@ -7,6 +7,7 @@ show them when it fails.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -29,10 +30,21 @@ def chromium_path() -> str:
     return path
 
 
+RESUME_WINDOW = 8
+
+
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The static site built from the current sources, as `make site` would."""
-    return build_site.build(tmp_path_factory.mktemp("site") / "site")
+    """The static site built from the current sources, as `make site` would.
+
+    Pages give up reconnecting after RESUME_WINDOW seconds instead of minutes, so a closed tab
+    that could not say goodbye ends the other page's transfer within a test's patience.
+    """
+    out = build_site.build(tmp_path_factory.mktemp("site") / "site")
+    config_path = out / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "resumeWindow": RESUME_WINDOW}))
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,7 @@ PAGE_MODULES = [
     "hushdrop/transport/__init__.py",
     "hushdrop/transport/browser.py",
     "hushdrop/transport/rendezvous.py",  # browser.py's relay messages (pure Python)
+    "hushdrop/transport/pump.py",  # the driver loop shared with the CLI (pure asyncio)
 ]
 CPYTHON_ONLY = {"hushdrop/crypto/pyca.py"}
 PYODIDE_FILES = [

@@ -13,3 +13,6 @@ class PageContext:
     relay: str  # relay base URL (config.json, else the page's origin)
     site: str  # the page's base URL, put in front of share links
     origin: str  # the page's origin, to recognise links made by this site
+    # Seconds to keep reconnecting after a lost connection (config.json `resumeWindow`). Shorter
+    # than the CLI's: a closed tab cannot always say goodbye, and looks like a lost connection.
+    resume_window: float = 120.0

@@ -100,13 +100,25 @@ class App:
             ui.alert(f"Something went wrong inside Hushdrop ({exc!r}). Reload the page to retry.")
 
 
+def resume_window(config: dict[str, object]) -> dict[str, float]:
+    """config.json's `resumeWindow` (seconds), when it is a sensible number."""
+    value = config.get("resumeWindow")
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 86400:
+        return {"resume_window": float(value)}
+    return {}
+
+
 async def main() -> None:
     try:
         config = await load_config()
         origin = str(js.location.origin)
         relay = str(config.get("relay") or origin)
         ctx = PageContext(
-            WebCryptoBackend(), relay, site_url(origin, str(js.location.pathname)), origin
+            WebCryptoBackend(),
+            relay,
+            site_url(origin, str(js.location.pathname)),
+            origin,
+            **resume_window(config),
         )
         app = App(ctx)
         handlers = {

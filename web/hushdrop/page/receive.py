@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import TypeVar
 
 import js
@@ -26,11 +27,14 @@ from ..protocol.events import (
     FileStarted,
     Offered,
     PasswordRequired,
+    Reconnecting,
+    Resumed,
     Verified,
 )
 from ..protocol.manifest import Manifest
 from ..protocol.receiver import ReceiverSession
 from ..transport.browser import BrowserRelayConnection
+from ..transport.pump import Pump
 from . import ui
 from .context import PageContext
 from .download import DownloadPlan, SingleFileWriter, ZipWriter, make_writer, plan_download
@@ -45,8 +49,8 @@ OFFER_LIST_LIMIT = 200
 # streamed to disk: only up to this size.
 MEMORY_LIMIT = 512 * 1024 * 1024
 SENDER_GONE = (
-    "The sender disconnected (closed the page or lost the connection) before the transfer "
-    "finished. The download was stopped and marked as failed."
+    "The sender closed the page before the transfer finished. The download was stopped and "
+    "marked as failed."
 )
 
 
@@ -61,7 +65,7 @@ class ReceiveFlow:
         self.ctx = ctx
         self.code = code
         self.view = ui.View("receive-template")
-        self.connection: BrowserRelayConnection | None = None
+        self.pump: Pump | None = None
         self.session: ReceiverSession | None = None
         self.writer: SingleFileWriter | ZipWriter | None = None
         self.plan: DownloadPlan | None = None
@@ -80,11 +84,19 @@ class ReceiveFlow:
                 view.status("This transfer is protected by a password.")
                 password = await self._ask_password()
             view.status("Connecting to the sender…")
-            self.connection = await BrowserRelayConnection.open(self.ctx.relay)
+            connection = await BrowserRelayConnection.open(self.ctx.relay)
             self.session = ReceiverSession(self.ctx.backend, self.code, password)
-            await self.connection.join_room(self.code.room)
+            self.pump = Pump(
+                self.session,
+                connection,
+                reopen=functools.partial(BrowserRelayConnection.open, self.ctx.relay),
+                resume_window=self.ctx.resume_window,
+                on_event=self._handle,
+                after_message=self._after_message,
+            )
+            await connection.join_room(self.code.room)
             view.status("Connected to the sender; checking the code…")
-            await self._loop()
+            await self.pump.run()
         except Finished:
             pass
         except asyncio.CancelledError:
@@ -94,25 +106,20 @@ class ReceiveFlow:
         except HushdropError as exc:
             await self._stop(str(exc), peer_reason=str(exc) if exc.kind == "local" else None)
             view.status("The transfer did not complete.")
-            ui.alert(SENDER_GONE if isinstance(exc, PeerGoneError) else str(exc))
+            gone = isinstance(exc, PeerGoneError) and exc.left
+            ui.alert(SENDER_GONE if gone else str(exc))
         finally:
-            if self.connection is not None:
+            if self.pump is not None:
                 with contextlib.suppress(Exception):
-                    await self.connection.close()
+                    await self.pump.close()
             ui.set_busy(False)
             self.view.end()
 
-    async def _loop(self) -> None:
-        session, connection = self.session, self.connection
-        while not session.finished:
-            message = await connection.receive()
-            for event in await session.receive(message):
-                await self._handle(event)
-            if self.writer is not None:
-                await self.writer.flush()  # waits until the download asked for more
-            if self.progress is not None:
-                self.progress.update(session.bytes_done)
-            await connection.send_all(session.data_to_send())
+    async def _after_message(self) -> None:
+        if self.writer is not None:
+            await self.writer.flush()  # waits until the download asked for more
+        if self.progress is not None:
+            self.progress.update(self.session.bytes_done)
 
     async def _handle(self, event: object) -> None:
         view, session = self.view, self.session
@@ -133,6 +140,10 @@ class ReceiveFlow:
             await self.writer.write(event.index, event.data)
         elif isinstance(event, FileCompleted):
             self.writer.complete(event.index)
+        elif isinstance(event, Reconnecting):
+            view.status("Connection lost — reconnecting… The download continues where it stopped.")
+        elif isinstance(event, Resumed):
+            view.status("Reconnected. Receiving… keep this tab open until the download is done.")
         elif isinstance(event, Completed):
             await self.writer.finish()
             await session.finish()
@@ -166,7 +177,7 @@ class ReceiveFlow:
             choice = await self._wait_for_user(view.click("download", "save-as", "decline"))
             if choice == "decline":
                 await session.decline("they chose not to download them.")
-                await self.connection.send_best_effort(session.data_to_send())
+                await self.pump.send_final()
                 view.hide("offer")
                 view.status("You declined the files. Nothing was downloaded.")
                 raise Finished
@@ -275,16 +286,16 @@ class ReceiveFlow:
         return decision.result()
 
     async def _next_message(self) -> bytes:
-        if self.connection is None:
+        if self.pump is None:
             await asyncio.get_event_loop().create_future()  # not connected yet: nothing comes
-        return await self.connection.receive()
+        return await self.pump.peer_message()
 
     async def _stop(self, reason: str, *, peer_reason: str | None) -> None:
         """Fail the download visibly; tell the peer `peer_reason` when the cause is on this side
         (errors from the peer or the protocol were already answered by the session)."""
         if self.writer is not None:
             await self.writer.abort(reason)
-        if self.session is not None and self.connection is not None:
+        if self.session is not None and self.pump is not None:
             if peer_reason is not None:
                 await self.session.cancel(peer_reason)
-            await self.connection.send_best_effort(self.session.data_to_send())
+            await self.pump.send_final()

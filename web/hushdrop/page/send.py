@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
 import js
 
 from ..protocol.codes import new_sender_secrets
 from ..protocol.errors import HushdropError, PeerGoneError
-from ..protocol.events import Accepted, Completed, Verified
+from ..protocol.events import Accepted, Completed, Progress, Reconnecting, Resumed, Verified
 from ..protocol.sender import SenderSession
 from ..transport.browser import BrowserRelayConnection
+from ..transport.pump import Pump
 from . import ui
 from .context import PageContext
 from .files import OutgoingSelection
@@ -25,8 +27,8 @@ from .humanize import files_summary, human_duration, human_size
 from .links import qr_data_uri
 
 RECEIVER_GONE = (
-    "The receiver disconnected (closed the page or lost the connection) before the transfer "
-    "finished. Nothing was completed on their side."
+    "The receiver closed the page before the transfer finished. Nothing was completed on their "
+    "side."
 )
 
 
@@ -48,7 +50,7 @@ class SendFlow:
         view.text("title", f"Sending {files_summary(len(self.manifest.files), self.total)}")
         ui.set_busy(True)
         connection: BrowserRelayConnection | None = None
-        session: SenderSession | None = None
+        pump: Pump | None = None
         try:
             connection = await BrowserRelayConnection.open(self.ctx.relay)
             room, ttl = await connection.create_room()
@@ -60,24 +62,32 @@ class SendFlow:
             view.status("The receiver connected; checking the code…")
             session = SenderSession(self.ctx.backend, secrets, self.manifest, self.password)
             session.start()
-            await self._transfer(session, connection)
+            pump = Pump(
+                session,
+                connection,
+                reopen=functools.partial(BrowserRelayConnection.open, self.ctx.relay),
+                resume_window=self.ctx.resume_window,
+                on_event=self._on_event,
+                read=self.selection.read,
+            )
+            await pump.run()
         except asyncio.CancelledError:
             task.uncancel()  # the user's Cancel: handled here, not propagated
-            if session is not None and connection is not None:
-                await session.cancel("The sender cancelled the transfer.")
-                await connection.send_best_effort(session.data_to_send())
+            if pump is not None:
+                await pump.session.cancel("The sender cancelled the transfer.")
+                await pump.send_final()
             view.status("You cancelled the transfer.")
         except HushdropError as exc:
-            if session is not None and connection is not None:
+            if pump is not None:
                 if exc.kind == "local":
-                    await session.cancel(str(exc))
-                await connection.send_best_effort(session.data_to_send())
+                    await pump.session.cancel(str(exc))
+                await pump.send_final()
             view.status("The transfer did not complete.")
-            ui.alert(RECEIVER_GONE if isinstance(exc, PeerGoneError) else str(exc))
+            gone = isinstance(exc, PeerGoneError) and exc.left
+            ui.alert(RECEIVER_GONE if gone else str(exc))
         finally:
-            if connection is not None:
-                with contextlib.suppress(Exception):
-                    await connection.close()
+            with contextlib.suppress(Exception):
+                await (pump.close() if pump is not None else connection.close())
             ui.set_busy(False)
             self.view.end()
 
@@ -98,43 +108,17 @@ class SendFlow:
         view.text("hint", hint)
         view.show("share")
 
-    async def _transfer(self, session: SenderSession, connection: BrowserRelayConnection) -> None:
-        incoming: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
-
-        async def read_peer() -> None:
-            # Only queues raw messages: the session is touched by this loop alone.
-            while True:
-                try:
-                    message = await connection.receive()
-                except BaseException as exc:
-                    await incoming.put(exc)
-                    return
-                await incoming.put(message)
-
-        reader = asyncio.create_task(read_peer())
-        try:
-            await connection.send_all(session.data_to_send())
-            while not session.finished:
-                request = session.next_read()
-                if request is not None:
-                    index, offset, length = request
-                    await session.send_plaintext(await self.selection.read(index, offset, length))
-                    self.progress.update(session.bytes_done)
-                    await connection.send_all(session.data_to_send())
-                    if incoming.empty():
-                        continue
-                item = await incoming.get()
-                if isinstance(item, BaseException):
-                    raise item
-                for event in await session.receive(item):
-                    self._on_event(event)
-                await connection.send_all(session.data_to_send())
-        finally:
-            reader.cancel()
-
-    def _on_event(self, event: object) -> None:
+    async def _on_event(self, event: object) -> None:
         view = self.view
-        if isinstance(event, Verified):
+        if isinstance(event, Progress):
+            self.progress.update(event.done)
+        elif isinstance(event, Reconnecting):
+            view.status("Connection lost — reconnecting… The transfer continues where it stopped.")
+        elif isinstance(event, Resumed):
+            view.status("Reconnected. Sending…")
+            if self.progress is not None:
+                self.progress.update(event.done)
+        elif isinstance(event, Verified):
             view.text("sas", event.sas)
             view.show("verify")
             view.status("Code verified. Waiting for the receiver to accept the files…")

@@ -72,6 +72,7 @@ class SenderSession(PeerSession):
         self._hash = hashlib.sha256()
         self.bytes_done = 0
         self.bytes_total = manifest.total_size
+        self._sent_everything = False
 
     def start(self) -> None:
         if self._state != "new":
@@ -169,12 +170,19 @@ class SenderSession(PeerSession):
         return [*events, Resumed(self.bytes_done)]
 
     def _forget_connection(self) -> None:
+        complete = self._resume_state == "sending" and self._index >= len(self.manifest.files)
+        self._sent_everything = complete and not self._ready and self._fill == 1
         # Everything not yet sent goes: the receiver names the restart position on reconnect.
         self._ready = []
         self._frame = _new_frame()
         self._fill = 1
         self._sent = 0
         self._credit = 0
+
+    @property
+    def sent_everything(self) -> bool:
+        """The lost connection had carried every file's data; only COMPLETE was missing."""
+        return self._sent_everything
 
     def next_read(self) -> tuple[int, int, int] | None:
         """The next file range to read as (file index, offset, length), or None to wait."""

@@ -45,6 +45,10 @@ class BrowserRelayConnection(rendezvous.RelayChannel):
             proxy = create_proxy(handler)
             self._proxies.append(proxy)
             self._ws.addEventListener(event, proxy)
+        # Closing the tab says goodbye (1001): the relay then tells the peer this side left on
+        # purpose, instead of a lost connection it would wait to resume (PROTOCOL.md §8.1).
+        self._goodbye = create_proxy(lambda _event: self._ws.close(1001, "page closed"))
+        js.addEventListener("pagehide", self._goodbye)
         self.room: str | None = None
 
     @classmethod
@@ -92,6 +96,7 @@ class BrowserRelayConnection(rendezvous.RelayChannel):
         raise rendezvous.notice_error(rendezvous.parse(message))
 
     async def close(self) -> None:
+        js.removeEventListener("pagehide", self._goodbye)
         if self._close_code is None:
             self._ws.close()
 

@@ -155,7 +155,7 @@ class Pump:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise PeerGoneError(_gone_message(self.session.side, self._resume_window))
+                raise PeerGoneError(_gone_message(self.session, self._resume_window))
             channel: RelayChannel | None = None
             try:
                 async with asyncio.timeout(remaining):
@@ -202,10 +202,14 @@ def _connection_lost(exc: HushdropError) -> bool:
     return isinstance(exc, RelayError) and exc.code == "connection-lost"
 
 
-def _gone_message(side: int, window: float) -> str:
-    other = "receiver" if side == SIDE_SENDER else "sender"
-    minutes = max(1, round(window / 60))
-    return (
-        f"The connection was lost and the {other} did not come back within {minutes} "
-        f"minute{'s' if minutes != 1 else ''}, so the transfer was stopped."
-    )
+def _gone_message(session: PeerSession, window: float) -> str:
+    other = "receiver" if session.side == SIDE_SENDER else "sender"
+    seconds = round(window)
+    span = f"{seconds} seconds" if seconds < 120 else f"{round(seconds / 60)} minutes"
+    message = f"The connection was lost and the {other} did not come back within {span}"
+    if getattr(session, "sent_everything", False):
+        return (
+            f"{message}. Everything was sent, but the receiver's confirmation that it saved the "
+            "files never arrived."
+        )
+    return f"{message}, so the transfer was stopped."
