@@ -65,6 +65,7 @@ from transfer import (
 RATIO_GOAL = 0.70  # aggregate MiB/s under load at least this share of a single transfer's
 DISK_FACTOR = 2.2  # every source + every received copy + headroom
 
+WORKERS = 4  # default client processes for the load; the single transfers use one
 GO = signal.SIGUSR1  # tells a ready worker to start its transfers, or to let its rooms go
 WORKER_FDS = 64  # descriptors a process needs besides its connections (stdio, files, imports)
 SAMPLE_INTERVAL = 0.05  # seconds between samples of the relay's VmRSS
@@ -774,8 +775,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=min(4, max(2, os.cpu_count() or 2)),
-        help="client processes the transfers are spread over (default: CPUs, 2 to 4)",
+        # Not fewer on a small machine: a worker's event loop stops while a receiver fsyncs, and
+        # clients took more CPU per GiB with 2 processes of 100 transfers (bench/README.md).
+        default=WORKERS,
+        help=f"client processes the transfers are spread over (default: {WORKERS})",
     )
     parser.add_argument(
         "--single-runs", type=int, default=5, help="single transfers for the reference (median)"

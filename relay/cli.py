@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     Returns 0 after a graceful shutdown (SIGINT/SIGTERM) and 1 when the address cannot be
     bound; invalid flags exit with status 2 via argparse.
     """
-    tune_allocator()  # forwarding 1 MiB frames churns large buffers: see the module for numbers
+    # Forwarding 1 MiB frames churns large buffers: see the module for numbers. The heap this
+    # keeps after load is released by forward.HeapRelease.
+    tune_allocator()
     config = RelayConfig.from_args(argv, prog=prog)
     configure_logging(
         config.log_level, log_format=config.log_format, identifiers=config.log_identifiers

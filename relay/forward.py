@@ -5,15 +5,19 @@ single task that awaits the destination's send before receiving the next frame, 
 small receive queue and write buffer configured in server.py a slow receiver stops the relay
 from reading the sender's socket and TCP pushes back to the sender. It also owns what ends a
 pair (a peer leaving, idleness, the byte limit, a stalled receiver, a protocol error), the
-goodbye messages, and the decision whether the room counts as a completed transfer.
+goodbye messages, the decision whether the room counts as a completed transfer, and giving
+the forwarding buffers' memory back to the system once pairs have ended (HeapRelease).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import enum
 import logging
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hushdrop_relay import protocol
@@ -39,6 +43,11 @@ NORMAL_CLOSE_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.NO_STATUS_RC
 # A peer that sent one of these closed its connection on purpose (a browser tab closing sends
 # 1001); anything else, or no close frame at all, is a lost connection that may come back.
 GOODBYE_CLOSE_CODES = NORMAL_CLOSE_CODES | {CloseCode.GOING_AWAY}
+
+
+# How long after the pair that made it due a heap release runs: rooms end in bursts (a load
+# finishing, a batch of peers dropping), and one release after the burst frees them all.
+RELEASE_DELAY = 1.0
 
 
 class End(enum.Enum):
@@ -67,6 +76,7 @@ class Forwarder:
         self.config = config
         self.rooms = rooms
         self.metrics = metrics
+        self.heap = HeapRelease()
 
     async def run_pair(
         self, room: Room[ServerConnection], creator_receive: asyncio.Task[Data]
@@ -75,6 +85,7 @@ class Forwarder:
         creator, joiner = room.creator, room.joiner
         assert joiner is not None
         tasks: set[asyncio.Task[Outcome]] = set()
+        self.heap.pair_started()
         try:
             outcome = await _send_paired(creator, joiner)
             if outcome is None:
@@ -90,6 +101,7 @@ class Forwarder:
                 if outcome.end is End.PEER_GONE and outcome.peer is not None:
                     await _deliver_last_words(pumps[outcome.peer])
         finally:
+            self.heap.pair_ended()
             creator_receive.cancel()
             for task in tasks:
                 task.cancel()
@@ -155,6 +167,9 @@ class Forwarder:
                 return Outcome(End.STALL, dst)
             self.metrics.bytes_relayed += len(message)
             room.touch()
+            # The frame is in the destination's buffers now; holding it while the sender is
+            # slow to send the next one would cost a MiB per quiet direction.
+            del message
 
     async def _idle_watch(self, room: Room[ServerConnection]) -> Outcome:
         timeout = self.config.idle_timeout
@@ -163,6 +178,54 @@ class Forwarder:
             if remaining <= 0:
                 return Outcome(End.IDLE)
             await asyncio.sleep(remaining)
+
+
+class HeapRelease:
+    """Gives the heap's free memory back to the system once forwarding has wound down.
+
+    Every forwarding direction holds a few 1 MiB frames (see server.py), so a relay under load
+    grows by megabytes per pair. When those pairs end, glibc keeps the freed blocks: it only
+    returns memory from the top of the heap, and the top is rarely free after many pairs came
+    and went. malloc_trim(0) also releases free pages inside the heap. It runs once the
+    relay has no pair left, or when the pairs have fallen to half the number at the last
+    release (the memory of the other half is then idle), and at most once per RELEASE_DELAY.
+    Elsewhere than glibc this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.trim = _malloc_trim()
+        self.forwarding = 0
+        self.peak = 0  # most pairs forwarding at once since the last release
+        self._due: asyncio.TimerHandle | None = None
+
+    def pair_started(self) -> None:
+        self.forwarding += 1
+        self.peak = max(self.peak, self.forwarding)
+
+    def pair_ended(self) -> None:
+        self.forwarding -= 1
+        if self.trim is None or self._due is not None or self.forwarding > self.peak // 2:
+            return
+        self._due = asyncio.get_running_loop().call_later(RELEASE_DELAY, self._release)
+
+    def _release(self) -> None:
+        assert self.trim is not None
+        self._due = None
+        self.peak = self.forwarding
+        self.trim(0)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where there is none (musl, macOS, Windows)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    return trim
 
 
 async def _deliver_last_words(pump: asyncio.Task[Outcome]) -> None:

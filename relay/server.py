@@ -22,10 +22,13 @@ from websockets.asyncio.server import ServerConnection, serve
 
 log = logging.getLogger("hushdrop_relay.server")
 
-# Receive queue high/low water marks, in frames. With max-size frames this caps what the relay
-# holds per direction at a few MiB: once the queue is above the high mark websockets stops
-# reading the socket, the kernel buffer fills, and TCP flow control reaches the sender.
-MAX_QUEUE = (2, 1)
+# Receive queue high/low water marks, in frames: websockets stops reading the socket as soon as
+# one frame waits for the forwarding loop, and reads again once the loop took it. The kernel
+# buffer then fills and TCP flow control reaches the sender. Per forwarding direction the relay
+# so holds about three max-size frames: the one waiting here, the one being sent, and the
+# unsent rest of it in the write buffer. The kernel's socket buffers keep the pipe full, so a
+# single transfer is as fast as with a deeper queue (bench/README.md, "Load").
+MAX_QUEUE = (0, 0)
 # Transport write buffer high-water mark: send() waits (and so the pump stops receiving) until
 # the receiver's socket has taken all but this much.
 WRITE_LIMIT = 64 * 1024

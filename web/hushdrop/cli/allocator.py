@@ -6,6 +6,8 @@ unmapped again, or the heap top is trimmed and regrown, so each MiB costs hundre
 (bench/transfer.py measured ~700,000 minor faults per GiB in the sender). Keeping them in the heap
 lets the memory be reused: CPU per GiB fell by a quarter across sender, relay and receiver, for a
 few MB more peak RSS. Memory stays bounded: the heap never holds more than the peak working set.
+A long-running process keeps that peak after the load is gone: the relay gives it back with
+malloc_trim once its pairs have ended (hushdrop_relay.forward.HeapRelease).
 """
 
 from __future__ import annotations
