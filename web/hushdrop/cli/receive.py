@@ -170,6 +170,8 @@ def _restore(
     """The session of an interrupted transfer, from its record and its `.part` files."""
     files.restore(record.manifest, record.targets)
     partial = files.partial(record.saved) if record.saved < len(record.targets) else None
+    if partial is not None and partial[0] > record.manifest.files[record.saved].size:
+        partial = None  # not what this transfer wrote: start that file again (truncating it)
     if partial is not None:
         files.reopen(record.saved)
     session = ReceiverSession.restore(
