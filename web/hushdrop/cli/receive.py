@@ -39,16 +39,25 @@ AskAccept = Callable[[], Awaitable[bool]]
 class Receiving:
     """One `hushdrop receive`: the session, where its files go, and its resume record."""
 
-    def __init__(self, session, files, reporter, ask_password, ask_accept, record_at) -> None:
-        self.session: ReceiverSession = session
-        self.files: IncomingFiles = files
-        self.reporter: Reporter = reporter
-        self.ask_password: AskPassword = ask_password
-        self.ask_accept: AskAccept | None = ask_accept
-        self.record_at: Path = record_at
+    def __init__(
+        self,
+        session: ReceiverSession,
+        files: IncomingFiles,
+        reporter: Reporter,
+        ask_password: AskPassword,
+        ask_accept: AskAccept | None,
+        record_at: Path,
+    ) -> None:
+        self.session = session
+        self.files = files
+        self.reporter = reporter
+        self.ask_password = ask_password
+        self.ask_accept = ask_accept
+        self.record_at = record_at
         self.record: ResumeRecord | None = None
 
     async def handle(self, event: object) -> None:
+        """Act on one session event (the Pump's `on_event`)."""
         session, files, reporter = self.session, self.files, self.reporter
         if isinstance(event, PasswordRequired):
             await session.provide_password(self.ask_password())
