@@ -2,15 +2,23 @@
 
 The output folder is plain files any static host can serve:
 
-* our HTML/CSS/JS from `web/`;
+* our HTML/CSS/JS from `web/`, each file the pages load named by its content hash
+  (`app.<hash>.js`), so browsers may cache them forever; only the HTML pages (and `sw.js`, whose
+  address must not change) are revalidated, so a repeat visit costs one request;
 * Pyodide and PyScript copied from `node_modules` (pinned in package-lock.json) under versioned
-  paths (`vendor/pyodide/<version>/`), so they can be cached forever;
+  paths (`vendor/pyodide/<version>-<hash>/`), so they can be cached forever;
 * the Python that runs in the page — the shared `hushdrop` core (without the CPython-only CLI,
   asyncio transport and pyca backend), the page driver and segno for QR codes — as one zip whose
   name carries its content hash, unpacked by PyScript at start;
-* `pyscript.json` pointing PyScript at those local files, and `config.json` with the relay
+* `pyscript.<hash>.json` pointing PyScript at those local files, and `config.json` with the relay
   address (empty means: the page's own origin);
 * the known-answer test vectors for `selftest.html`.
+
+Python in the page starts much faster from bytecode than from source: Pyodide's standard library
+comes as `.py` files, and compiling the ~200 modules imported at start-up is about half of
+Pyodide's start. So the build compiles the standard library, and our package, with Pyodide itself
+under Node (bytecode is specific to the exact CPython inside Pyodide). Results are cached in
+`build/pyc-cache/`, keyed by their inputs.
 """
 
 from __future__ import annotations
@@ -19,26 +27,25 @@ import argparse
 import hashlib
 import io
 import json
+import os
+import re
 import shutil
+import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
 WEB = Path(__file__).resolve().parent
 ROOT = WEB.parent
 NODE_MODULES = ROOT / "node_modules"
+PYC_CACHE = ROOT / "build" / "pyc-cache"
 
-STATIC_FILES = [
-    "index.html",
-    "selftest.html",
-    "app.css",
-    "app.js",
-    "crypto-batch.js",
-    "sw.js",
-    "page.py",
-    "selftest.py",
-    "favicon.svg",
-]
+# Copied under their own names: the pages, and the service worker (its URL is its identity).
+STATIC_FILES = ["index.html", "selftest.html", "sw.js"]
+# Copied under content-hashed names; the pages refer to them by these names and are rewritten.
+HASHED_FILES = ["app.css", "app.js", "crypto-batch.js", "page.py", "selftest.py", "favicon.svg"]
+PAGES = ["index.html", "selftest.html"]
 # What the page needs from the shared package; everything else in web/hushdrop is CPython-only.
 PAGE_PACKAGES = ["hushdrop/protocol", "hushdrop/crypto", "hushdrop/page"]
 PAGE_MODULES = [
@@ -53,13 +60,85 @@ PYODIDE_FILES = [
     "pyodide.mjs",
     "pyodide.asm.mjs",
     "pyodide.asm.wasm",
-    "python_stdlib.zip",
     "pyodide-lock.json",
 ]
+# PyScript plugins the pages never use; each would otherwise be fetched at every start.
+UNUSED_PLUGINS = [
+    "codemirror",
+    "deprecations-manager",
+    "donkey",
+    "py-editor",
+    "py-game",
+    "py-terminal",
+]
+
+# Runs inside Pyodide (under Node): compiles every .py of /work/in/<name>.zip into
+# /work/out/<name>.zip, in one of three ways (the job's "kind"):
+#   stdlib    bytecode instead of source (the standard library is imported from its zip);
+#   package   the sources, and bytecode in __pycache__ beside them (unpacked into the file system);
+#   bytecode  only the __pycache__ bytecode: PyScript writes its own package's sources at start.
+# Hash-based .pyc files (PEP 552): "unchecked" ones are used without reading or stat()ing the
+# source, right for files built together with their bytecode; "checked" ones are compared with
+# the source's hash first and recompiled on a mismatch, safe for sources someone else writes.
+COMPILE_PY = r"""
+import importlib.util, marshal, sys, zipfile
+
+STDLIB_PREFIX = f"/lib/python{sys.version_info[0]}{sys.version_info[1]}.zip/"
+TAG = sys.implementation.cache_tag
+
+def pyc(source, filename, checked):
+    code = compile(source, filename, "exec", dont_inherit=True)
+    flags = (0b11 if checked else 0b01).to_bytes(4, "little")
+    header = importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source)
+    return header + marshal.dumps(code)
+
+def cached(name):
+    folder, _, module = name.rpartition("/")
+    return f"{folder}/__pycache__/{module[:-3]}.{TAG}.pyc".lstrip("/")
+
+def entry(name, date_time):
+    info = zipfile.ZipInfo(name, date_time=date_time)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+def compile_zip(src, dst, kind):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data, name = zin.read(info), info.filename
+            if not name.endswith(".py"):
+                zout.writestr(entry(name, info.date_time), data)
+            elif kind == "stdlib":
+                # Code objects carry the names compiling from the zip would have given them.
+                code = pyc(data, STDLIB_PREFIX + name, checked=False)
+                zout.writestr(entry(name + "c", info.date_time), code)
+            else:
+                if kind == "package":
+                    zout.writestr(entry(name, info.date_time), data)
+                code = pyc(data, name, checked=kind == "bytecode")
+                zout.writestr(entry(cached(name), info.date_time), code)
+
+for job in JOBS:
+    compile_zip(f"/work/in/{job['name']}", f"/work/out/{job['name']}", job["kind"])
+"""
+
+# Boots Pyodide from node_modules under Node, mounts the work folder and runs COMPILE_PY.
+NODE_RUNNER = r"""
+import { pathToFileURL } from "node:url";
+const [indexURL, work, code] = process.argv.slice(1);
+const { loadPyodide } = await import(pathToFileURL(indexURL + "pyodide.mjs").href);
+const pyodide = await loadPyodide({ indexURL, stdout: console.error });
+pyodide.FS.mkdir("/work");
+pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: work }, "/work");
+pyodide.runPython(code);
+"""
 
 
 def package_version(name: str) -> str:
     return json.loads((NODE_MODULES / name / "package.json").read_text())["version"]
+
+
+def content_hash(data: bytes, length: int = 16) -> str:
+    return hashlib.sha256(data).hexdigest()[:length]
 
 
 def python_sources() -> list[tuple[str, bytes]]:
@@ -79,14 +158,121 @@ def python_sources() -> list[tuple[str, bytes]]:
     return sorted(files)
 
 
-def python_zip() -> bytes:
+def pyscript_sources() -> list[tuple[str, bytes]]:
+    """The `pyscript` package PyScript writes into the file system at start, as it writes it.
+
+    The sources are a JSON object in one of PyScript's modules; should that ever change shape,
+    the page only loses PyScript's bytecode and compiles its package at start as before.
+    """
+    module = NODE_MODULES / "@pyscript" / "core" / "src" / "stdlib" / "pyscript.js"
+    try:
+        text = module.read_text()
+        tree = json.loads(text[text.index("export default") + 14 :].strip().rstrip(";"))
+    except (OSError, ValueError) as exc:
+        print(f"warning: PyScript's Python package not found ({exc}); not precompiled")
+        return []
+    files: list[tuple[str, bytes]] = []
+
+    def walk(folder: str, node: dict) -> None:
+        for name, value in node.items():
+            if isinstance(value, str):
+                files.append((f"{folder}{name}", value.encode()))
+            else:
+                walk(f"{folder}{name}/", value)
+
+    walk("", tree)
+    return sorted(files)
+
+
+def zip_of(files: list[tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in python_sources():
+        for name, content in files:
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # reproducible
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, content)
     return buffer.getvalue()
+
+
+def merged(*archives: bytes) -> bytes:
+    """One zip with the entries of all `archives`, in order."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+        for data in archives:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                for info in archive.infolist():
+                    out.writestr(info, archive.read(info))
+    return buffer.getvalue()
+
+
+def compiled(archives: dict[str, tuple[str, bytes]]) -> dict[str, bytes]:
+    """{name: (kind, zip)} -> {name: the zip compiled as `kind` says (see COMPILE_PY)}.
+
+    Each result is cached under a key of its input, its kind, the compiler code and the Pyodide
+    version; Node runs only for what the cache does not have.
+    """
+    recipe = (COMPILE_PY + NODE_RUNNER + package_version("pyodide")).encode()
+    keys = {
+        name: hashlib.sha256(recipe + kind.encode() + data).hexdigest()
+        for name, (kind, data) in archives.items()
+    }
+    missing = [name for name in archives if not (PYC_CACHE / keys[name]).is_file()]
+    if missing:
+        node = shutil.which("node")
+        if node is None:
+            sys.exit("node is missing: the site build compiles the page's Python with Pyodide.")
+        with tempfile.TemporaryDirectory(prefix="hushdrop-pyc-") as tmp:
+            work = Path(tmp)
+            (work / "in").mkdir()
+            (work / "out").mkdir()
+            jobs = [{"kind": archives[name][0], "name": name} for name in missing]
+            for name in missing:
+                (work / "in" / name).write_bytes(archives[name][1])
+            code = f"JOBS = {json.dumps(jobs)}\n{COMPILE_PY}"
+            index_url = f"{NODE_MODULES / 'pyodide'}/"
+            result = subprocess.run(
+                [node, "--input-type=module", "-e", NODE_RUNNER, index_url, str(work), code],
+                capture_output=True,
+                text=True,
+            )
+            if result.returncode != 0:
+                sys.exit(f"Compiling the page's Python with Pyodide failed:\n{result.stderr}")
+            PYC_CACHE.mkdir(parents=True, exist_ok=True)
+            for name in missing:
+                # Written then renamed: concurrent builds never see half a file.
+                partial = PYC_CACHE / f"{keys[name]}.{os.getpid()}.tmp"
+                partial.write_bytes((work / "out" / name).read_bytes())
+                os.replace(partial, PYC_CACHE / keys[name])
+    return {name: (PYC_CACHE / keys[name]).read_bytes() for name in archives}
+
+
+def pyscript_chunks(dist: Path) -> list[str]:
+    """The modules of PyScript's bundle that every start imports: core.js's static imports, and
+    the error plugin, which is imported whether or not the config turns it off."""
+    chunks = re.findall(
+        r"""(?:^|[;\s}])(?:import|export)\b[^"';]*?\bfrom\s*["']\./([^"']+)["']""",
+        (dist / "core.js").read_text(),
+    )
+    for chunk in list(chunks):
+        chunks += re.findall(
+            r"""\berror:\(\)=>import\(["']\./([^"']+)["']\)""", (dist / chunk).read_text()
+        )
+    return chunks
+
+
+def hashed_name(name: str, data: bytes) -> str:
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}.{content_hash(data)}.{suffix}" if dot else f"{name}.{content_hash(data)}"
+
+
+def rewrite_page(html: str, names: dict[str, str]) -> str:
+    """Point a page's src/href/config attributes at the built files' names."""
+
+    def replace(match: re.Match) -> str:
+        target = names.get(match.group(3), match.group(3))
+        return f'{match.group(1)}="{match.group(2) or ""}{target}"'
+
+    return re.sub(r'\b(src|href|config)="(\./)?([^"#?]+)"', replace, html)
 
 
 def build(out: Path, relay: str = "") -> Path:
@@ -95,14 +281,32 @@ def build(out: Path, relay: str = "") -> Path:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    names: dict[str, str] = {}  # the name a page uses -> the name in the built site
 
     for name in STATIC_FILES:
         shutil.copy2(WEB / name, out / name)
+    for name in HASHED_FILES:
+        data = (WEB / name).read_bytes()
+        names[name] = hashed_name(name, data)
+        (out / names[name]).write_bytes(data)
 
-    pyodide = f"vendor/pyodide/{package_version('pyodide')}"
+    pyodide_dir = NODE_MODULES / "pyodide"
+    built = compiled(
+        {
+            "python_stdlib.zip": ("stdlib", (pyodide_dir / "python_stdlib.zip").read_bytes()),
+            "hushdrop.zip": ("package", zip_of(python_sources())),
+            "pyscript.zip": ("bytecode", zip_of(pyscript_sources())),
+        }
+    )
+    stdlib = built["python_stdlib.zip"]
+    # The folder's name says which Pyodide, and which build of its standard library, it holds.
+    pyodide = f"vendor/pyodide/{package_version('pyodide')}-{content_hash(stdlib, 10)}"
     (out / pyodide).mkdir(parents=True)
     for name in PYODIDE_FILES:
-        shutil.copy2(NODE_MODULES / "pyodide" / name, out / pyodide / name)
+        shutil.copy2(pyodide_dir / name, out / pyodide / name)
+    (out / pyodide / "python_stdlib.zip").write_bytes(stdlib)
+    for name in [*PYODIDE_FILES, "python_stdlib.zip"]:
+        names[f"vendor/pyodide/CURRENT/{name}"] = f"{pyodide}/{name}"
 
     pyscript = f"vendor/pyscript/{package_version('@pyscript/core')}"
     dist = NODE_MODULES / "@pyscript" / "core" / "dist"
@@ -110,15 +314,25 @@ def build(out: Path, relay: str = "") -> Path:
     for path in dist.iterdir():
         if path.suffix in (".js", ".css") and path.is_file():
             shutil.copy2(path, out / pyscript / path.name)
+    names["vendor/pyscript/CURRENT/core.js"] = f"{pyscript}/core.js"
 
-    archive = python_zip()
-    zip_name = f"py/hushdrop-{hashlib.sha256(archive).hexdigest()[:16]}.zip"
+    # Our Python, and the bytecode of the package PyScript writes next to it (./pyscript/).
+    bundle = merged(built["hushdrop.zip"], built["pyscript.zip"])
+    zip_name = f"py/hushdrop-{content_hash(bundle)}.zip"
     (out / "py").mkdir()
-    (out / zip_name).write_bytes(archive)
+    (out / zip_name).write_bytes(bundle)
+    names["py/hushdrop.zip"] = zip_name
 
-    (out / "pyscript.json").write_text(
-        json.dumps({"interpreter": f"./{pyodide}/pyodide.mjs", "files": {f"./{zip_name}": "./*"}})
-    )
+    plugins = [f"!{name}" for name in UNUSED_PLUGINS]
+    pyscript_config = json.dumps(
+        {
+            "interpreter": f"./{pyodide}/pyodide.mjs",
+            "files": {f"./{zip_name}": "./*"},
+            "plugins": plugins,
+        }
+    ).encode()
+    names["pyscript.json"] = hashed_name("pyscript.json", pyscript_config)
+    (out / names["pyscript.json"]).write_bytes(pyscript_config)
     (out / "config.json").write_text(json.dumps({"relay": relay, "pyscript": pyscript}))
 
     vectors = out / "selftest" / "vectors"
@@ -129,10 +343,19 @@ def build(out: Path, relay: str = "") -> Path:
         json.dumps(sorted(p.name for p in vectors.glob("*.json") if p.name != "index.json"))
     )
 
-    # Both HTML pages name the PyScript runtime by its versioned path.
-    for page in ("index.html", "selftest.html"):
-        html = (out / page).read_text()
-        (out / page).write_text(html.replace("vendor/pyscript/CURRENT/", f"{pyscript}/"))
+    # PyScript's own modules, preloaded by index.html along with the runtime (see there).
+    chunks = "".join(
+        f'  <link rel="modulepreload" href="{pyscript}/{chunk}">\n'
+        for chunk in pyscript_chunks(out / pyscript)
+    )
+    for page in PAGES:
+        html = rewrite_page((out / page).read_text(), names)
+        html = html.replace("  <!-- PYSCRIPT CHUNKS -->\n", chunks)
+        mpy_config = json.dumps({"plugins": plugins})
+        html = html.replace(
+            "<mpy-config hidden></mpy-config>", f"<mpy-config hidden>{mpy_config}</mpy-config>"
+        )
+        (out / page).write_text(html)
     return out
 
 
