@@ -35,6 +35,15 @@ STEP_TIMEOUT = 60_000  # ms; one protocol step (pairing, key confirmation, an of
 TRANSFER_TIMEOUT = 240_000  # ms; a whole transfer of the sizes used here, on a slow machine
 MiB = 1024 * 1024
 
+# Page script that leaves WebRTC no path: relay candidates only, and there is no TURN server.
+BLOCK_ICE = """
+const Original = window.RTCPeerConnection;
+window.RTCPeerConnection = function (config) {
+  return new Original({ ...(config || {}), iceTransportPolicy: "relay" });
+};
+window.RTCPeerConnection.prototype = Original.prototype;
+"""
+
 WRONG_CODE = re.compile("code or password is wrong", re.IGNORECASE)
 
 

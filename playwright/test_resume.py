@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from pagetools import (
+    BLOCK_ICE,
     STEP_TIMEOUT,
     MiB,
     create_link,
@@ -22,12 +23,17 @@ from tests.integration.proxy import CuttableProxy
 
 def test_a_cut_connection_resumes_and_the_download_completes(web_relay, new_page, tmp_path):
     source = random_file(tmp_path / "big.bin", 120 * MiB)
-    proxy = CuttableProxy(web_relay.port)
+    proxy = CuttableProxy(web_relay.port, rate=24 * MiB)  # the cut lands mid-transfer
     try:
-        sender, _ = new_page(web_relay.url)
+        # Both pages stay on the relay (no direct connection), whose connection will drop.
+        sender, _ = new_page()
+        sender.add_init_script(BLOCK_ICE)
+        sender.goto(web_relay.url)
         link, _ = create_link(sender, files=[source])
         # The receiver reaches the site and relay through a network that will drop.
-        receiver, _ = new_page(link.replace(web_relay.url, proxy.url))
+        receiver, _ = new_page()
+        receiver.add_init_script(BLOCK_ICE)
+        receiver.goto(link.replace(web_relay.url, proxy.url))
         button = receiver.get_by_role("button", name="Download")
         expect(button).to_be_visible(timeout=STEP_TIMEOUT)
         with receiver.expect_download(timeout=STEP_TIMEOUT) as info:

@@ -1,17 +1,20 @@
-"""A TCP proxy whose connections a test can cut at will, like a flaky network."""
+"""A TCP proxy whose connections a test can cut at will, like a flaky network, and whose speed
+can be capped, so that a test can act in the middle of a transfer on any machine."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 
 
 class CuttableProxy:
     """Forwards 127.0.0.1:`port` to `target_port`; `cut()` drops every open connection."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, rate: float | None = None) -> None:
         self.target_port = target_port
+        self.rate = rate  # bytes per second per direction and connection, or None
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         self._lock = threading.Lock()
@@ -50,13 +53,17 @@ class CuttableProxy:
                 self._sockets += [client, upstream]
                 self.connections += 1
             for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(src, dst), daemon=True).start()
+                threading.Thread(target=_pipe, args=(src, dst, self.rate), daemon=True).start()
 
 
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
+def _pipe(src: socket.socket, dst: socket.socket, rate: float | None) -> None:
+    started, moved = time.monotonic(), 0
     try:
         while data := src.recv(1 << 16):
             dst.sendall(data)
+            moved += len(data)
+            if rate is not None:
+                time.sleep(max(0.0, started + moved / rate - time.monotonic()))
     except OSError:
         pass
     finally:

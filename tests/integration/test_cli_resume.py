@@ -13,7 +13,10 @@ from .cli import receive, send, sha256_file
 from .proxy import CuttableProxy
 from .test_cli import EXIT_CONNECTION, random_file
 
-SIZE = 160 << 20  # big enough to be cut in the middle on a fast machine
+SIZE = 64 << 20
+# The receiver's (or sender's) network runs at this speed, so every transfer here takes about
+# four seconds and the test acts in its middle however fast or busy the machine is.
+RATE = 16 << 20
 
 
 @pytest.fixture
@@ -46,7 +49,7 @@ def assert_resumed_intact(sender, receiver, src: Path, target: Path) -> None:
 
 def test_cut_connection_of_the_receiver_resumes_where_it_stopped(relay, tmp_path, out):
     src = random_file(tmp_path / "big.bin", SIZE)
-    proxy = CuttableProxy(relay.port)
+    proxy = CuttableProxy(relay.port, RATE)
     try:
         sender = send(relay.url, src)
         code = sender.wait_event("code")["code"]
@@ -61,7 +64,7 @@ def test_cut_connection_of_the_receiver_resumes_where_it_stopped(relay, tmp_path
 
 def test_cut_connection_of_the_sender_resumes_where_it_stopped(relay, tmp_path, out):
     src = random_file(tmp_path / "big.bin", SIZE)
-    proxy = CuttableProxy(relay.port)
+    proxy = CuttableProxy(relay.port, RATE)
     try:
         sender = send(proxy.url, src)
         code = sender.wait_event("code")["code"]
@@ -82,15 +85,19 @@ def free_port() -> int:
 def test_a_relay_restarted_mid_transfer_loses_nothing(relay_factory, tmp_path, out):
     port = str(free_port())
     relay = relay_factory("--port", port)
+    network = CuttableProxy(relay.port, RATE)  # the receiver's slow link to the relay
     src = random_file(tmp_path / "big.bin", SIZE)
-    sender = send(relay.url, src)
-    code = sender.wait_event("code")["code"]
-    receiver = receive(relay.url, code, out)
-    wait_progress(receiver, SIZE // 4)
-    relay.stop()
-    time.sleep(1.5)  # both sides notice and start retrying against nothing
-    relay_factory("--port", port)
-    assert_resumed_intact(sender, receiver, src, out / "big.bin")
+    try:
+        sender = send(relay.url, src)
+        code = sender.wait_event("code")["code"]
+        receiver = receive(network.url, code, out)
+        wait_progress(receiver, SIZE // 4)
+        relay.stop()
+        time.sleep(1.5)  # both sides notice and start retrying against nothing
+        relay_factory("--port", port)
+        assert_resumed_intact(sender, receiver, src, out / "big.bin")
+    finally:
+        network.close()
 
 
 def test_a_restarted_receiver_resumes_from_its_part_file(relay, tmp_path, out):
@@ -99,10 +106,14 @@ def test_a_restarted_receiver_resumes_from_its_part_file(relay, tmp_path, out):
     random_file(src / "second.bin", SIZE)
     sender = send(relay.url, src)
     code = sender.wait_event("code")["code"]
-    receiver = receive(relay.url, code, out)
-    wait_progress(receiver, SIZE // 3)
-    receiver.proc.kill()  # a crash: no goodbye, the record and the .part stay
-    receiver.wait()
+    network = CuttableProxy(relay.port, RATE)
+    try:
+        receiver = receive(network.url, code, out)
+        wait_progress(receiver, SIZE // 3)
+        receiver.proc.kill()  # a crash: no goodbye, the record and the .part stay
+        receiver.wait()
+    finally:
+        network.close()
     assert list(out.glob(".hushdrop-*.resume"))
     assert (out / "src" / "first.bin").exists()
     part = out / "src" / "second.bin.part"
@@ -123,12 +134,16 @@ def test_a_sender_that_never_comes_back_ends_the_transfer_after_the_resume_windo
     relay, tmp_path, out
 ):
     src = random_file(tmp_path / "big.bin", SIZE)
-    sender = send(relay.url, src)
-    code = sender.wait_event("code")["code"]
-    receiver = receive(relay.url, code, out, env={"HUSHDROP_RESUME_WINDOW": "2"})
-    wait_progress(receiver, SIZE // 4)
-    sender.proc.kill()
-    assert receiver.wait() == EXIT_CONNECTION
+    network = CuttableProxy(relay.port, RATE)
+    try:
+        sender = send(network.url, src)
+        code = sender.wait_event("code")["code"]
+        receiver = receive(relay.url, code, out, env={"HUSHDROP_RESUME_WINDOW": "2"})
+        wait_progress(receiver, SIZE // 4)
+        sender.proc.kill()
+        assert receiver.wait() == EXIT_CONNECTION
+    finally:
+        network.close()
     assert "did not come back" in receiver.error()["message"]
     assert "reconnecting" in [e["event"] for e in receiver.events]
     assert not (out / "big.bin").exists()

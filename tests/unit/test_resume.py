@@ -216,3 +216,41 @@ def test_a_file_changed_before_resuming_fails_its_hash():
         assert outcome.completed == []
 
     run(scenario())
+
+
+def test_signaling_is_sealed_and_a_switch_resumes_on_the_new_connection():
+    async def scenario():
+        files = {"a.bin": os.urandom(3 * 1024 * 1024)}
+        pair = Pair(files)
+        sender, receiver = pair.sender, pair.receiver
+        sender.start()
+        while not any(isinstance(e, ev.Verified) for e in pair.outcome.sender_events):
+            assert await pair._step()
+
+        async def deliver(source, target) -> list:
+            events = []
+            for message in source.data_to_send():
+                assert b"fingerprint" not in message  # sealed: the relay never sees the SDP
+                events += await target.receive(message)
+            return events
+
+        assert isinstance((await deliver(sender, receiver))[0], ev.Offered)
+        offer = b'{"type": "offer", "sdp": "v=0 fingerprint:sha-256 AB:CD"}'
+        await sender.send_signal(offer)  # while the receiver still decides
+        assert await deliver(sender, receiver) == [ev.DirectSignal(offer)]
+        answer = b'{"type": "answer", "sdp": "v=0 fingerprint:sha-256 EF:01"}'
+        await receiver.send_signal(answer)
+        assert await deliver(receiver, sender) == [ev.DirectSignal(answer)]
+        await receiver.accept()
+        assert await deliver(receiver, sender) == [ev.Accepted()]
+        # The sender moves before any DATA: the receiver is told, both resume elsewhere.
+        await sender.switch_direct()
+        assert await deliver(sender, receiver) == [ev.SwitchDirect()]
+        assert sender.connection_lost() and receiver.connection_lost()
+        sender.resume()
+        receiver.resume()
+        outcome = await pair.proceed()
+        assert_intact(pair, outcome, files)
+        assert ev.Resumed(0) in outcome.receiver_events
+
+    run(scenario())

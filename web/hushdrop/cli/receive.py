@@ -13,9 +13,11 @@ from pathlib import Path
 
 from ..crypto.pyca import PycaBackend
 from ..protocol.codes import Code
+from ..protocol.constants import SIGNAL_UNSUPPORTED
 from ..protocol.errors import HushdropError
 from ..protocol.events import (
     Completed,
+    DirectSignal,
     FileCompleted,
     FileData,
     FileStarted,
@@ -74,6 +76,8 @@ class Receiving:
             target = files.complete(event.index)
             self._saved(event.index + 1)
             reporter.file_saved(str(target), event.sha256)
+        elif isinstance(event, DirectSignal):
+            await session.send_signal(SIGNAL_UNSUPPORTED)  # a page's WebRTC offer: relay only
         elif isinstance(event, Reconnecting):
             reporter.reconnecting()
         elif isinstance(event, Resumed):

@@ -16,3 +16,5 @@ class PageContext:
     # Seconds to keep reconnecting after a lost connection (config.json `resumeWindow`). Shorter
     # than the CLI's: a closed tab cannot always say goodbye, and looks like a lost connection.
     resume_window: float = 120.0
+    # RTCPeerConnection iceServers (config.json `iceServers`): STUN/TURN, none by default.
+    ice_servers: tuple = ()

@@ -108,6 +108,14 @@ def resume_window(config: dict[str, object]) -> dict[str, float]:
     return {}
 
 
+def ice_servers(config: dict[str, object]) -> tuple:
+    """config.json's `iceServers` for WebRTC: a list of {urls, username?, credential?}."""
+    servers = config.get("iceServers")
+    if not isinstance(servers, list):
+        return ()
+    return tuple(s for s in servers if isinstance(s, dict) and s.get("urls"))
+
+
 async def main() -> None:
     try:
         config = await load_config()
@@ -119,6 +127,7 @@ async def main() -> None:
             site_url(origin, str(js.location.pathname)),
             origin,
             **resume_window(config),
+            ice_servers=ice_servers(config),
         )
         app = App(ctx)
         handlers = {

@@ -22,6 +22,7 @@ from ..protocol.codes import Code
 from ..protocol.errors import HushdropError, PeerGoneError, ProtocolError
 from ..protocol.events import (
     Completed,
+    DirectSignal,
     FileCompleted,
     FileData,
     FileStarted,
@@ -29,10 +30,12 @@ from ..protocol.events import (
     PasswordRequired,
     Reconnecting,
     Resumed,
+    SwitchDirect,
     Verified,
 )
 from ..protocol.manifest import Manifest
 from ..protocol.receiver import ReceiverSession
+from ..transport import direct
 from ..transport.browser import BrowserRelayConnection
 from ..transport.pump import Pump
 from . import ui
@@ -67,6 +70,8 @@ class ReceiveFlow:
         self.view = ui.View("receive-template")
         self.pump: Pump | None = None
         self.session: ReceiverSession | None = None
+        self.direct: direct.DirectLink | None = None
+        self.route: str | None = None
         self.writer: SingleFileWriter | ZipWriter | None = None
         self.plan: DownloadPlan | None = None
         self.progress: ui.ProgressView | None = None
@@ -109,6 +114,8 @@ class ReceiveFlow:
             gone = isinstance(exc, PeerGoneError) and exc.left
             ui.alert(SENDER_GONE if gone else str(exc))
         finally:
+            if self.direct is not None:
+                self.direct.close()
             if self.pump is not None:
                 with contextlib.suppress(Exception):
                     await self.pump.close()
@@ -134,20 +141,48 @@ class ReceiveFlow:
             view.status("Code verified. Waiting for the list of files…")
         elif isinstance(event, Offered):
             await self._offer(event.manifest)
+        elif isinstance(event, DirectSignal):
+            self._on_signal(event.payload)
+        elif isinstance(event, SwitchDirect):
+            if self.direct is None:
+                raise ProtocolError("The sender moved to a direct connection that was not set up.")
+            self.pump.switch(self.direct.channel)
+            self._show_route("direct")
         elif isinstance(event, FileStarted):
             self.writer.start(event.index)
+            self._show_route(self.route or "relayed")
         elif isinstance(event, FileData):
             await self.writer.write(event.index, event.data)
         elif isinstance(event, FileCompleted):
             self.writer.complete(event.index)
         elif isinstance(event, Reconnecting):
             view.status("Connection lost — reconnecting… The download continues where it stopped.")
+            self.direct = None  # the pump closed it; the relay carries the rest
+            self._show_route("relayed")
         elif isinstance(event, Resumed):
             view.status("Reconnected. Receiving… keep this tab open until the download is done.")
         elif isinstance(event, Completed):
             await self.writer.finish()
             await session.finish()
             self._show_done()
+
+    def _on_signal(self, payload: bytes) -> None:
+        """The sender offers a direct connection (PROTOCOL.md §8.4): answer it, or decline."""
+        if self.direct is None:
+            if not direct.available():
+                direct.decline(self.session, self.pump)
+                return
+            self.direct = direct.DirectLink(list(self.ctx.ice_servers), self._send_signal)
+        direct.in_background(self.direct, self.direct.on_signal(payload))
+
+    async def _send_signal(self, payload: bytes) -> None:
+        await self.session.send_signal(payload)
+        await self.pump.flush()
+
+    def _show_route(self, route: str) -> None:
+        if self.progress is not None and route != self.route:
+            self.route = route
+            ui.show_route(self.view, route)
 
     async def _ask_password(self) -> str:
         view = self.view
@@ -275,15 +310,19 @@ class ReceiveFlow:
     async def _wait_for_user(self, decision: asyncio.Future[T]) -> T:
         """Wait for the user while still listening to the peer: a cancel or a vanished sender
         ends the wait with its error instead of leaving a dead prompt on screen."""
-        message = asyncio.ensure_future(self._next_message())
-        done, _ = await asyncio.wait({decision, message}, return_when=asyncio.FIRST_COMPLETED)
-        if message in done:
-            # The sender sends nothing while we decide; the session turns a CANCEL or ABORT into
-            # its error, and anything else into a protocol error.
-            await self.session.receive(message.result())
-            raise ProtocolError("The sender sent a message before it was asked for anything.")
-        message.cancel()  # safe: a pending queue read loses nothing when cancelled
-        return decision.result()
+        while True:
+            message = asyncio.ensure_future(self._next_message())
+            done, _ = await asyncio.wait({decision, message}, return_when=asyncio.FIRST_COMPLETED)
+            if message not in done:
+                message.cancel()  # safe: a pending queue read loses nothing when cancelled
+                return decision.result()
+            # While we decide the sender only offers a direct connection; the session turns a
+            # CANCEL or ABORT into its error, and anything else is a protocol error.
+            events = await self.session.receive(message.result())
+            if not all(isinstance(event, DirectSignal) for event in events):
+                raise ProtocolError("The sender sent a message before it was asked for anything.")
+            for event in events:
+                self._on_signal(event.payload)
 
     async def _next_message(self) -> bytes:
         if self.pump is None:

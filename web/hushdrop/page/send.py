@@ -11,13 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 
 import js
 
 from ..protocol.codes import new_sender_secrets
 from ..protocol.errors import HushdropError, PeerGoneError
-from ..protocol.events import Accepted, Completed, Progress, Reconnecting, Resumed, Verified
+from ..protocol.events import (
+    Accepted,
+    Completed,
+    DirectSignal,
+    Progress,
+    Reconnecting,
+    Resumed,
+    Verified,
+)
 from ..protocol.sender import SenderSession
+from ..transport import direct
 from ..transport.browser import BrowserRelayConnection
 from ..transport.pump import Pump
 from . import ui
@@ -25,6 +35,9 @@ from .context import PageContext
 from .files import OutgoingSelection
 from .humanize import files_summary, human_duration, human_size
 from .links import qr_data_uri
+
+# Seconds from the offer for a direct connection to open before the data goes through the relay.
+DIRECT_TIMEOUT = 5.0
 
 RECEIVER_GONE = (
     "The receiver closed the page before the transfer finished. Nothing was completed on their "
@@ -42,6 +55,9 @@ class SendFlow:
         self.manifest = selection.manifest
         self.view = ui.View("send-template")
         self.progress: ui.ProgressView | None = None
+        self.pump: Pump | None = None
+        self.direct: direct.DirectLink | None = None
+        self.direct_deadline = 0.0
 
     async def run(self) -> None:
         view = self.view
@@ -62,7 +78,7 @@ class SendFlow:
             view.status("The receiver connected; checking the code…")
             session = SenderSession(self.ctx.backend, secrets, self.manifest, self.password)
             session.start()
-            pump = Pump(
+            pump = self.pump = Pump(
                 session,
                 connection,
                 reopen=functools.partial(BrowserRelayConnection.open, self.ctx.relay),
@@ -86,10 +102,51 @@ class SendFlow:
             gone = isinstance(exc, PeerGoneError) and exc.left
             ui.alert(RECEIVER_GONE if gone else str(exc))
         finally:
+            if self.direct is not None:
+                self.direct.close()
             with contextlib.suppress(Exception):
                 await (pump.close() if pump is not None else connection.close())
             ui.set_busy(False)
             self.view.end()
+
+    def _try_direct(self) -> None:
+        """Offer a direct connection while the receiver looks at the offer (PROTOCOL.md §8.4)."""
+        if not direct.available():
+            return
+        self.direct = direct.DirectLink(list(self.ctx.ice_servers), self._send_signal)
+        self.direct_deadline = time.monotonic() + DIRECT_TIMEOUT
+        direct.in_background(self.direct, self.direct.offer())
+
+    async def _send_signal(self, payload: bytes) -> None:
+        await self.pump.session.send_signal(payload)
+        await self.pump.flush()
+
+    async def _choose_route(self) -> None:
+        """Before any file data moves: the direct connection if it opened in time, or the relay."""
+        link = self.direct
+        if link is not None and await self._wait_direct(link):
+            await self.pump.session.switch_direct()
+            self.pump.switch(link.channel)
+            ui.show_route(self.view, "direct")
+            return
+        if link is not None:
+            link.close()
+            self.direct = None
+        ui.show_route(self.view, "relayed")
+
+    async def _wait_direct(self, link: direct.DirectLink) -> bool:
+        """Wait for the data channel, still reading the receiver's messages (its answer may
+        arrive after its acceptance)."""
+        while True:
+            opening = asyncio.ensure_future(link.wait_open(self.direct_deadline))
+            message = asyncio.ensure_future(self.pump.peer_message())
+            done, _ = await asyncio.wait({opening, message}, return_when=asyncio.FIRST_COMPLETED)
+            if message not in done:
+                message.cancel()  # safe: a pending queue read loses nothing when cancelled
+                return opening.result()
+            opening.cancel()
+            for event in await self.pump.session.receive(message.result()):
+                await self._on_event(event)
 
     @property
     def total(self) -> int:
@@ -112,8 +169,13 @@ class SendFlow:
         view = self.view
         if isinstance(event, Progress):
             self.progress.update(event.done)
+        elif isinstance(event, DirectSignal):
+            if self.direct is not None:
+                direct.in_background(self.direct, self.direct.on_signal(event.payload))
         elif isinstance(event, Reconnecting):
             view.status("Connection lost — reconnecting… The transfer continues where it stopped.")
+            self.direct = None  # the pump closed it; the relay carries the rest
+            ui.show_route(view, "relayed")
         elif isinstance(event, Resumed):
             view.status("Reconnected. Sending…")
             if self.progress is not None:
@@ -122,9 +184,11 @@ class SendFlow:
             view.text("sas", event.sas)
             view.show("verify")
             view.status("Code verified. Waiting for the receiver to accept the files…")
+            self._try_direct()
         elif isinstance(event, Accepted):
             view.status("The receiver accepted. Sending…")
             self.progress = ui.ProgressView(view, self.total, "sent")
+            await self._choose_route()
         elif isinstance(event, Completed):
             if self.progress is not None:
                 self.progress.update(self.total)

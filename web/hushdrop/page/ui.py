@@ -160,3 +160,16 @@ class ProgressView:
                 self._title_at = now
                 percent = 100 * done // total if total else 100
                 js.document.title = f"{percent}% {self._verb} — Hushdrop"
+
+
+ROUTES = {
+    "direct": "Direct connection between the two devices (the relay carries no file data).",
+    "relayed": "Relayed through the server (end-to-end encrypted; it cannot read the files).",
+}
+
+
+def show_route(view: View, route: str) -> None:
+    """Say whether the data goes straight to the other device or through the relay."""
+    view.text("route", ROUTES[route])
+    view.part("route").dataset.route = route
+    view.show("route")

@@ -59,6 +59,8 @@ KIND_COMPLETE = 0x05
 KIND_CANCEL = 0x06
 KIND_RESUME_AT = 0x07
 KIND_RESUMED = 0x08
+KIND_SIGNAL = 0x09
+KIND_SWITCH = 0x0A
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_MANIFEST_ENTRIES = 100_000
@@ -70,6 +72,10 @@ FILE_DIGEST_SIZE = 32
 DATA_FRAME_SIZE = 1024 * 1024
 INITIAL_CREDIT = 16 * 1024 * 1024
 CREDIT_BATCH = 4 * 1024 * 1024
+
+# §8.4 direct connections
+MAX_SIGNAL_BYTES = 64 * 1024
+SIGNAL_UNSUPPORTED = b'{"type": "unsupported"}'  # the answer of a peer without WebRTC
 
 # §8 reconnecting and resuming
 LABEL_RESUME_ID = b"hushdrop/1 resume id"

@@ -59,6 +59,19 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class DirectSignal:
+    """A WebRTC signaling message from the peer (PROTOCOL.md §8.4), for the driver's
+    RTCPeerConnection; a driver without WebRTC answers `{"type": "unsupported"}`."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class SwitchDirect:
+    """The sender moved the transfer to the direct connection: resume on it now."""
+
+
+@dataclass(frozen=True)
 class Reconnecting:
     """The connection was lost and the driver is reconnecting; `Resumed` follows if it works."""
 
@@ -84,6 +97,8 @@ Event = (
     | FileData
     | FileCompleted
     | Progress
+    | DirectSignal
+    | SwitchDirect
     | Reconnecting
     | Resumed
     | Completed

@@ -28,6 +28,8 @@ from .constants import (
     KIND_MANIFEST,
     KIND_RESUME_AT,
     KIND_RESUMED,
+    KIND_SIGNAL,
+    KIND_SWITCH,
     MSG_ABORT,
     MSG_DATA,
     MSG_HELLO,
@@ -45,6 +47,7 @@ from .events import (
     Offered,
     PasswordRequired,
     Resumed,
+    SwitchDirect,
     Verified,
 )
 from .framing import decode_abort, encode_resume_at, encode_u64, message_type
@@ -167,6 +170,10 @@ class ReceiverSession(PeerSession):
         if kind == KIND_CANCEL:
             self._state = "failed"
             raise cancel_error(body)
+        if kind == KIND_SIGNAL and self._state in ("await-manifest", "offered", "receiving"):
+            return self._signal(body)
+        if kind == KIND_SWITCH and self._state == "receiving":
+            return [SwitchDirect()]
         if kind == KIND_RESUMED and self._state == "resume-wait":
             self._state = self._resume_state
             return [Resumed(self.bytes_done)]

@@ -23,6 +23,8 @@ from .constants import (
     KIND_MANIFEST,
     KIND_RESUME_AT,
     KIND_RESUMED,
+    KIND_SIGNAL,
+    KIND_SWITCH,
     MSG_ABORT,
     MSG_CONFIRM,
     MSG_DATA,
@@ -120,6 +122,8 @@ class SenderSession(PeerSession):
         if kind == KIND_CANCEL:
             self._state = "failed"
             raise cancel_error(body)
+        if kind == KIND_SIGNAL and self._state in ("offered", "sending"):
+            return self._signal(body)
         if self._state == "resume-wait":
             if kind == KIND_RESUME_AT:
                 return await self._resume_at(body)
@@ -178,6 +182,13 @@ class SenderSession(PeerSession):
         self._fill = 1
         self._sent = 0
         self._credit = 0
+
+    async def switch_direct(self) -> None:
+        """Move the transfer to a direct connection (PROTOCOL.md §8.4): tell the receiver on
+        this one; then the driver treats this connection as lost and resumes on the new one."""
+        if self._state != "sending" or self._channel is None:
+            raise ProtocolError("Only a transfer that is sending can move to another connection.")
+        self._outgoing.append(await self._channel.seal(KIND_SWITCH))
 
     @property
     def sent_everything(self) -> bool:

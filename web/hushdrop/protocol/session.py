@@ -10,9 +10,12 @@ from .constants import (
     ABORT_MALFORMED,
     FILE_CONTEXT_PREFIX,
     KIND_CANCEL,
+    KIND_SIGNAL,
+    MAX_SIGNAL_BYTES,
     MSG_RESUME,
 )
 from .errors import HushdropError, PeerCancelledError, ProtocolError, TamperedError, WrongCodeError
+from .events import DirectSignal, Event
 from .framing import encode_abort
 from .keys import SealedChannel, SessionKeys
 from .resume import ResumeHandshake, resume_id
@@ -126,6 +129,20 @@ class PeerSession:
                 "Someone other than the other side tried to resume this transfer: its first "
                 "message did not authenticate. The transfer was stopped."
             ) from exc
+
+    async def send_signal(self, payload: bytes) -> None:
+        """Queue a WebRTC signaling message for the peer, sealed like any control message so
+        the relay learns no address, candidate or fingerprint (PROTOCOL.md §8.4)."""
+        if self._channel is None or self.reconnecting or self._state in ("failed", "done"):
+            return  # nobody to tell right now; the direct attempt simply times out
+        if len(payload) > MAX_SIGNAL_BYTES:
+            raise ProtocolError("A signaling message is too large.")
+        self._outgoing.append(await self._channel.seal(KIND_SIGNAL, payload))
+
+    def _signal(self, body: bytes) -> list[Event]:
+        if len(body) > MAX_SIGNAL_BYTES:
+            raise ProtocolError("The other side sent a signaling message that is too large.")
+        return [DirectSignal(bytes(body))]
 
     def _is_resume(self, kind: int) -> bool:
         return kind == MSG_RESUME and self._state == "resume-hello"

@@ -2,7 +2,8 @@
 
 `Pump` moves messages between a sans-I/O session and a `RelayChannel`, feeds the sender file
 data when it asks, hands events to the caller, and when a connection is lost and the session can
-resume (PROTOCOL.md §8) opens a new one and resumes. It decides nothing about the protocol: the
+resume (PROTOCOL.md §8) opens a new one and resumes. `switch()` moves a session to a direct
+connection the same way (§8.4). It decides nothing about the protocol: the
 session says what to send and whether a loss is final. Runs under asyncio in CPython and Pyodide.
 """
 
@@ -55,6 +56,10 @@ class Pump:
         self._resume_window = resume_window
         self._incoming: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
         self._reader: asyncio.Task | None = None
+        self._switch_to: RelayChannel | None = None
+        # One flush at a time: a background task (a WebRTC offer) may flush while the loop
+        # waits, and two interleaved sends would reorder the sealed messages.
+        self._sending = asyncio.Lock()
 
     async def run(self) -> None:
         """Run until the session finished; raise the HushdropError that ended it otherwise.
@@ -67,13 +72,29 @@ class Pump:
             while True:
                 try:
                     await self._run_connection()
-                    return
                 except (PeerGoneError, RelayError) as exc:
                     if not _connection_lost(exc) or not self.session.connection_lost():
                         raise
-                await self._reconnect()
+                    await self._reconnect()
+                    continue
+                if self._switch_to is None:
+                    return
+                await self._switch()
         finally:
             self._stop_reader()
+
+    def switch(self, channel: RelayChannel) -> None:
+        """Continue on `channel` (a direct connection) once the current message is handled.
+
+        The sender calls it after `switch_direct()`, the receiver on `SwitchDirect`; the
+        session then resumes there as after a lost connection (PROTOCOL.md §8.4).
+        """
+        self._switch_to = channel
+
+    async def flush(self) -> None:
+        """Send what the session queued outside the loop (e.g. a signaling message) now."""
+        if self.channel is not None and not self.session.reconnecting:
+            await self._flush()
 
     async def peer_message(self) -> bytes:
         """The next message from the peer, for a driver waiting on its user meanwhile."""
@@ -97,7 +118,7 @@ class Pump:
         session = self.session
         self._start_reader()
         await self._flush()
-        while not session.finished:
+        while not session.finished and self._switch_to is None:
             request = session.next_read() if self._read is not None else None
             if request is not None:
                 await session.send_plaintext(await self._read(*request))
@@ -115,17 +136,28 @@ class Pump:
             await self._flush()
 
     async def _flush(self) -> None:
-        messages = self.session.data_to_send()
-        if self.session.finished:
-            # The last word (the receiver's COMPLETE): the transfer succeeded whether or not it
-            # still reaches the sender, which resumes to hear it if it does not.
-            await self.channel.send_best_effort(messages)
-            return
-        try:
-            await self.channel.send_all(messages)
-        except (PeerGoneError, RelayError):
-            await self._peer_reason()  # raises the peer's own reason, if it gave one
-            raise
+        async with self._sending:
+            messages = self.session.data_to_send()
+            if self.session.finished:
+                # The last word (the receiver's COMPLETE): the transfer succeeded whether or not
+                # it still reaches the sender, which resumes to hear it if it does not.
+                await self.channel.send_best_effort(messages)
+                return
+            try:
+                await self.channel.send_all(messages)
+            except (PeerGoneError, RelayError):
+                await self._peer_reason()  # raises the peer's own reason, if it gave one
+                raise
+
+    async def _switch(self) -> None:
+        """Leave the relay for the direct channel: the session resumes there (§8.4)."""
+        channel, self._switch_to = self._switch_to, None
+        if not self.session.connection_lost():
+            raise RelayError("The transfer could not move to the direct connection.")
+        await self.close()
+        self.channel = channel
+        self._incoming = asyncio.Queue()
+        self.session.resume()
 
     async def _peer_reason(self) -> None:
         """A send failed: process what the peer sent before it went.

@@ -1,0 +1,98 @@
+"""Page → page over a direct WebRTC data channel (PROTOCOL.md §8.4), with the relay as fallback.
+
+The relay's own /metrics counters tell whether file data went through it.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+
+from pagetools import (
+    BLOCK_ICE,
+    STEP_TIMEOUT,
+    MiB,
+    accept_download,
+    create_link,
+    expect_received,
+    expect_sent,
+    random_file,
+    sha256_file,
+)
+from playwright.sync_api import expect
+
+DIRECT = "Direct connection"
+RELAYED = "Relayed through the server"
+# What the relay forwards besides file data: handshake, manifest, signaling, credits.
+CONTROL_BYTES = 256 * 1024
+
+
+def relayed_bytes(relay) -> int:
+    with urllib.request.urlopen(relay.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    match = re.search(r"^hushdrop_relay_bytes_relayed_total (\d+)$", text, re.MULTILINE)
+    assert match, text
+    return int(match.group(1))
+
+
+def open_pages(web_relay, new_page, source, init_script: str | None = None):
+    sender, _ = new_page()
+    if init_script:
+        sender.add_init_script(init_script)
+    sender.goto(web_relay.url)
+    link, _ = create_link(sender, files=[source])
+    receiver, _ = new_page()
+    if init_script:
+        receiver.add_init_script(init_script)
+    receiver.goto(link)
+    return sender, receiver
+
+
+def test_two_pages_send_directly_and_the_relay_carries_no_file_data(web_relay, new_page, tmp_path):
+    source = random_file(tmp_path / "direct.bin", 24 * MiB)
+    before = relayed_bytes(web_relay)
+    sender, receiver = open_pages(web_relay, new_page, source)
+    accept_download(receiver, tmp_path / "saved.bin")
+
+    assert sha256_file(tmp_path / "saved.bin") == sha256_file(source)
+    expect_sent(sender, "1 file, 24.0 MiB")
+    expect_received(receiver, "1 file, 24.0 MiB")
+    for page in (sender, receiver):
+        expect(page.get_by_text(DIRECT)).to_be_visible()
+    assert relayed_bytes(web_relay) - before < CONTROL_BYTES
+
+
+def test_with_webrtc_blocked_the_transfer_goes_through_the_relay(web_relay, new_page, tmp_path):
+    source = random_file(tmp_path / "relayed.bin", 8 * MiB)
+    before = relayed_bytes(web_relay)
+    sender, receiver = open_pages(web_relay, new_page, source, BLOCK_ICE)
+    accept_download(receiver, tmp_path / "saved.bin")
+
+    assert sha256_file(tmp_path / "saved.bin") == sha256_file(source)
+    expect_sent(sender, "1 file, 8.0 MiB")
+    for page in (sender, receiver):
+        expect(page.get_by_text(RELAYED)).to_be_visible()
+    assert relayed_bytes(web_relay) - before > 8 * MiB
+
+
+def test_a_direct_channel_closed_midway_finishes_through_the_relay(web_relay, new_page, tmp_path):
+    source = random_file(tmp_path / "big.bin", 120 * MiB)
+    sender, receiver = open_pages(web_relay, new_page, source)
+    button = receiver.get_by_role("button", name="Download")
+    expect(button).to_be_visible(timeout=STEP_TIMEOUT)
+    with receiver.expect_download(timeout=STEP_TIMEOUT) as info:
+        button.click()
+        expect(sender.get_by_text(DIRECT)).to_be_visible(timeout=STEP_TIMEOUT)
+        expect(receiver.get_by_text(re.compile(r"^[1-9][\d.]* MiB of 120\.0 MiB"))).to_be_visible(
+            timeout=STEP_TIMEOUT
+        )
+        before = relayed_bytes(web_relay)
+        sender.evaluate("window.hushdrop.directConnection.close()")
+        for page in (sender, receiver):
+            expect(page.get_by_text(RELAYED)).to_be_visible(timeout=STEP_TIMEOUT)
+    download = info.value
+    download.save_as(tmp_path / "saved.bin")
+    assert download.failure() is None, download.failure()
+    assert sha256_file(tmp_path / "saved.bin") == sha256_file(source)
+    expect_sent(sender, "1 file, 120.0 MiB")
+    assert relayed_bytes(web_relay) - before > MiB  # the rest came through the relay
