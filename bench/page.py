@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +42,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "playwright"), str(ROOT / "web")]
 
 import build_site  # noqa: E402  (web/build_site.py)
-from pagetools import CHROMIUM_FLAGS, create_link, random_file, sha256_file, wait_until_ready  # noqa: E402
+from pagetools import (  # noqa: E402
+    BLOCK_ICE,
+    CHROMIUM_FLAGS,
+    create_link,
+    random_file,
+    sha256_file,
+    wait_until_ready,
+)
 from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright  # noqa: E402
 
 from tests.conftest import RelayProcess  # noqa: E402
@@ -213,14 +221,31 @@ def measure_load(playwright: Playwright, work: Path, url: str, runs: int) -> dic
     }
 
 
+def relayed_bytes(url: str) -> int:
+    with urllib.request.urlopen(url + "metrics", timeout=10) as response:
+        text = response.read().decode()
+    return int(re.search(r"^hushdrop_relay_bytes_relayed_total (\d+)$", text, re.M).group(1))
+
+
 def transfer(
-    playwright: Playwright, work: Path, url: str, source: Path, sample_memory: bool
+    playwright: Playwright,
+    work: Path,
+    url: str,
+    source: Path,
+    sample_memory: bool,
+    route: str = "relayed",
 ) -> dict[str, float]:
-    """One page → relay → page transfer of `source`; timing and (optionally) receiver memory."""
+    """One page → page transfer of `source`, through the relay or (route="direct") over WebRTC
+    if it connects; timing, the relay's share of the bytes, and (optionally) receiver memory."""
+    name = f"{route}-{source.stat().st_size}"
     with (
-        chromium(playwright, work, f"sender-{source.stat().st_size}") as (sender_ctx, _),
-        chromium(playwright, work, f"receiver-{source.stat().st_size}") as (receiver_ctx, pid),
+        chromium(playwright, work, f"sender-{name}") as (sender_ctx, _),
+        chromium(playwright, work, f"receiver-{name}") as (receiver_ctx, pid),
     ):
+        if route == "relayed":  # WebRTC finds no path, so the pages stay on the relay
+            sender_ctx.add_init_script(BLOCK_ICE)
+            receiver_ctx.add_init_script(BLOCK_ICE)
+        relayed_before = relayed_bytes(url)
         sender = sender_ctx.new_page()
         sender.goto(url)
         link, _ = create_link(sender, files=[source])
@@ -238,6 +263,7 @@ def transfer(
         path = Path(download.path())  # returns once the browser finished the download
         elapsed = time.perf_counter() - start
         peak = sampler.stop() if sampler else 0
+        relayed = relayed_bytes(url) - relayed_before
         if download.failure():
             raise RuntimeError(f"download failed: {download.failure()}")
         if sha256_file(path) != sha256_file(source):
@@ -245,6 +271,7 @@ def transfer(
         ceiling = sender.evaluate(CEILING_JS, {"total": 256 * MiB, "chunk": 16384, "inflight": 64})
         path.unlink()
     result = {"seconds": elapsed, "mib_s": source.stat().st_size / MiB / elapsed}
+    result["relayed_share"] = relayed / source.stat().st_size
     result["ceiling_mib_s"] = ceiling / MiB
     if sample_memory:
         result.update(idle_mb=idle / 1e6, peak_mb=peak / 1e6, above_idle_mb=(peak - idle) / 1e6)
@@ -257,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-size", type=parse_size, default=parse_size("2GiB"))
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--skip-direct", action="store_true", help="no direct (WebRTC) transfer")
     parser.add_argument("--load-only", action="store_true", help="only the page load times")
     parser.add_argument("--runs", type=int, default=1, help="cold starts for the load times")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -282,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                     return finish(results, args)
                 source = random_file(work / "payload.bin", args.size)
                 results["throughput"] = transfer(playwright, work, url, source, False)
+                if not args.skip_direct:
+                    results["direct"] = transfer(playwright, work, url, source, False, "direct")
                 source.unlink()
                 if not args.skip_memory:
                     source = random_file(work / "payload-memory.bin", args.memory_size)
@@ -320,9 +350,16 @@ def report_transfers(results: dict, args: argparse.Namespace) -> None:
     t = results["throughput"]
     ratio = t["mib_s"] / t["ceiling_mib_s"]
     print(
-        f"page → relay → page, {args.size / MiB:.0f} MiB: {t['mib_s']:.1f} MiB/s; "
+        f"page → relay → page (WebRTC blocked), {args.size / MiB:.0f} MiB: {t['mib_s']:.1f} MiB/s; "
         f"WebCrypto ceiling {t['ceiling_mib_s']:.1f} MiB/s; ratio {ratio:.0%} (goal ≥ 60 %)"
     )
+    if "direct" in results:
+        d = results["direct"]
+        print(
+            f"page → page direct (WebRTC), same file: {d['mib_s']:.1f} MiB/s, "
+            f"{d['mib_s'] / t['mib_s']:.2f}× the relayed path (goal ≥ 1); the relay carried "
+            f"{d['relayed_share']:.2%} of the file's size (relayed run: {t['relayed_share']:.0%})"
+        )
     if "memory" in results:
         m = results["memory"]
         print(
