@@ -254,3 +254,37 @@ def test_signaling_is_sealed_and_a_switch_resumes_on_the_new_connection():
         assert ev.Resumed(0) in outcome.receiver_events
 
     run(scenario())
+
+
+def test_sealed_messages_leave_in_counter_order_when_encryption_finishes_out_of_order():
+    async def scenario():
+        pair = Pair({"a.bin": b"x" * 100})
+        sender, receiver = pair.sender, pair.receiver
+        sender.start()
+        while not any(isinstance(e, ev.Verified) for e in pair.outcome.sender_events):
+            assert await pair._step()
+        for message in sender.data_to_send():  # the manifest
+            await receiver.receive(message)
+        backend_seal = pair.backend.seal
+        calls = 0
+
+        async def slow_first_seal(*args):
+            nonlocal calls
+            calls += 1
+            if calls == 1:  # like WebCrypto: the first encryption finishes last
+                await asyncio.sleep(0.05)
+            return await backend_seal(*args)
+
+        pair.backend.seal = slow_first_seal
+        first, second = b'{"type": "first"}', b'{"type": "second"}'
+        pending = asyncio.ensure_future(sender.send_signal(first))
+        await asyncio.sleep(0)
+        await sender.send_signal(second)
+        assert sender.data_to_send() == []  # the second waits for the first
+        await pending
+        events = []
+        for message in sender.data_to_send():
+            events += await receiver.receive(message)
+        assert events == [ev.DirectSignal(first), ev.DirectSignal(second)]
+
+    run(scenario())

@@ -198,7 +198,7 @@ class ReceiverSession(PeerSession):
             position = encode_resume_at(self._file.index, self._file.written, INITIAL_CREDIT)
         else:
             position = encode_resume_at(self._next_index, 0, INITIAL_CREDIT)
-        self._outgoing.append(await self._channel.seal(KIND_RESUME_AT, position))
+        await self._send_sealed(KIND_RESUME_AT, position)
 
     @property
     def keys(self) -> SessionKeys | None:
@@ -209,21 +209,21 @@ class ReceiverSession(PeerSession):
         """Accept the offer: grant the initial credit. Returns Completed at once if no files."""
         if self._state != "offered" or self._channel is None:
             raise ProtocolError("There is no offer to accept.")
-        self._outgoing.append(await self._channel.seal(KIND_ACCEPT, encode_u64(INITIAL_CREDIT)))
+        await self._send_sealed(KIND_ACCEPT, encode_u64(INITIAL_CREDIT))
         self._state = "receiving"
         return self._maybe_completed()
 
     async def decline(self, reason: str) -> None:
         if self._state != "offered" or self._channel is None:
             raise ProtocolError("There is no offer to decline.")
-        self._outgoing.append(await self._channel.seal(KIND_DECLINE, reason.encode("utf-8")))
+        await self._send_sealed(KIND_DECLINE, reason.encode("utf-8"))
         self._state = "failed"
 
     async def finish(self) -> None:
         """Every file is saved under its final name: tell the sender."""
         if self._state != "saving" or self._channel is None:
             raise ProtocolError("The transfer is not complete.")
-        self._outgoing.append(await self._channel.seal(KIND_COMPLETE))
+        await self._send_sealed(KIND_COMPLETE)
         self._state = "done"
 
     def _maybe_completed(self) -> list[Event]:
@@ -250,7 +250,7 @@ class ReceiverSession(PeerSession):
         if self._state == "receiving" and self._received - self._credited >= CREDIT_BATCH:
             grant = self._received - self._credited
             self._credited = self._received
-            self._outgoing.append(await self._channel.seal(KIND_CREDIT, encode_u64(grant)))
+            await self._send_sealed(KIND_CREDIT, encode_u64(grant))
         return events
 
     async def _consume(self, f: _IncomingFile, data: memoryview, events: list[Event]) -> memoryview:

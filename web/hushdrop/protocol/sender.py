@@ -107,7 +107,7 @@ class SenderSession(PeerSession):
             self._channel = SealedChannel(
                 self._backend, self._keys.control_s2r, self._keys.control_r2s
             )
-            self._outgoing.append(await self._channel.seal(KIND_MANIFEST, self.manifest.encode()))
+            await self._send_sealed(KIND_MANIFEST, self.manifest.encode())
             self._state = "offered"
             return [Verified(self._keys.sas)]
         if (
@@ -160,7 +160,7 @@ class SenderSession(PeerSession):
             files[at.index].size if at.index < len(files) else 0
         ):
             raise ProtocolError("The receiver asked to resume at a position that does not exist.")
-        self._outgoing.append(await self._channel.seal(KIND_RESUMED))
+        await self._send_sealed(KIND_RESUMED)
         events: list[Event] = [Accepted()] if self._resume_state == "offered" else []
         self._state = "sending"
         self._credit = at.credit
@@ -188,7 +188,7 @@ class SenderSession(PeerSession):
         this one; then the driver treats this connection as lost and resumes on the new one."""
         if self._state != "sending" or self._channel is None:
             raise ProtocolError("Only a transfer that is sending can move to another connection.")
-        self._outgoing.append(await self._channel.seal(KIND_SWITCH))
+        await self._send_sealed(KIND_SWITCH)
 
     @property
     def sent_everything(self) -> bool:

@@ -42,6 +42,20 @@ def cancel_error(body: bytes) -> PeerCancelledError:
     return PeerCancelledError(f"The other side cancelled the transfer: {reason}")
 
 
+class _Sealing:
+    """A sealed message still being encrypted: it keeps its place in the outgoing queue.
+
+    Its counter (nonce) was taken when sealing started; encryptions may finish out of order
+    (WebCrypto runs them off the main thread, and a page seals signaling messages from a task
+    of its own), but they must leave in counter order or the peer cannot open them.
+    """
+
+    __slots__ = ("message",)
+
+    def __init__(self) -> None:
+        self.message: bytes | None = None
+
+
 class PeerSession:
     """Base of SenderSession and ReceiverSession.
 
@@ -56,7 +70,7 @@ class PeerSession:
 
     def __init__(self, backend: CryptoBackend) -> None:
         self._backend = backend
-        self._outgoing: list[bytes] = []
+        self._outgoing: list[bytes | bytearray | _Sealing] = []
         self._state = "new"
         self._keys: SessionKeys | None = None
         self._channel: SealedChannel | None = None
@@ -137,7 +151,7 @@ class PeerSession:
             return  # nobody to tell right now; the direct attempt simply times out
         if len(payload) > MAX_SIGNAL_BYTES:
             raise ProtocolError("A signaling message is too large.")
-        self._outgoing.append(await self._channel.seal(KIND_SIGNAL, payload))
+        await self._send_sealed(KIND_SIGNAL, payload)
 
     def _signal(self, body: bytes) -> list[Event]:
         if len(body) > MAX_SIGNAL_BYTES:
@@ -154,9 +168,22 @@ class PeerSession:
         """Subclasses queue their first sealed message on a resumed connection."""
 
     def data_to_send(self) -> list[bytes]:
-        """Messages to send to the peer, in order; the queue is emptied."""
-        out, self._outgoing = self._outgoing, []
+        """Messages to send to the peer, in order: the queue up to a message still sealing."""
+        out = []
+        for item in self._outgoing:
+            if isinstance(item, _Sealing):
+                if item.message is None:
+                    break
+                item = item.message
+            out.append(item)
+        del self._outgoing[: len(out)]
         return out
+
+    async def _send_sealed(self, kind: int, body: bytes = b"") -> None:
+        """Queue a SEALED message in the place it was asked for (see `_Sealing`)."""
+        slot = _Sealing()
+        self._outgoing.append(slot)
+        slot.message = await self._channel.seal(kind, body)
 
     async def cancel(self, reason: str) -> None:
         """End the transfer from this side, telling the peer why (user cancel, disk full, …)."""
@@ -178,6 +205,6 @@ class PeerSession:
             return
         self._state = "failed"
         if self._channel is not None:
-            self._outgoing.append(await self._channel.seal(KIND_CANCEL, reason.encode("utf-8")))
+            await self._send_sealed(KIND_CANCEL, reason.encode("utf-8"))
         else:
             self._outgoing.append(encode_abort(abort_code))
