@@ -56,7 +56,6 @@ class DirectLink:
         self._dc = self._pc.createDataChannel("hushdrop", _js(options))
         self.channel = DataChannelConnection(self._pc, self._dc)
         self.failed = False
-        self.steps: set[asyncio.Future] = set()
         js.hushdrop.directConnection = self._pc  # for tests that break it on purpose
 
     async def offer(self) -> None:
@@ -112,8 +111,7 @@ def in_background(link: DirectLink, step: Awaitable[None]) -> None:
             link.failed = True
             js.console.warn(f"Hushdrop: no direct connection: {exc}")
 
-    link.steps.add(task := asyncio.ensure_future(run()))  # kept alive until it ends
-    task.add_done_callback(link.steps.discard)
+    _keep(run())
 
 
 def decline(session, pump) -> None:
@@ -123,11 +121,16 @@ def decline(session, pump) -> None:
         await session.send_signal(UNSUPPORTED)
         await pump.flush()
 
-    _declines.add(task := asyncio.ensure_future(run()))
-    task.add_done_callback(_declines.discard)
+    _keep(run())
 
 
-_declines: set[asyncio.Future] = set()
+_running: set[asyncio.Future] = set()
+
+
+def _keep(step: Awaitable[None]) -> None:
+    """Run `step` as a task held until it ends (asyncio keeps only weak references)."""
+    _running.add(task := asyncio.ensure_future(step))
+    task.add_done_callback(_running.discard)
 
 
 class DataChannelConnection(RelayChannel):
