@@ -96,3 +96,46 @@ def test_a_direct_channel_closed_midway_finishes_through_the_relay(web_relay, ne
     assert sha256_file(tmp_path / "saved.bin") == sha256_file(source)
     expect_sent(sender, "1 file, 120.0 MiB")
     assert relayed_bytes(web_relay) - before > MiB  # the rest came through the relay
+
+
+# The sender applies the receiver's answer only when the test says so: the direct connection
+# opens after the data started through the relay.
+HOLD_ANSWER = """
+const apply = RTCPeerConnection.prototype.setRemoteDescription;
+let release;
+const held = new Promise((resolve) => { release = resolve; });
+window.releaseAnswer = () => release();
+RTCPeerConnection.prototype.setRemoteDescription = async function (description) {
+  if (description && description.type === "answer") await held;
+  return apply.call(this, description);
+};
+"""
+
+
+def test_a_direct_connection_that_opens_late_takes_over_midway(web_relay, new_page, tmp_path):
+    source = random_file(tmp_path / "late.bin", 120 * MiB)
+    sender, _ = new_page()
+    sender.add_init_script(HOLD_ANSWER)
+    sender.goto(web_relay.url)
+    link, _ = create_link(sender, files=[source])
+    receiver, _ = new_page(link)
+    before = relayed_bytes(web_relay)
+    button = receiver.get_by_role("button", name="Download")
+    expect(button).to_be_visible(timeout=STEP_TIMEOUT)
+    with receiver.expect_download(timeout=STEP_TIMEOUT) as info:
+        button.click()
+        # No waiting for the direct connection: the data starts through the relay at once.
+        expect(receiver.get_by_text(RELAYED)).to_be_visible(timeout=STEP_TIMEOUT)
+        expect(receiver.get_by_text(re.compile(r"^[1-9][\d.]* MiB of 120\.0 MiB"))).to_be_visible(
+            timeout=STEP_TIMEOUT
+        )
+        sender.evaluate("window.releaseAnswer()")
+        for page in (sender, receiver):
+            expect(page.get_by_text(DIRECT)).to_be_visible(timeout=STEP_TIMEOUT)
+    download = info.value
+    download.save_as(tmp_path / "saved.bin")
+    assert download.failure() is None, download.failure()
+    assert sha256_file(tmp_path / "saved.bin") == sha256_file(source)
+    expect_sent(sender, "1 file, 120.0 MiB")
+    relayed = relayed_bytes(web_relay) - before
+    assert MiB < relayed < 100 * MiB  # a start through the relay; the rest went direct

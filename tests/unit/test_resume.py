@@ -256,6 +256,48 @@ def test_signaling_is_sealed_and_a_switch_resumes_on_the_new_connection():
     run(scenario())
 
 
+def test_a_switch_in_the_middle_of_the_stream_restarts_it_from_the_verified_byte():
+    async def scenario():
+        files = {"a.bin": os.urandom(6 * 1024 * 1024 + 7)}
+        pair = Pair(files)
+        sender, receiver = pair.sender, pair.receiver
+        sender.start()
+        while len(pair.outcome.received.get(0, b"")) < 2 * 1024 * 1024:
+            assert await pair._step()
+        assert sender.can_switch
+        await sender.switch_direct()
+        request = sender.next_read()  # more DATA queued behind SWITCH on the old connection
+        if request is not None:
+            _, offset, length = request
+            await sender.send_plaintext(files["a.bin"][offset : offset + length])
+        queued = sender.data_to_send()
+        read = 0
+        for message in queued:
+            read += 1
+            events = await receiver.receive(message)
+            for event in events:
+                await pair._on_receiver_event(event)
+            if ev.SwitchDirect() in events:
+                break  # the receiver reads nothing after SWITCH on this connection
+        assert read < len(queued), "DATA after SWITCH was meant to be dropped"
+        verified = len(pair.outcome.received[0])
+        assert sender.connection_lost() and receiver.connection_lost()
+        sender.resume()
+        receiver.resume()
+        outcome = await pair.proceed()
+        assert_intact(pair, outcome, files)
+        assert ev.Resumed(verified) in outcome.receiver_events
+        assert ev.Resumed(verified) in outcome.sender_events
+
+    run(scenario())
+
+
+def test_a_sender_that_is_not_sending_cannot_switch():
+    pair = Pair({"a.bin": b"x"})
+    assert not pair.sender.can_switch
+    assert not pair.receiver.can_switch
+
+
 def test_sealed_messages_leave_in_counter_order_when_encryption_finishes_out_of_order():
     async def scenario():
         pair = Pair({"a.bin": b"x" * 100})

@@ -36,8 +36,15 @@ from .files import OutgoingSelection
 from .humanize import files_summary, human_duration, human_size
 from .links import qr_data_uri
 
-# Seconds from the offer for a direct connection to open before the data goes through the relay.
-DIRECT_TIMEOUT = 5.0
+# Seconds after the receiver's acceptance that the first DATA waits for a direct connection
+# still opening (it usually opened while the receiver looked at the offer); then the data goes
+# through the relay, and moves to the direct connection if that opens later (PROTOCOL.md §8.4).
+DIRECT_GRACE = 1.0
+# Seconds from the offer after which a direct connection that has not opened is given up.
+DIRECT_TIMEOUT = 20.0
+# A later move needs this much left to send: it resends what was on its way through the relay
+# (up to the receiver's credit window) and costs a resume handshake.
+SWITCH_MIN_REMAINING = 32 * 1024 * 1024
 
 RECEIVER_GONE = (
     "The receiver closed the page before the transfer finished. Nothing was completed on their "
@@ -122,23 +129,44 @@ class SendFlow:
         await self.pump.flush()
 
     async def _choose_route(self) -> None:
-        """Before any file data moves: the direct connection if it opened in time, or the relay."""
+        """Before any file data moves: the direct connection if it is open (or opens within
+        DIRECT_GRACE); else the relay now, and the direct connection if it opens later."""
         link = self.direct
         if link is not None and await self._wait_direct(link):
-            await self.pump.session.switch_direct()
-            self.pump.switch(link.channel)
+            self.pump.switch(link.channel, announce=True)
             ui.show_route(self.view, "direct")
             return
-        if link is not None:
-            link.close()
-            self.direct = None
         ui.show_route(self.view, "relayed")
+        if link is not None and link.pending:
+            direct.in_background(link, self._switch_when_open(link))
+        elif link is not None:
+            self._drop_direct(link)
+
+    async def _switch_when_open(self, link: direct.DirectLink) -> None:
+        """Move a transfer already going through the relay to the direct connection once it
+        opens, if enough is left to send to be worth the move."""
+        opened = await link.wait_open(self.direct_deadline)
+        session = self.pump.session
+        left = session.bytes_total - session.bytes_done
+        if self.direct is not link:
+            return  # the connection was lost meanwhile; the pump closed the link
+        if not opened or not session.can_switch or left < SWITCH_MIN_REMAINING:
+            self._drop_direct(link)
+            return
+        self.pump.switch(link.channel, announce=True)
+        ui.show_route(self.view, "direct")
+
+    def _drop_direct(self, link: direct.DirectLink) -> None:
+        link.close()
+        if self.direct is link:
+            self.direct = None
 
     async def _wait_direct(self, link: direct.DirectLink) -> bool:
-        """Wait for the data channel, still reading the receiver's messages (its answer may
-        arrive after its acceptance)."""
+        """Wait briefly for the data channel, still reading the receiver's messages (its answer
+        may arrive after its acceptance)."""
+        deadline = min(self.direct_deadline, time.monotonic() + DIRECT_GRACE)
         while True:
-            opening = asyncio.ensure_future(link.wait_open(self.direct_deadline))
+            opening = asyncio.ensure_future(link.wait_open(deadline))
             message = asyncio.ensure_future(self.pump.peer_message())
             done, _ = await asyncio.wait({opening, message}, return_when=asyncio.FIRST_COMPLETED)
             if message not in done:

@@ -183,10 +183,18 @@ class SenderSession(PeerSession):
         self._sent = 0
         self._credit = 0
 
+    @property
+    def can_switch(self) -> bool:
+        """Whether `switch_direct()` may be called now: at any point while sending."""
+        return self._state == "sending" and self._channel is not None
+
     async def switch_direct(self) -> None:
         """Move the transfer to a direct connection (PROTOCOL.md §8.4): tell the receiver on
-        this one; then the driver treats this connection as lost and resumes on the new one."""
-        if self._state != "sending" or self._channel is None:
+        this one; then the driver treats this connection as lost and resumes on the new one.
+
+        Allowed before the first DATA or later: the receiver names where the stream restarts,
+        so whatever was still on its way through the relay is sent again on the new one."""
+        if not self.can_switch:
             raise ProtocolError("Only a transfer that is sending can move to another connection.")
         await self._send_sealed(KIND_SWITCH)
 

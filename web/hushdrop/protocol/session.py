@@ -91,6 +91,11 @@ class PeerSession:
         return self._state == "done"
 
     @property
+    def can_switch(self) -> bool:
+        """Whether this side may move the transfer to a direct connection now (the sender's)."""
+        return False
+
+    @property
     def reconnecting(self) -> bool:
         return self._state in ("reconnecting", "resume-hello", "resume-wait")
 

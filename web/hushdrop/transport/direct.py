@@ -75,8 +75,22 @@ class DirectLink:
             await self._send_description()
         elif kind == "answer" and isinstance(sdp, str):
             await self._pc.setRemoteDescription(_js({"type": "answer", "sdp": sdp}))
+            local = str(self._pc.localDescription.sdp)
+            if not _has_candidates(local) and not _has_candidates(sdp):
+                # Neither side has an address to try (e.g. WebRTC told to use only TURN
+                # servers, and none are configured): ICE would wait for nothing.
+                self.failed = True
         else:
             self.failed = True
+
+    @property
+    def pending(self) -> bool:
+        """Still negotiating: neither open nor failed."""
+        return (
+            not self.failed
+            and self._dc.readyState == "connecting"
+            and (self._pc.connectionState not in ("failed", "closed"))
+        )
 
     async def wait_open(self, deadline: float) -> bool:
         """Whether the data channel opened before `deadline` (time.monotonic())."""
@@ -99,6 +113,10 @@ class DirectLink:
         description = self._pc.localDescription
         payload = {"type": str(description.type), "sdp": str(description.sdp)}
         await self._send_signal(json.dumps(payload).encode())
+
+
+def _has_candidates(sdp: str) -> bool:
+    return "\na=candidate:" in sdp or sdp.startswith("a=candidate:")
 
 
 def in_background(link: DirectLink, step: Awaitable[None]) -> None:

@@ -32,6 +32,9 @@ OpenChannel = Callable[[], Awaitable[RelayChannel]]
 ReadFile = Callable[[int, int, int], Awaitable[bytes | bytearray | memoryview]]
 OnEvent = Callable[[Event], Awaitable[None]]
 
+# Put into the message queue to wake a loop waiting for the peer (a switch was asked for).
+_WAKE = object()
+
 
 class Pump:
     """One transfer's message loop across as many connections as it takes."""
@@ -54,9 +57,10 @@ class Pump:
         self._read = read
         self._after_message = after_message
         self._resume_window = resume_window
-        self._incoming: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        self._incoming: asyncio.Queue[bytes | BaseException | object] = asyncio.Queue()
         self._reader: asyncio.Task | None = None
         self._switch_to: RelayChannel | None = None
+        self._announce = False
         # One flush at a time: a background task (a WebRTC offer) may flush while the loop
         # waits, and two interleaved sends would reorder the sealed messages.
         self._sending = asyncio.Lock()
@@ -77,19 +81,23 @@ class Pump:
                         raise
                     await self._reconnect()
                     continue
-                if self._switch_to is None:
+                if self._switch_to is None or self.session.finished:
                     return
                 await self._switch()
         finally:
             self._stop_reader()
 
-    def switch(self, channel: RelayChannel) -> None:
+    def switch(self, channel: RelayChannel, *, announce: bool = False) -> None:
         """Continue on `channel` (a direct connection) once the current message is handled.
 
-        The sender calls it after `switch_direct()`, the receiver on `SwitchDirect`; the
-        session then resumes there as after a lost connection (PROTOCOL.md §8.4).
+        The sender asks with `announce`: the loop then tells the receiver (`switch_direct()`,
+        any time while sending) before it leaves; the receiver calls it on `SwitchDirect`. The
+        session then resumes on the channel as after a lost connection (PROTOCOL.md §8.4). May be
+        called from outside the loop: a loop waiting for the peer wakes up for it.
         """
         self._switch_to = channel
+        self._announce = announce
+        self._incoming.put_nowait(_WAKE)
 
     async def flush(self) -> None:
         """Send what the session queued outside the loop (e.g. a signaling message) now."""
@@ -99,6 +107,8 @@ class Pump:
     async def peer_message(self) -> bytes:
         """The next message from the peer, for a driver waiting on its user meanwhile."""
         item = await self._incoming.get()
+        while item is _WAKE:
+            item = await self._incoming.get()
         if isinstance(item, BaseException):
             self._incoming.put_nowait(item)  # the loop still has to see how the connection ended
             raise item
@@ -127,6 +137,8 @@ class Pump:
                 if self._incoming.empty():
                     continue
             item = await self._incoming.get()
+            if item is _WAKE:
+                continue
             if isinstance(item, BaseException):
                 raise item
             for event in await session.receive(item):
@@ -152,6 +164,13 @@ class Pump:
     async def _switch(self) -> None:
         """Leave the relay for the direct channel: the session resumes there (§8.4)."""
         channel, self._switch_to = self._switch_to, None
+        if self._announce:
+            if not self.session.can_switch:  # e.g. everything was sent meanwhile
+                await channel.close()
+                self._stop_reader()  # the loop goes on here and starts a new one
+                return
+            await self.session.switch_direct()
+            await self._flush()
         if not self.session.connection_lost():
             raise RelayError("The transfer could not move to the direct connection.")
         await self.close()
@@ -170,6 +189,8 @@ class Pump:
                 item = await asyncio.wait_for(self._incoming.get(), REASON_WAIT)
             except TimeoutError:
                 return
+            if item is _WAKE:
+                continue
             if isinstance(item, BaseException):
                 return
             for event in await self.session.receive(item):
