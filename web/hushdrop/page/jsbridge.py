@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 
-from pyodide.ffi import JsException, to_js
+import js
+from pyodide.ffi import JsException
 
 from .files import LocalError
 
@@ -30,8 +31,8 @@ class JsSink:
 
     async def write(self, data: bytes) -> None:
         try:
-            # to_js copies the bytes into a Uint8Array of its own, which app.js may transfer.
-            chunk = to_js(memoryview(data))
+            # A Uint8Array of its own (one copy), which app.js may transfer to the worker.
+            chunk = js.hushdrop.ownedBytes(data)
             # When the download already asked for more, hand over without awaiting: every await
             # of a JS promise costs a trip through the browser's task queue.
             if not self._target.tryWrite(chunk):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import js
-from pyodide.ffi import create_proxy, to_js
+from pyodide.ffi import create_proxy
 
 from ..protocol.constants import CREDIT_BATCH, DATA_FRAME_SIZE, INITIAL_CREDIT
 from ..protocol.errors import RelayError
@@ -86,7 +86,10 @@ class BrowserRelayConnection(rendezvous.RelayChannel):
             await asyncio.sleep(DRAIN_POLL)
             if self._close_code is not None:
                 raise await self._closed_error()
-        self._ws.send(message if isinstance(message, str) else to_js(memoryview(message)))
+        if isinstance(message, str):
+            self._ws.send(message)
+        else:
+            js.hushdrop.sendBytes(self._ws, message)  # read in place: no copy to JS first
 
     async def receive(self) -> bytes:
         """The next binary message from the peer. Relay notices become exceptions."""

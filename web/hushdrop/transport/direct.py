@@ -209,7 +209,7 @@ class DataChannelConnection(RelayChannel):
             piece = bytearray(1 + len(part))
             piece[0] = LAST if start + size >= len(view) else MORE
             piece[1:] = part
-            self._dc.send(to_js(memoryview(piece)))
+            js.hushdrop.sendBytes(self._dc, piece)
 
     async def receive(self) -> bytes:
         message = await self._messages.get()
