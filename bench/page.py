@@ -9,7 +9,10 @@ Measures, in one run:
   calls in flight — the most a page can encrypt, whatever it is written in;
 * **page → relay → page**: one file of `--size` from a sending browser to a receiving browser,
   timed from the receiver's click on "Download" to the finished download, and its ratio to the
-  ceiling (goal: at least 60 %);
+  ceiling (goal: at least 60 %); with the CPU time each part used per MiB moved (each page's main
+  thread, the rest of each browser, the relay), which says what the machine spent it on;
+* **one page alone**: the same file CLI → page and page → CLI, each page with the CLI as its
+  peer: what one page can receive and send when it does not share the machine with another;
 * **receiver memory**: proportional set size (PSS) of the receiving browser's whole process tree
   during a `--memory-size` transfer, above its idle level with the page loaded (goal: < 256 MB);
 * **page load**: from navigation start to "ready to send" (the Create link button enabled), read
@@ -18,7 +21,10 @@ Measures, in one run:
   warm. `--runs N` repeats this with N fresh profiles and reports medians.
 
 Each browser is its own Chromium instance with its own profile, so their processes (and memory)
-are told apart. Numbers are printed, never asserted: these machines are shared and noisy.
+are told apart. The transfers drive Chromium over the DevTools protocol without Playwright
+(bench/bare.py): Playwright copies every WebSocket frame into a DevTools event, which caps a
+page's WebSocket at about 50 MiB/s here. Page load times still use Playwright. Numbers are
+printed, never asserted: these machines are shared and noisy.
 """
 
 from __future__ import annotations
@@ -42,17 +48,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "playwright"), str(ROOT / "web")]
 
 import build_site  # noqa: E402  (web/build_site.py)
+from bare import BareChromium, BarePage  # noqa: E402
 from pagetools import (  # noqa: E402
     BLOCK_ICE,
     CHROMIUM_FLAGS,
-    create_link,
     random_file,
     sha256_file,
     wait_until_ready,
 )
-from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright  # noqa: E402
 
 from tests.conftest import RelayProcess  # noqa: E402
+from tests.integration.cli import receive, send  # noqa: E402
 
 MiB = 1024 * 1024
 LONG = 30 * 60 * 1000  # ms: a whole multi-GiB transfer on a slow machine
@@ -227,55 +234,171 @@ def relayed_bytes(url: str) -> int:
     return int(re.search(r"^hushdrop_relay_bytes_relayed_total (\d+)$", text, re.M).group(1))
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(root_pid: int) -> dict[str, float]:
+    """CPU seconds of `root_pid`'s process tree: renderer main threads apart from the rest."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    totals = {"main": 0.0, "other": 0.0}
+    stack = [root_pid]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                # Chromium rewrites its argv in place, so look for the flag anywhere in it.
+                renderer = b"--type=renderer" in cmdline.read()
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            seconds = (int(fields[11]) + int(fields[12])) / TICKS
+            totals["main" if renderer and int(tid) == pid else "other"] += seconds
+    return totals
+
+
+class CpuMeter:
+    """CPU time used by named process trees between start and `stop()`, in ms per MiB moved."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = pids
+        self._start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        out = {}
+        for name, pid in self._pids.items():
+            parts = thread_cpu(pid)
+            if parts["main"]:
+                out[f"{name} main thread"] = parts["main"]
+                out[f"{name} rest"] = parts["other"]
+            else:
+                out[name] = parts["other"]
+        return out
+
+    def stop(self, size: int) -> dict[str, float]:
+        end = self._read()
+        return {k: 1000 * (end[k] - self._start.get(k, 0.0)) / (size / MiB) for k in end}
+
+
+def bare_browser(work: Path, name: str) -> BareChromium:
+    return BareChromium(work / f"profile-{name}", work / f"downloads-{name}", CHROMIUM_FLAGS)
+
+
+def bare_create_link(browser: BareChromium, url: str, source: Path, init: str | None) -> BarePage:
+    """Open the site, choose `source`, create the link; the page, its link in `page.link`."""
+    page = browser.new_page(url, init)
+    page.wait_for("document.getElementById('engine').classList.contains('ready')", LONG / 1000)
+    page.set_files("#file-input", [source])
+    page.wait_for("!document.getElementById('selection').hidden", 60)
+    page.click("#create-link")
+    page.link = page.wait_for("document.getElementById('share-link')?.value", 60)
+    return page
+
+
+DOWNLOAD_SHOWN = """(() => {
+  const button = document.querySelector("[data-part=download]");
+  return !!button && button.offsetParent !== null;
+})()"""
+
+
 def transfer(
-    playwright: Playwright,
     work: Path,
     url: str,
+    relay_pid: int,
     source: Path,
     sample_memory: bool,
     route: str = "relayed",
 ) -> dict[str, float]:
     """One page → page transfer of `source`, through the relay or (route="direct") over WebRTC
-    if it connects; timing, the relay's share of the bytes, and (optionally) receiver memory."""
+    if it connects: timing, the relay's share of the bytes, the CPU each part used, and
+    (optionally) the receiver's memory. The browsers run without Playwright (see bare.py)."""
     name = f"{route}-{source.stat().st_size}"
+    size = source.stat().st_size
+    # WebRTC finds no path in the relayed run, so the pages stay on the relay.
+    init = BLOCK_ICE if route == "relayed" else None
     with (
-        chromium(playwright, work, f"sender-{name}") as (sender_ctx, _),
-        chromium(playwright, work, f"receiver-{name}") as (receiver_ctx, pid),
+        bare_browser(work, f"sender-{name}") as sending,
+        bare_browser(work, f"receiver-{name}") as receiving,
     ):
-        if route == "relayed":  # WebRTC finds no path, so the pages stay on the relay
-            sender_ctx.add_init_script(BLOCK_ICE)
-            receiver_ctx.add_init_script(BLOCK_ICE)
         relayed_before = relayed_bytes(url)
-        sender = sender_ctx.new_page()
-        sender.goto(url)
-        link, _ = create_link(sender, files=[source])
-        receiver = receiver_ctx.new_page()
-        receiver.goto(link)
-        button = receiver.get_by_role("button", name="Download")
-        expect(button).to_be_visible(timeout=LONG)
+        sender = bare_create_link(sending, url, source, init)
+        receiver = receiving.new_page(sender.link, init)
+        receiver.wait_for(DOWNLOAD_SHOWN, LONG / 1000)
         time.sleep(1)  # let the idle page settle before taking its memory baseline
-        idle = tree_pss(pid)
-        sampler = PssSampler(pid) if sample_memory else None
+        idle = tree_pss(receiving.pid)
+        sampler = PssSampler(receiving.pid) if sample_memory else None
+        cpu = CpuMeter({"sender": sending.pid, "receiver": receiving.pid, "relay": relay_pid})
         start = time.perf_counter()
-        with receiver.expect_download(timeout=LONG) as info:
-            button.click()
-        download = info.value
-        path = Path(download.path())  # returns once the browser finished the download
+        receiver.click("[data-part=download]")
+        path = receiving.wait_download(LONG / 1000)
         elapsed = time.perf_counter() - start
+        used = cpu.stop(size)
         peak = sampler.stop() if sampler else 0
         relayed = relayed_bytes(url) - relayed_before
-        if download.failure():
-            raise RuntimeError(f"download failed: {download.failure()}")
         if sha256_file(path) != sha256_file(source):
             raise RuntimeError("the downloaded file differs from the source")
-        ceiling = sender.evaluate(CEILING_JS, {"total": 256 * MiB, "chunk": 16384, "inflight": 64})
+        ceiling = sender.evaluate(
+            f"({CEILING_JS})({json.dumps({'total': 256 * MiB, 'chunk': 16384, 'inflight': 64})})"
+        )
         path.unlink()
-    result = {"seconds": elapsed, "mib_s": source.stat().st_size / MiB / elapsed}
-    result["relayed_share"] = relayed / source.stat().st_size
+    result = {"seconds": elapsed, "mib_s": size / MiB / elapsed}
+    result["relayed_share"] = relayed / size
     result["ceiling_mib_s"] = ceiling / MiB
+    result["cpu_ms_per_mib"] = used
     if sample_memory:
         result.update(idle_mb=idle / 1e6, peak_mb=peak / 1e6, above_idle_mb=(peak - idle) / 1e6)
     return result
+
+
+def one_page(work: Path, relay_url: str, source: Path) -> dict[str, float]:
+    """Each page on its own, with the CLI as the other side: CLI → page and page → CLI."""
+    size = source.stat().st_size
+    out = {}
+    with bare_browser(work, f"alone-{size}") as browser:
+        cli = send(relay_url, source)
+        try:
+            page = browser.new_page(cli.wait_event("code", 60)["link"], BLOCK_ICE)
+            page.wait_for(DOWNLOAD_SHOWN, LONG / 1000)
+            start = time.perf_counter()
+            page.click("[data-part=download]")
+            path = browser.wait_download(LONG / 1000)
+            out["receive_mib_s"] = size / MiB / (time.perf_counter() - start)
+            if cli.wait(60) != 0 or sha256_file(path) != sha256_file(source):
+                raise RuntimeError("CLI → page failed")
+            path.unlink()
+        finally:
+            cli.stop()
+        page = bare_create_link(browser, relay_url + "/", source, BLOCK_ICE)
+        code = page.evaluate("document.querySelector('code.code').innerText")
+        target = work / "from-page"
+        target.mkdir()
+        start = time.perf_counter()
+        cli = receive(relay_url, code, target, extra=["--yes"])
+        try:
+            if cli.wait(LONG / 1000) != 0:
+                raise RuntimeError(f"page → CLI failed: {cli.stderr}")
+            # Counted from the CLI's start, so a little slower than the page really sends.
+            out["send_mib_s"] = size / MiB / (time.perf_counter() - start)
+        finally:
+            cli.stop()
+        if sha256_file(target / source.name) != sha256_file(source):
+            raise RuntimeError("page → CLI: the saved file differs")
+        shutil.rmtree(target)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-direct", action="store_true", help="no direct (WebRTC) transfer")
+    parser.add_argument(
+        "--skip-single", action="store_true", help="no CLI → page and page → CLI transfers"
+    )
     parser.add_argument("--load-only", action="store_true", help="only the page load times")
     parser.add_argument("--runs", type=int, default=1, help="cold starts for the load times")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -303,20 +429,22 @@ def main(argv: list[str] | None = None) -> int:
         try:
             relay.wait_ready()
             url = relay.url + "/"
-            with sync_playwright() as playwright:
-                if not args.skip_load:
+            if not args.skip_load:
+                with sync_playwright() as playwright:
                     results["load"] = measure_load(playwright, work, url, args.runs)
-                if args.load_only:
-                    return finish(results, args)
-                source = random_file(work / "payload.bin", args.size)
-                results["throughput"] = transfer(playwright, work, url, source, False)
-                if not args.skip_direct:
-                    results["direct"] = transfer(playwright, work, url, source, False, "direct")
+            if args.load_only:
+                return finish(results, args)
+            source = random_file(work / "payload.bin", args.size)
+            results["throughput"] = transfer(work, url, relay.pid, source, False)
+            if not args.skip_direct:
+                results["direct"] = transfer(work, url, relay.pid, source, False, "direct")
+            if not args.skip_single:
+                results["single"] = one_page(work, relay.url, source)
+            source.unlink()
+            if not args.skip_memory:
+                source = random_file(work / "payload-memory.bin", args.memory_size)
+                results["memory"] = transfer(work, url, relay.pid, source, True)
                 source.unlink()
-                if not args.skip_memory:
-                    source = random_file(work / "payload-memory.bin", args.memory_size)
-                    results["memory"] = transfer(playwright, work, url, source, True)
-                    source.unlink()
         finally:
             relay.stop()
     return finish(results, args)
@@ -359,6 +487,16 @@ def report_transfers(results: dict, args: argparse.Namespace) -> None:
             f"page → page direct (WebRTC), same file: {d['mib_s']:.1f} MiB/s, "
             f"{d['mib_s'] / t['mib_s']:.2f}× the relayed path (goal ≥ 1); the relay carried "
             f"{d['relayed_share']:.2%} of the file's size (relayed run: {t['relayed_share']:.0%})"
+        )
+    cpu = t.get("cpu_ms_per_mib")
+    if cpu:
+        parts = ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
+        print(f"  CPU per MiB moved (ms): {parts}; total {sum(cpu.values()):.1f}")
+    if "single" in results:
+        single = results["single"]
+        print(
+            f"one page alone, same file: CLI → page {single['receive_mib_s']:.1f} MiB/s, "
+            f"page → CLI {single['send_mib_s']:.1f} MiB/s"
         )
     if "memory" in results:
         m = results["memory"]
