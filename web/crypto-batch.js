@@ -31,24 +31,35 @@ function start(op, key, nonces, data, lengths) {
   return { calls, offset };
 }
 
-async function run(op, key, nonces, data, lengths, outputDelta) {
+// `output`, if given, is a Python buffer of exactly the packed size: the results are written
+// straight into it (no packed copy in JavaScript, so less garbage for the collector). It is
+// looked up again after the calls finish, because Pyodide's memory may have grown meanwhile.
+async function run(op, key, nonces, data, lengths, outputDelta, output) {
   const count = lengths.length;
   const { calls, offset } = start(op, key, nonces, data, lengths);
   // allSettled, not all: a failed call must not leave others running unobserved.
   const results = await Promise.allSettled(calls);
   const failed = results.find((r) => r.status === "rejected");
   if (failed) throw failed.reason;
-  const out = new Uint8Array(offset + outputDelta * count);
-  let position = 0;
-  for (const result of results) {
-    const bytes = new Uint8Array(result.value);
-    out.set(bytes, position);
-    position += bytes.length;
+  const borrowed = output ? output.getBuffer("u8") : null;
+  try {
+    const out = borrowed ? borrowed.data : new Uint8Array(offset + outputDelta * count);
+    if (out.byteLength !== offset + outputDelta * count) throw new Error("wrong output size");
+    let position = 0;
+    for (const result of results) {
+      const bytes = new Uint8Array(result.value);
+      out.set(bytes, position);
+      position += bytes.length;
+    }
+    return borrowed ? null : out;
+  } finally {
+    borrowed?.release();
   }
-  return out;
 }
 
 globalThis.hushdropCrypto = {
-  sealMany: (key, nonces, data, lengths) => run("encrypt", key, nonces, data, lengths, TAG),
-  openMany: (key, nonces, data, lengths) => run("decrypt", key, nonces, data, lengths, -TAG),
+  sealMany: (key, nonces, data, lengths, output) =>
+    run("encrypt", key, nonces, data, lengths, TAG, output),
+  openMany: (key, nonces, data, lengths, output) =>
+    run("decrypt", key, nonces, data, lengths, -TAG, output),
 };

@@ -9,9 +9,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Generator, Sequence
 
 import js
-from pyodide.ffi import JsException, to_js
+from pyodide.ffi import JsException, create_proxy, to_js
 
-from .backend import AES_KEY_SIZE, AuthenticationError, CryptoError, InvalidPointError, Ready
+from .backend import (
+    AES_KEY_SIZE,
+    GCM_TAG_SIZE,
+    AuthenticationError,
+    CryptoError,
+    InvalidPointError,
+    Ready,
+)
 
 # PKCS #8 wrapping of a raw X25519 private key (RFC 8410): WebCrypto imports no raw private keys.
 _PKCS8_X25519_PREFIX = bytes.fromhex("302e020100300506032b656e04220420")
@@ -109,42 +116,51 @@ class WebCryptoBackend:
 
     def seal_many(self, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> Awaitable[bytes]:
         """Start the batch now (WebCrypto works off the main thread); await the result later."""
-        return self._batch("sealMany", key, items)
+        return self._batch("sealMany", key, items, GCM_TAG_SIZE)
 
     def open_many(self, key: bytes, items: Sequence[tuple[bytes, memoryview]]) -> Awaitable[bytes]:
         """Start the batch now; awaiting raises AuthenticationError if any chunk fails."""
-        return self._batch("openMany", key, items)
+        return self._batch("openMany", key, items, -GCM_TAG_SIZE)
 
     def _batch(
-        self, op: str, key: bytes, items: Sequence[tuple[bytes, memoryview]]
-    ) -> Awaitable[bytes]:
+        self, op: str, key: bytes, items: Sequence[tuple[bytes, memoryview]], delta: int
+    ) -> Awaitable[bytearray]:
         if not items:
             return Ready(b"")
         nonces = _js_bytes(b"".join(nonce for nonce, _ in items))
         # Handed over as a Python buffer: crypto-batch.js reads it in place (no copy to JS).
         data = b"".join(items_data for _, items_data in items)
         lengths = js.Uint32Array.new(to_js([len(d) for _, d in items]))
+        # ... and writes the results straight into this one.
+        output = bytearray(len(data) + delta * len(items))
         handle = self._aes_keys.get(key)
         if handle is None:  # the first batch under a key imports it first
-            return self._batch_after_import(op, key, nonces, data, lengths)
-        return _Batch(getattr(js.hushdropCrypto, op)(handle, nonces, data, lengths))
+            return self._batch_after_import(op, key, nonces, data, lengths, output)
+        return _Batch(op, handle, nonces, data, lengths, output)
 
-    async def _batch_after_import(self, op: str, key: bytes, nonces, data, lengths) -> bytes:
+    async def _batch_after_import(
+        self, op: str, key: bytes, nonces, data, lengths, output
+    ) -> bytearray:
         handle = await self._aes(key)
-        return await _Batch(getattr(js.hushdropCrypto, op)(handle, nonces, data, lengths))
+        return await _Batch(op, handle, nonces, data, lengths, output)
 
 
 class _Batch:
-    """A batch already running in JavaScript; awaiting it yields the packed output as bytes."""
+    """A batch already running in JavaScript; awaiting it yields `output`, filled in."""
 
-    __slots__ = ("_promise",)
+    __slots__ = ("_output", "_promise", "_proxy")
 
-    def __init__(self, promise) -> None:
-        self._promise = promise
+    def __init__(self, op: str, handle, nonces, data: bytes, lengths, output: bytearray) -> None:
+        self._output = output
+        # Held until the batch ends: the JavaScript side writes the results through it.
+        self._proxy = create_proxy(output)
+        self._promise = getattr(js.hushdropCrypto, op)(handle, nonces, data, lengths, self._proxy)
 
-    def __await__(self) -> Generator[object, None, bytes]:
+    def __await__(self) -> Generator[object, None, bytearray]:
         try:
-            result = yield from self._promise.__await__()
+            yield from self._promise.__await__()
         except JsException as exc:
             raise AuthenticationError("AES-GCM authentication failed") from exc
-        return _py_bytes(result)
+        finally:
+            self._proxy.destroy()
+        return self._output
