@@ -120,14 +120,17 @@ class BareChromium:
         return answer.get("result", {})
 
     def wait_event(self, method: str, timeout: float, **match: Any) -> dict:
-        """The first event named `method` whose params contain `match` (seen before or after)."""
+        """The first event named `method` whose params contain `match` (seen before or after).
+
+        A tuple in `match` accepts any of its values."""
         deadline = time.monotonic() + timeout
         with self._events_changed:
             while True:
                 for event in self._events:
                     params = event.get("params", {})
                     if event["method"] == method and all(
-                        params.get(k) == v for k, v in match.items()
+                        params.get(k) in v if isinstance(v, tuple) else params.get(k) == v
+                        for k, v in match.items()
                     ):
                         return params
                 remaining = deadline - time.monotonic()
@@ -147,22 +150,13 @@ class BareChromium:
 
     def wait_download(self, timeout: float) -> Path:
         """The file of the first download to finish (its failure raises DevToolsError)."""
-        begun = self.wait_event("Browser.downloadWillBegin", timeout)
-        guid = begun["guid"]
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.wait_event("Browser.downloadProgress", 1.0, guid=guid, state="completed")
-                return self.downloads / guid
-            except DevToolsError:
-                pass
-            try:
-                self.wait_event("Browser.downloadProgress", 0, guid=guid, state="canceled")
-            except DevToolsError:
-                if time.monotonic() > deadline:
-                    raise
-                continue
+        guid = self.wait_event("Browser.downloadWillBegin", timeout)["guid"]
+        ended = self.wait_event(
+            "Browser.downloadProgress", timeout, guid=guid, state=("completed", "canceled")
+        )
+        if ended["state"] != "completed":
             raise DevToolsError("the download failed")
+        return self.downloads / guid
 
     def close(self) -> None:
         socket = getattr(self, "_socket", None)

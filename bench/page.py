@@ -93,8 +93,8 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit])
 
 
-def tree_pss(root_pid: int) -> int:
-    """Sum of PSS (bytes) over `root_pid` and all its descendants."""
+def process_tree(root_pid: int) -> list[int]:
+    """`root_pid` and all its descendants."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -104,10 +104,18 @@ def tree_pss(root_pid: int) -> int:
             except (OSError, ValueError, IndexError):
                 continue
             children.setdefault(ppid, []).append(int(entry))
-    total, stack = 0, [root_pid]
+    tree, stack = [], [root_pid]
     while stack:
         pid = stack.pop()
         stack.extend(children.get(pid, []))
+        tree.append(pid)
+    return tree
+
+
+def tree_pss(root_pid: int) -> int:
+    """Sum of PSS (bytes) over `root_pid` and all its descendants."""
+    total = 0
+    for pid in process_tree(root_pid):
         try:
             with open(f"/proc/{pid}/smaps_rollup") as rollup:
                 for line in rollup:
@@ -239,20 +247,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 def thread_cpu(root_pid: int) -> dict[str, float]:
     """CPU seconds of `root_pid`'s process tree: renderer main threads apart from the rest."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
     totals = {"main": 0.0, "other": 0.0}
-    stack = [root_pid]
-    while stack:
-        pid = stack.pop()
-        stack.extend(children.get(pid, []))
+    for pid in process_tree(root_pid):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                 # Chromium rewrites its argv in place, so look for the flag anywhere in it.
@@ -298,15 +294,16 @@ def bare_browser(work: Path, name: str) -> BareChromium:
     return BareChromium(work / f"profile-{name}", work / f"downloads-{name}", CHROMIUM_FLAGS)
 
 
-def bare_create_link(browser: BareChromium, url: str, source: Path, init: str | None) -> BarePage:
-    """Open the site, choose `source`, create the link; the page, its link in `page.link`."""
+def bare_create_link(
+    browser: BareChromium, url: str, source: Path, init: str | None
+) -> tuple[BarePage, str]:
+    """Open the site, choose `source`, create the link; the page and the link."""
     page = browser.new_page(url, init)
     page.wait_for("document.getElementById('engine').classList.contains('ready')", LONG / 1000)
     page.set_files("#file-input", [source])
     page.wait_for("!document.getElementById('selection').hidden", 60)
     page.click("#create-link")
-    page.link = page.wait_for("document.getElementById('share-link')?.value", 60)
-    return page
+    return page, page.wait_for("document.getElementById('share-link')?.value", 60)
 
 
 DOWNLOAD_SHOWN = """(() => {
@@ -335,8 +332,8 @@ def transfer(
         bare_browser(work, f"receiver-{name}") as receiving,
     ):
         relayed_before = relayed_bytes(url)
-        sender = bare_create_link(sending, url, source, init)
-        receiver = receiving.new_page(sender.link, init)
+        sender, link = bare_create_link(sending, url, source, init)
+        receiver = receiving.new_page(link, init)
         receiver.wait_for(DOWNLOAD_SHOWN, LONG / 1000)
         time.sleep(1)  # let the idle page settle before taking its memory baseline
         idle = tree_pss(receiving.pid)
@@ -382,7 +379,7 @@ def one_page(work: Path, relay_url: str, source: Path) -> dict[str, float]:
             path.unlink()
         finally:
             cli.stop()
-        page = bare_create_link(browser, relay_url + "/", source, BLOCK_ICE)
+        page, _ = bare_create_link(browser, relay_url + "/", source, BLOCK_ICE)
         code = page.evaluate("document.querySelector('code.code').innerText")
         target = work / "from-page"
         target.mkdir()

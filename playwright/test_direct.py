@@ -35,6 +35,14 @@ def relayed_bytes(relay) -> int:
     return int(match.group(1))
 
 
+def assert_saved_intact(info, target, source) -> None:
+    """The download (from `expect_download`) finished, and its bytes are `source`'s."""
+    download = info.value
+    download.save_as(target)
+    assert download.failure() is None, download.failure()
+    assert sha256_file(target) == sha256_file(source)
+
+
 def open_pages(web_relay, new_page, source, init_script: str | None = None):
     sender, _ = new_page()
     if init_script:
@@ -90,10 +98,7 @@ def test_a_direct_channel_closed_midway_finishes_through_the_relay(web_relay, ne
         sender.evaluate("window.hushdrop.directConnection.close()")
         for page in (sender, receiver):
             expect(page.get_by_text(RELAYED)).to_be_visible(timeout=STEP_TIMEOUT)
-    download = info.value
-    download.save_as(tmp_path / "saved.bin")
-    assert download.failure() is None, download.failure()
-    assert sha256_file(tmp_path / "saved.bin") == sha256_file(source)
+    assert_saved_intact(info, tmp_path / "saved.bin", source)
     expect_sent(sender, "1 file, 120.0 MiB")
     assert relayed_bytes(web_relay) - before > MiB  # the rest came through the relay
 
@@ -132,10 +137,7 @@ def test_a_direct_connection_that_opens_late_takes_over_midway(web_relay, new_pa
         sender.evaluate("window.releaseAnswer()")
         for page in (sender, receiver):
             expect(page.get_by_text(DIRECT)).to_be_visible(timeout=STEP_TIMEOUT)
-    download = info.value
-    download.save_as(tmp_path / "saved.bin")
-    assert download.failure() is None, download.failure()
-    assert sha256_file(tmp_path / "saved.bin") == sha256_file(source)
+    assert_saved_intact(info, tmp_path / "saved.bin", source)
     expect_sent(sender, "1 file, 120.0 MiB")
     relayed = relayed_bytes(web_relay) - before
     assert MiB < relayed < 100 * MiB  # a start through the relay; the rest went direct
