@@ -93,7 +93,7 @@ from hushdrop.protocol.framing import (
 from hushdrop.protocol.handshake import SenderHandshake
 from hushdrop.protocol.keys import SealedChannel
 from hushdrop.protocol.manifest import MAX_FILE_SIZE, DirEntry, FileEntry, Manifest
-from hushdrop.protocol.paths import sanitize_all, sanitize_path
+from hushdrop.protocol.paths import fold, sanitize_all, sanitize_path
 from hushdrop.protocol.receiver import ReceiverSession
 from hushdrop.protocol.resume import ResumeHandshake
 from hushdrop.protocol.session import file_context
@@ -469,7 +469,7 @@ def check_safe_paths(manifest: Manifest) -> None:
     everything = file_paths + dir_paths
     for parts in everything:
         assert_inside_output_dir(parts)
-    folded = [tuple(p.casefold() for p in parts) for parts in everything]
+    folded = [tuple(fold(p) for p in parts) for parts in everything]
     assert len(set(folded)) == len(folded), "two entries land on one name"
     file_keys = set(folded[: len(file_paths)])
     for parts in folded:

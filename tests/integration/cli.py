@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import queue
@@ -34,28 +35,41 @@ class CliProcess:
         args: list[str],
         env: Mapping[str, str] | None = None,
         cwd=None,
-        max_file_size: int | None = None,
+        *,
+        json_mode: bool = True,
+        umask: int | None = None,
+        obey_permissions: bool = False,
     ) -> None:
+        """`json_mode=False` runs the plain text mode (its events list stays empty); `umask` is
+        applied in the child; `obey_permissions` runs it, when root, without the capabilities
+        that let root ignore file permissions (as an ordinary user would be)."""
         clean = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
         full_env = {**clean, **(env or {})}
+
+        command = [sys.executable, "-m", "hushdrop.cli.main", *args]
+        if json_mode:
+            command.append("--json")
+        if obey_permissions and os.geteuid() == 0:
+            command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hushdrop.cli.main", *args, "--json"],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=full_env,
             cwd=cwd,
-            text=True,
-            preexec_fn=(lambda: _limit_file_size(max_file_size)) if max_file_size else None,
+            preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
         )
         self.events: list[dict] = []
         self._queue: queue.Queue[dict | None] = queue.Queue()
         self._stderr: list[str] = []
+        self._stdout: list[str] = []
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
 
     def _read_stdout(self) -> None:
-        for line in self.proc.stdout:
+        for line in io.TextIOWrapper(self.proc.stdout, encoding="utf-8", errors="replace"):
+            self._stdout.append(line)
             try:
                 event = json.loads(line)
             except ValueError:
@@ -65,12 +79,18 @@ class CliProcess:
         self._queue.put(None)
 
     def _read_stderr(self) -> None:
-        for line in self.proc.stderr:
+        # newline="": a carriage return drawn into a log stays visible to the tests.
+        stderr = io.TextIOWrapper(self.proc.stderr, encoding="utf-8", errors="replace", newline="")
+        for line in stderr:
             self._stderr.append(line)
 
     @property
     def stderr(self) -> str:
         return "".join(self._stderr)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self._stdout)
 
     def wait_event(self, name: str, timeout: float = 30) -> dict:
         deadline = time.monotonic() + timeout
@@ -87,6 +107,16 @@ class CliProcess:
             if event.get("event") == name:
                 return event
         raise AssertionError(f"no {name!r} event; got {self.events!r}; stderr: {self.stderr}")
+
+    def wait_line(self, prefix: str, timeout: float = 30) -> str:
+        """The rest of the first stdout line starting with `prefix` (plain mode)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self._stdout):
+                if line.startswith(prefix):
+                    return line[len(prefix) :].strip()
+            time.sleep(0.02)
+        raise AssertionError(f"no line {prefix!r} on stdout; stderr: {self.stderr}")
 
     def wait(self, timeout: float = TIMEOUT) -> int:
         try:
@@ -105,15 +135,12 @@ class CliProcess:
             self.proc.wait(10)
 
 
-def _limit_file_size(size: int) -> None:
-    """In the child: writes beyond `size` bytes fail (EFBIG), like a full disk would (ENOSPC)."""
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-
-
-def send(relay_url: str, *paths: Path, extra: list[str] | None = None, env=None) -> CliProcess:
-    return CliProcess(["send", *map(str, paths), "--relay", relay_url, *(extra or [])], env)
+def send(
+    relay_url: str, *paths: Path, extra: list[str] | None = None, env=None, **options
+) -> CliProcess:
+    return CliProcess(
+        ["send", *map(str, paths), "--relay", relay_url, *(extra or [])], env, **options
+    )
 
 
 def receive(
@@ -123,12 +150,12 @@ def receive(
     *,
     extra: list[str] | None = None,
     env=None,
-    max_file_size: int | None = None,
+    **options,
 ) -> CliProcess:
     # The code goes through the environment, as documented, to keep it out of the process list.
     merged = {"HUSHDROP_CODE": code, **(env or {})}
     args = ["receive", "-o", str(out), "--relay", relay_url, *(extra or [])]
-    return CliProcess(args, merged, max_file_size=max_file_size)
+    return CliProcess(args, merged, **options)
 
 
 class FlippingProxy:

@@ -104,7 +104,7 @@ def test_a_restarted_receiver_resumes_from_its_part_file(relay, tmp_path, out):
         network.close()
     assert list(out.glob(".hushdrop-*.resume"))
     assert (out / "src" / "first.bin").exists()
-    part = out / "src" / "second.bin.part"
+    (part,) = (out / "src").glob(".hushdrop-*-1.part")
     kept = part.stat().st_size
     assert 0 < kept < SIZE
 
@@ -115,7 +115,7 @@ def test_a_restarted_receiver_resumes_from_its_part_file(relay, tmp_path, out):
         assert sha256_file(out / "src" / name) == sha256_file(src / name)
     assert again.wait_event("resumed")["bytes"] >= (3 << 20) + kept
     assert again.wait_event("verification")["sas"] == sender.wait_event("verification")["sas"]
-    assert not list(out.glob(".hushdrop-*")) and not list(out.rglob("*.part"))
+    assert not list(out.rglob(".hushdrop-*"))
 
 
 def test_a_sender_that_never_comes_back_ends_the_transfer_after_the_resume_window(
@@ -134,6 +134,4 @@ def test_a_sender_that_never_comes_back_ends_the_transfer_after_the_resume_windo
         network.close()
     assert "did not come back" in receiver.error()["message"]
     assert "reconnecting" in [e["event"] for e in receiver.events]
-    assert not (out / "big.bin").exists()
-    assert (out / "big.bin.part").exists()
-    assert not list(out.glob(".hushdrop-*.resume"))
+    assert list(out.iterdir()) == []  # no partial data that nobody could resume

@@ -1,13 +1,15 @@
 """Files on disk for the CLI: collecting what to send, and writing what arrives safely.
 
 `OutgoingFiles` turns command-line paths into a Manifest and serves the byte ranges the sender
-session asks for. `IncomingFiles` writes each arriving file to `<name>.part` and gives it its final
-name only once the session reports its SHA-256 verified (PROTOCOL.md §8).
+session asks for. `IncomingFiles` writes each arriving file to a hidden temporary file of its own
+(`.hushdrop-<transfer>-<index>.part`, created with O_EXCL, so it can collide with nothing) and
+gives it its final name only once the session reports its SHA-256 verified (PROTOCOL.md §9).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -18,14 +20,104 @@ from typing import BinaryIO
 from ..protocol.errors import HushdropError, UnsafePathError
 from ..protocol.manifest import DirEntry, FileEntry, Manifest
 
-PART_SUFFIX = ".part"
+TEMP_PREFIX = ".hushdrop-"
+TEMP_SUFFIX = ".part"
 READ_BLOCK = 1024 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+# What the user (and the peer) is told for the errors a full, read-only or foreign disk gives.
+_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "a file is larger than the file system allows",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENAMETOOLONG: "a name is too long for the file system",
+    errno.EIO: "an input/output error",
+}
 
 
 class LocalFileError(HushdropError):
-    """A problem with local files: missing input, existing output, full disk."""
+    """A problem with local files: missing input, existing output, full disk.
+
+    `str()` is for this side's user (it may name local paths); `peer_message` is what the other
+    side is told, without them.
+    """
 
     kind = "local"
+
+    def __init__(self, message: str, peer_message: str | None = None) -> None:
+        super().__init__(message)
+        self.peer_message = peer_message or "The other side hit a problem with its files."
+
+
+def reason(exc: OSError) -> str:
+    """A short lower-case explanation of an OS error."""
+    if exc.errno in _REASONS:
+        return _REASONS[exc.errno]
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
+
+
+def save_error(path: Path, exc: OSError) -> LocalFileError:
+    """A receiver's failure to write `path`, for both sides."""
+    why = reason(exc)
+    return LocalFileError(
+        f"Could not save {path}: {why}.", f"The receiver could not save the files: {why}."
+    )
+
+
+def read_error(path: Path | str, exc: OSError) -> LocalFileError:
+    """A sender's failure to read `path`, for both sides."""
+    why = reason(exc)
+    return LocalFileError(
+        f"Cannot read {path}: {why}.", f"The sender could not read its files: {why}."
+    )
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it; the restrictive value in between is
+    harmless to anything created meanwhile)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def nearest_existing(path: Path) -> Path:
+    """`path` itself or the closest ancestor that exists (links not followed)."""
+    path = path.absolute()
+    while not os.path.lexists(path) and path.parent != path:
+        path = path.parent
+    return path
+
+
+def check_output_dir(root: Path) -> None:
+    """Refuse an output folder that cannot work, before the code is used (a mistake on this
+    side must not burn the sender's code): it must be a folder, or be creatable, and writable."""
+    existing = nearest_existing(root)
+    if existing == root.absolute():
+        if not root.is_dir():
+            raise LocalFileError(f"{root} is not a folder; choose a folder to save into with -o.")
+    elif not existing.is_dir():
+        raise LocalFileError(
+            f"Cannot create the folder {root}: {existing} is not a folder."
+            if os.path.exists(existing)
+            else f"Cannot create the folder {root}: {existing} is a broken link."
+        )
+    if not os.access(
+        existing, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids
+    ):
+        why = "the file system is read-only" if _read_only(existing) else "permission denied"
+        action = f"save into {root}" if existing == root.absolute() else f"create {root}"
+        raise LocalFileError(f"Cannot {action}: {why}.")
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 class OutgoingFiles:
@@ -49,7 +141,7 @@ class OutgoingFiles:
             try:
                 info = path.stat()
             except OSError as exc:
-                raise LocalFileError(f"Cannot read {raw}: {exc.strerror}.") from exc
+                raise read_error(raw, exc) from exc
             name = path.resolve().name or path.resolve().anchor
             if name in top_names:
                 raise LocalFileError(f"Two of the paths to send are both called {name!r}.")
@@ -92,9 +184,7 @@ class OutgoingFiles:
             try:
                 self._handle = open(self._sources[index], "rb")  # noqa: SIM115
             except OSError as exc:
-                raise LocalFileError(
-                    f"Cannot read {self._sources[index]}: {exc.strerror}."
-                ) from exc
+                raise read_error(self._sources[index], exc) from exc
             self._open_index = index
         if self._handle.tell() != offset:
             self._handle.seek(offset)
@@ -102,8 +192,11 @@ class OutgoingFiles:
             self._buffer = bytearray(length)
         view = memoryview(self._buffer)[:length]
         filled = 0
-        while filled < length and (got := self._handle.readinto(view[filled:])):
-            filled += got
+        try:
+            while filled < length and (got := self._handle.readinto(view[filled:])):
+                filled += got
+        except OSError as exc:
+            raise read_error(self._sources[index], exc) from exc
         return view[:filled]
 
     def close(self) -> None:
@@ -118,16 +211,25 @@ def _entry(path: str, info: os.stat_result) -> FileEntry:
 
 
 class IncomingFiles:
-    """Where the receiver's files go, checked before anything is written."""
+    """Where the receiver's files go, checked before anything is written.
 
-    def __init__(self, root: Path, overwrite: bool = False) -> None:
+    Everything this transfer creates is remembered, so that `abandon()` removes exactly that and
+    nothing the receiver already had. Files are created with the receiver's umask; of the
+    sender's mode only "executable" is kept.
+    """
+
+    def __init__(self, root: Path, overwrite: bool = False, umask: int | None = None) -> None:
         self.root = root
         self.overwrite = overwrite
+        self.umask = current_umask() if umask is None else umask
+        self.transfer: str | None = None  # names this transfer's temporary files
         self._targets: list[Path] = []
         self._dirs: list[Path] = []
         self._manifest: Manifest | None = None
         self._handle: BinaryIO | None = None
         self._open_index: int | None = None
+        self._temporaries: set[int] = set()  # files whose temporary file exists
+        self._created_dirs: list[Path] = []
         self.saved: list[Path] = []
 
     @property
@@ -140,38 +242,51 @@ class IncomingFiles:
         self._manifest = manifest
         self._targets = [self.root.joinpath(*parts) for parts in file_paths]
         self._dirs = [self.root.joinpath(*parts) for parts in dir_paths]
-        existing = [t for t in self._targets if t.exists() or t.is_symlink()]
+        existing = [t for t in self._targets if os.path.lexists(t)]
         if existing and not self.overwrite:
             names = ", ".join(str(p) for p in existing[:3])
             more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
             raise LocalFileError(
                 f"Not overwriting existing files: {names}{more}. "
-                "Use --overwrite or choose another directory with -o."
+                "Use --overwrite or choose another directory with -o.",
+                "the receiver already has files of the same names.",
             )
         for target in existing:
             if target.is_dir() and not target.is_symlink():
-                raise LocalFileError(f"{target} is a directory; cannot save a file there.")
-        if self.root.exists():
-            free = shutil.disk_usage(self.root).free
-            if manifest.total_size > free:
                 raise LocalFileError(
-                    f"Not enough disk space in {self.root}: {manifest.total_size:,} bytes needed, "
-                    f"{free:,} free."
+                    f"{target} is a directory; cannot save a file there.",
+                    "the receiver has a folder where a file would go.",
                 )
+        check_output_dir(self.root)
+        free = shutil.disk_usage(nearest_existing(self.root)).free
+        if manifest.total_size > free:
+            raise LocalFileError(
+                f"Not enough disk space in {self.root}: {manifest.total_size:,} bytes needed, "
+                f"{free:,} free.",
+                "the receiver does not have enough free disk space.",
+            )
+        self.transfer = os.urandom(8).hex()
 
-    def restore(self, manifest: Manifest, targets: list[Path]) -> None:
+    def restore(self, manifest: Manifest, targets: list[Path], transfer: str) -> None:
         """Take the plan of an interrupted transfer (its resume record) instead of planning."""
         _, dir_paths = manifest.safe_paths()
         self._manifest = manifest
         self._targets = [self.root / target for target in targets]
         self._dirs = [self.root.joinpath(*parts) for parts in dir_paths]
+        self.transfer = transfer
+
+    def temporary(self, index: int) -> Path:
+        """Where file `index` is written until verified: a hidden name of this transfer's, short
+        enough for any file system whatever the final name's length."""
+        return self._targets[index].with_name(f"{TEMP_PREFIX}{self.transfer}-{index}{TEMP_SUFFIX}")
 
     def partial(self, index: int) -> tuple[int, object] | None:
-        """(length, SHA-256 so far) of file `index`'s `.part`, whose bytes were all verified
-        when written; None if there is none."""
-        part = _part_path(self._targets[index])
+        """(length, SHA-256 so far) of file `index`'s temporary file, whose bytes were all
+        verified when written; None if there is none."""
+        part = self.temporary(index)
         if part.is_symlink() or not part.is_file():
             return None
+        self._temporaries.add(index)  # named by our own record: ours to continue or remove
         digest = hashlib.sha256()
         with open(part, "rb") as handle:
             while block := handle.read(READ_BLOCK):
@@ -179,42 +294,71 @@ class IncomingFiles:
             return handle.tell(), digest
 
     def reopen(self, index: int) -> None:
-        """Continue writing file `index`'s `.part` where it ends (after a restart)."""
+        """Continue writing file `index`'s temporary file where it ends (after a restart)."""
         self.close()
-        part = _part_path(self._targets[index])
-        flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        part = self.temporary(index)
         try:
-            fd = os.open(part, flags)
+            fd = os.open(part, os.O_WRONLY | os.O_APPEND | _NOFOLLOW)
         except OSError as exc:
-            raise LocalFileError(f"Cannot reopen {part}: {exc.strerror}.") from exc
+            raise save_error(part, exc) from exc
         self._handle = os.fdopen(fd, "ab")
         self._open_index = index
 
-    def _ensure_dir(self, directory: Path) -> None:
-        """Create `directory` under root without following symlinks planted inside root."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        current = self.root
-        for part in directory.relative_to(self.root).parts:
-            current = current / part
-            if current.is_symlink():
-                raise UnsafePathError(
-                    f"{current} is a symbolic link; refusing to write through it."
-                )
-            if not current.exists():
-                current.mkdir()
-            elif not current.is_dir():
-                raise LocalFileError(f"{current} exists and is not a directory.")
+    def discard(self, index: int) -> None:
+        """Remove file `index`'s temporary file (ours: our record names it) to start it again."""
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.temporary(index).unlink()
+        self._temporaries.discard(index)
+
+    def make_root(self) -> None:
+        """Create the output folder (and missing parents), remembering what was created."""
+        self._make_dirs(self.root)
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create `directory` (root or a folder under it) and what is missing above it, without
+        following symlinks planted under root (root itself may be one); mkdir applies the
+        umask."""
+        if directory == self.root:
+            path, top = self.root.absolute(), nearest_existing(self.root)
+            chain = [path]
+            while path != top:
+                path = path.parent
+                chain.append(path)
+            chain.reverse()
+            inside = False
+        else:
+            self._make_dirs(self.root)
+            chain = [self.root]
+            for part in directory.relative_to(self.root).parts:
+                chain.append(chain[-1] / part)
+            inside = True
+        for depth, path in enumerate(chain):
+            if inside and depth and path.is_symlink():
+                raise UnsafePathError(f"{path} is a symbolic link; refusing to write through it.")
+            if os.path.lexists(path):
+                if not path.is_dir():
+                    raise LocalFileError(
+                        f"{path} exists and is not a directory.",
+                        "the receiver has a file where a folder would go.",
+                    )
+                continue
+            try:
+                path.mkdir()
+            except OSError as exc:
+                raise save_error(path, exc) from exc
+            self._created_dirs.append(path)
 
     def start(self, index: int) -> None:
         self.close()
-        target = self._targets[index]
-        self._ensure_dir(target.parent)
-        part = _part_path(target)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        self._make_dirs(self._targets[index].parent)
+        part = self.temporary(index)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
         try:
             fd = os.open(part, flags, 0o600)
         except OSError as exc:
-            raise LocalFileError(f"Cannot create {part}: {exc.strerror}.") from exc
+            raise save_error(part, exc) from exc
+        self._temporaries.add(index)
         self._handle = os.fdopen(fd, "wb")
         self._open_index = index
 
@@ -224,67 +368,77 @@ class IncomingFiles:
         try:
             self._handle.write(data)
         except OSError as exc:
-            raise LocalFileError(
-                f"Could not write {_part_path(self._targets[index])}: {exc.strerror}. "
-                "The partial file was kept."
-            ) from exc
+            raise save_error(self._targets[index], exc) from exc
 
     def complete(self, index: int) -> Path:
-        """The file verified: flush it and move it to its final name."""
+        """The file verified: flush it, give it its mode, and move it to its final name."""
         if self._open_index != index or self._handle is None:
             self.start(index)  # an empty file never got data
+        target = self._targets[index]
+        part = self.temporary(index)
+        entry = self._manifest.files[index]
         try:
             self._handle.flush()
             os.fsync(self._handle.fileno())
-        except OSError as exc:
-            raise LocalFileError(
-                f"Could not write {self._targets[index]}: {exc.strerror}."
-            ) from exc
-        self.close()
-        target = self._targets[index]
-        part = _part_path(target)
-        self._rename(part, target)
-        entry = self._manifest.files[index]
-        try:
-            os.chmod(target, (entry.mode & 0o777) | 0o600)
+            self.close()
+            os.chmod(part, self.file_mode(entry.mode))
             if entry.mtime:
-                os.utime(target, (entry.mtime, entry.mtime))
-        except OSError:
-            pass  # metadata is best effort; the content is what was verified
+                os.utime(part, (entry.mtime, entry.mtime))
+        except OSError as exc:
+            raise save_error(target, exc) from exc
+        self._rename(part, target)
+        self._temporaries.discard(index)
         self.saved.append(target)
         return target
 
+    def file_mode(self, sender_mode: int) -> int:
+        """Permissions of a received file: the receiver's umask decides; only "executable"
+        follows the sender (like `cp` without `-p`, or git)."""
+        base = 0o777 if sender_mode & 0o111 else 0o666
+        return base & ~self.umask
+
     def _rename(self, part: Path, target: Path) -> None:
-        if self.overwrite:
-            os.replace(part, target)
-            return
         try:
-            os.link(part, target)  # fails instead of replacing a file that appeared meanwhile
-        except FileExistsError as exc:
-            raise LocalFileError(f"{target} appeared during the transfer; kept {part}.") from exc
-        except OSError as exc:
-            if target.exists():
+            if self.overwrite:
+                os.replace(part, target)
+                return
+            try:
+                os.link(part, target)  # fails instead of replacing a file that appeared meanwhile
+            except FileExistsError as exc:
                 raise LocalFileError(
-                    f"{target} appeared during the transfer; kept {part}."
+                    f"{target} appeared during the transfer; not replacing it.",
+                    "a file of the same name appeared on the receiver's side.",
                 ) from exc
-            os.rename(part, target)
-            return
-        os.unlink(part)
+            except OSError:
+                if os.path.lexists(target):
+                    raise
+                os.rename(part, target)  # a file system without hard links
+                return
+            os.unlink(part)
+        except OSError as exc:
+            raise save_error(target, exc) from exc
 
     def finish(self) -> None:
-        """Create the (possibly empty) directories the sender listed and apply their modes."""
+        """Create the (possibly empty) directories the sender listed."""
         for directory in self._dirs:
-            self._ensure_dir(directory)
-        for directory, entry in zip(self._dirs, self._manifest.dirs, strict=True):
+            self._make_dirs(directory)
+
+    def abandon(self) -> None:
+        """The transfer ended without finishing: remove its temporary files and the folders it
+        created that are still empty. Verified files already saved stay."""
+        self.close()
+        for index in sorted(self._temporaries):
             with contextlib.suppress(OSError):
-                os.chmod(directory, (entry.mode & 0o777) | 0o700)
+                self.temporary(index).unlink()
+        self._temporaries.clear()
+        for directory in reversed(self._created_dirs):
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only when empty
+        self._created_dirs.clear()
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
+            with contextlib.suppress(OSError):  # the write error was already reported
+                self._handle.close()
         self._handle = None
         self._open_index = None
-
-
-def _part_path(target: Path) -> Path:
-    return target.with_name(target.name + PART_SUFFIX)

@@ -8,6 +8,7 @@ import getpass
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .. import __version__
 from ..protocol.codes import parse_code
@@ -35,6 +36,12 @@ EXIT_TAMPERED = 5
 EXIT_INTERRUPTED = 130
 
 
+class UsageError(HushdropError):
+    """The command line (or its environment) asks for something that cannot work."""
+
+    kind = "usage"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hushdrop", description="Private, end-to-end encrypted file transfer."
@@ -46,18 +53,35 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--relay",
             metavar="URL",
-            help=f"relay/site base URL (default: ${ENV_RELAY}, else {DEFAULT_RELAY})",
+            help="the relay and site, http://host:port or https://host:port (default: "
+            f"${ENV_RELAY}, else {DEFAULT_RELAY}; a link brings its own)",
         )
-        sub.add_argument("--json", action="store_true", help="print one JSON object per line")
+        sub.add_argument(
+            "--json",
+            action="store_true",
+            help="print one JSON object per line instead of text, for scripts (never prompts)",
+        )
 
     send = commands.add_parser("send", help="send files or directories")
-    send.add_argument("paths", nargs="+", metavar="PATH")
+    send.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a file or folder to send (folders go with everything in them); several allowed",
+    )
     send.add_argument(
         "--password",
         action="store_true",
-        help=f"also require a password (asked at a prompt, or taken from ${ENV_PASSWORD})",
+        help=f"also require a password (asked at a prompt, or taken from ${ENV_PASSWORD}); "
+        "default: none",
     )
-    send.add_argument("--ttl", type=int, metavar="SECONDS", help="how long the code stays valid")
+    send.add_argument(
+        "--ttl",
+        type=_seconds,
+        metavar="SECONDS",
+        help="how long the code waits for the receiver, in seconds (default: the relay's, "
+        "3600 on a default relay; the relay keeps it within its own limits)",
+    )
     common(send)
 
     receive = commands.add_parser("receive", help="receive with a code or link")
@@ -68,15 +92,29 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the code or link; if omitted, taken from ${ENV_CODE}, a prompt or standard input "
         "(keeps it out of the process list)",
     )
-    receive.add_argument("-o", "--output", default=".", metavar="DIR", help="where to save")
-    receive.add_argument("-y", "--yes", action="store_true", help="accept without asking")
     receive.add_argument(
-        "--overwrite", action="store_true", help="replace existing files of the same name"
+        "-o",
+        "--output",
+        default=".",
+        metavar="DIR",
+        help="the folder to save into, created if missing (default: the current folder)",
+    )
+    receive.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="accept the files without asking (needed when there is no terminal, unless --json)",
+    )
+    receive.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files of the same name (default: refuse the transfer)",
     )
     receive.add_argument(
         "--password",
         action="store_true",
-        help=f"the sender set a password (asked at a prompt, or taken from ${ENV_PASSWORD})",
+        help=f"the sender set a password (asked at a prompt, or taken from ${ENV_PASSWORD}); "
+        "a link marks this itself",
     )
     common(receive)
 
@@ -85,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("relay_args", nargs=argparse.REMAINDER)
     return parser
+
+
+def _seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds above 0, not {text!r}")
+    return value
 
 
 def _interactive() -> bool:
@@ -127,10 +175,20 @@ async def _ask_accept() -> bool:
 
 
 def _relay_url(args: argparse.Namespace, link_site: str | None = None) -> str:
-    return args.relay or link_site or os.environ.get(ENV_RELAY) or DEFAULT_RELAY
+    relay = args.relay or link_site or os.environ.get(ENV_RELAY) or DEFAULT_RELAY
+    parts = urlsplit(relay)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        source = "--relay" if args.relay else (ENV_RELAY if not link_site else "the link")
+        raise UsageError(
+            f"The relay address {relay!r} (from {source}) must start with http:// or https://, "
+            "for example https://relay.example.org."
+        )
+    return relay
 
 
 def _exit_code(error: HushdropError) -> int:
+    if isinstance(error, (UsageError, CodeFormatError)):
+        return EXIT_USAGE
     if isinstance(error, WrongCodeError):
         return EXIT_WRONG_CODE
     if isinstance(error, TamperedError):
@@ -175,6 +233,11 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
 
     from .receive import receive
 
+    if not (args.yes or args.json or _interactive()):
+        raise UsageError(
+            "There is no terminal to ask whether to accept the files: add --yes to accept what "
+            "the sender offers (or use --json)."
+        )
     code = parse_code(_code_text(args.code))
     password = _password(args.password or code.password_required, confirm=False) or None
     asyncio.run(

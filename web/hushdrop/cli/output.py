@@ -10,8 +10,10 @@ from typing import TextIO
 from tqdm import tqdm
 
 from ..protocol.manifest import Manifest
+from ..protocol.text import printable
 
-PROGRESS_INTERVAL = 0.5
+PROGRESS_INTERVAL = 0.5  # seconds between JSON progress events
+PLAIN_PROGRESS_INTERVAL = 10.0  # seconds between progress lines when stderr is not a terminal
 
 
 def human_size(size: float) -> str:
@@ -23,20 +25,27 @@ def human_size(size: float) -> str:
 
 
 class Reporter:
-    """One instance per command. In JSON mode every call prints exactly one line to stdout."""
+    """One instance per command. In JSON mode every call prints exactly one line to stdout.
+
+    Text for people goes to stderr, made printable (it may carry the peer's words or names);
+    a progress bar is drawn only on a terminal, elsewhere (a log) a plain line now and then.
+    """
 
     def __init__(self, json_mode: bool, out: TextIO | None = None, err: TextIO | None = None):
         self.json_mode = json_mode
         self._out = out or sys.stdout
         self._err = err or sys.stderr
+        self._tty = _isatty(self._err)
         self._bar: tqdm | None = None
         self._started: float | None = None
         self._last_progress = 0.0
+        self._verb = "Transferred"
 
     def _emit(self, event: str, **fields: object) -> None:
         print(json.dumps({"event": event, **fields}), file=self._out, flush=True)
 
     def _say(self, text: str) -> None:
+        text = "\n".join(printable(line) for line in text.split("\n"))
         if self._bar is not None:
             self._bar.write(text, file=self._err)
         else:
@@ -81,9 +90,10 @@ class Reporter:
         if count > 20:
             self._say(f"  … and {count - 20} more")
 
-    def start_progress(self, total: int) -> None:
-        self._started = time.monotonic()
-        if not self.json_mode and total > 0:
+    def start_progress(self, total: int, verb: str = "Transferred") -> None:
+        self._started = self._last_progress = time.monotonic()
+        self._verb = verb
+        if not self.json_mode and self._tty and total > 0:
             self._bar = tqdm(
                 total=total,
                 unit="B",
@@ -99,10 +109,17 @@ class Reporter:
             self._bar.update(done - self._bar.n)
             return
         now = time.monotonic()
+        elapsed = max(now - (self._started or now), 1e-6)
         if self.json_mode and (now - self._last_progress >= PROGRESS_INTERVAL or done == total):
             self._last_progress = now
-            elapsed = max(now - (self._started or now), 1e-6)
             self._emit("progress", bytes=done, total=total, rate=round(done / elapsed))
+        elif not self.json_mode and now - self._last_progress >= PLAIN_PROGRESS_INTERVAL:
+            self._last_progress = now
+            percent = f" ({done * 100 // total}%)" if total else ""
+            self._say(
+                f"{self._verb} {human_size(done)} of {human_size(total)}{percent}, "
+                f"{human_size(done / elapsed)}/s"
+            )
 
     def reconnecting(self) -> None:
         if self.json_mode:
@@ -137,9 +154,16 @@ class Reporter:
         if self.json_mode:
             self._emit("error", kind=kind, message=message)
         else:
-            print(f"Error: {message}", file=self._err, flush=True)
+            print(f"Error: {printable(message)}", file=self._err, flush=True)
 
     def _close_bar(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -30,7 +30,7 @@ from ..protocol.events import (
 from ..protocol.receiver import ReceiverSession
 from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
-from .files import IncomingFiles
+from .files import IncomingFiles, LocalFileError, check_output_dir, save_error
 from .output import Reporter
 from .resume_record import ResumeRecord, record_path
 
@@ -85,8 +85,7 @@ class Receiving:
         elif isinstance(event, Completed):
             files.finish()
             await session.finish()
-            if self.record is not None:
-                self.record.delete()
+            self._forget()
             reporter.progress(session.bytes_total, session.bytes_total)
             reporter.done(len(session.manifest.files), session.bytes_total)
 
@@ -94,25 +93,47 @@ class Receiving:
         session, files, reporter = self.session, self.files, self.reporter
         try:
             files.plan(event.manifest)
+        except LocalFileError as exc:
+            await session.decline(exc.peer_message)
+            raise
         except HushdropError as exc:
             await session.decline(str(exc))
             raise
         reporter.offer(event.manifest, [str(p) for p in files.targets])
         if self.ask_accept is not None and not await self.ask_accept():
-            await session.decline("The receiver said no.")
+            await session.decline("they said no.")
             raise HushdropError("You declined the transfer.")
-        reporter.start_progress(event.manifest.total_size)
-        files.root.mkdir(parents=True, exist_ok=True)
+        reporter.start_progress(event.manifest.total_size, "Received")
+        files.make_root()
         targets = [target.relative_to(files.root) for target in files.targets]
-        self.record = ResumeRecord(self.record_at, session.keys, event.manifest, targets)
-        self.record.save()
+        self.record = ResumeRecord(
+            self.record_at, session.keys, event.manifest, targets, files.transfer
+        )
+        try:
+            self.record.save()
+        except OSError as exc:
+            raise save_error(self.record_at, exc) from exc
         for follow_up in await session.accept():
             await self.handle(follow_up)
 
     def _saved(self, count: int) -> None:
         if self.record is not None:
             self.record.saved = count
-            self.record.save()
+            try:
+                self.record.save()
+            except OSError as exc:
+                raise save_error(self.record_at, exc) from exc
+
+    def _forget(self) -> None:
+        if self.record is not None:
+            self.record.delete()
+            self.record = None
+
+    def abandon(self) -> None:
+        """The transfer ended for good without finishing: nothing is left to resume, so its
+        temporary files and record go (files already saved stay)."""
+        self.files.abandon()
+        self._forget()
 
 
 async def receive(
@@ -127,6 +148,7 @@ async def receive(
     reporter: Reporter,
     resume_window: float = RESUME_WINDOW,
 ) -> None:
+    check_output_dir(output)
     backend = PycaBackend()
     files = IncomingFiles(output, overwrite)
     record_at = record_path(output, code)
@@ -153,17 +175,18 @@ async def receive(
         )
         await pump.run()
     except (HushdropError, OSError, asyncio.CancelledError, KeyboardInterrupt) as exc:
-        files.close()
-        if not isinstance(exc, HushdropError) or exc.kind == "local":
-            await session.cancel(
-                str(exc) if isinstance(exc, HushdropError) else "The receiver cancelled."
-            )
+        # Ended for good (the sender is told why): only a process that dies without getting
+        # here leaves its temporary files and record, for a rerun to continue (§8.3).
+        receiving.abandon()
+        error = save_error(output, exc) if isinstance(exc, OSError) else exc
+        if isinstance(error, LocalFileError):
+            await session.cancel(error.peer_message)
+        elif not isinstance(error, HushdropError):
+            await session.cancel("The receiver cancelled the transfer.")
         if pump is not None:
             await pump.send_final()
-        if receiving.record is not None:
-            # Ended for good (a cancel is told to the sender): nothing is left to resume. Only
-            # a process that dies without getting here leaves its record.
-            receiving.record.delete()
+        if error is not exc:
+            raise error from exc
         raise
     finally:
         files.close()
@@ -181,10 +204,11 @@ def _restore(
     reporter: Reporter,
 ) -> ReceiverSession:
     """The session of an interrupted transfer, from its record and its `.part` files."""
-    files.restore(record.manifest, record.targets)
+    files.restore(record.manifest, record.targets, record.transfer)
     partial = files.partial(record.saved) if record.saved < len(record.targets) else None
     if partial is not None and partial[0] > record.manifest.files[record.saved].size:
-        partial = None  # not what this transfer wrote: start that file again (truncating it)
+        files.discard(record.saved)  # not what this transfer wrote: start that file again
+        partial = None
     if partial is not None:
         files.reopen(record.saved)
     session = ReceiverSession.restore(
@@ -195,5 +219,5 @@ def _restore(
         "already saved."
     )
     reporter.verification(record.keys.sas)
-    reporter.start_progress(record.manifest.total_size)
+    reporter.start_progress(record.manifest.total_size, "Received")
     return session

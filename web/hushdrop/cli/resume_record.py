@@ -1,8 +1,9 @@
 """The receiver's resume record (PROTOCOL.md §8.3): what a restarted `hushdrop receive` needs.
 
-It lives next to the `.part` files, named after the code, and holds the session's resume secret
-and data key, the manifest, the chosen file names and how many files are saved. It is written
-atomically whenever that count changes and removed when the transfer ends.
+It lives in the output folder, named after the code, and holds the session's resume secret and
+data key, the manifest, the chosen file names, the name of the transfer's temporary files and how
+many files are saved. It is written atomically whenever that count changes and removed when the
+transfer ends.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..protocol.errors import HushdropError
 from ..protocol.keys import SessionKeys
 from ..protocol.manifest import Manifest
 
-VERSION = 1
+VERSION = 2
 
 
 def record_path(output: Path, code: Code) -> Path:
@@ -35,6 +36,7 @@ class ResumeRecord:
     keys: SessionKeys
     manifest: Manifest
     targets: list[Path]  # relative to the output directory
+    transfer: str  # names the temporary files (IncomingFiles.temporary)
     saved: int = 0
 
     def save(self) -> None:
@@ -45,6 +47,7 @@ class ResumeRecord:
             "sas": self.keys.sas,
             "manifest": self.manifest.encode().decode("utf-8"),
             "targets": [target.as_posix() for target in self.targets],
+            "transfer": self.transfer,
             "saved": self.saved,
         }
         temporary = self.path.with_name(self.path.name + ".tmp")
@@ -75,12 +78,15 @@ class ResumeRecord:
             )
             manifest = Manifest.decode(document["manifest"].encode("utf-8"))
             targets = [Path(target) for target in document["targets"]]
+            transfer = str(document["transfer"])
             saved = int(document["saved"])
         except (OSError, ValueError, KeyError, TypeError, HushdropError):
             return None
         if len(targets) != len(manifest.files) or not 0 <= saved <= len(targets):
             return None
-        return cls(path, keys, manifest, targets, saved)
+        if not transfer.isalnum() or not transfer.isascii():
+            return None
+        return cls(path, keys, manifest, targets, transfer, saved)
 
 
 def _b64(raw: bytes) -> str:

@@ -12,7 +12,7 @@ from ..protocol.events import Accepted, Completed, Progress, Reconnecting, Resum
 from ..protocol.sender import SenderSession
 from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
-from .files import OutgoingFiles
+from .files import LocalFileError, OutgoingFiles
 from .output import Reporter
 
 
@@ -31,6 +31,11 @@ async def send(
     pump: Pump | None = None
     try:
         room, granted_ttl = await connection.create_room(ttl)
+        if ttl is not None and granted_ttl != ttl:
+            reporter.status(
+                f"The relay does not keep codes for {ttl} s; this code lasts {granted_ttl} s "
+                f"instead ({'the longest' if granted_ttl < ttl else 'the shortest'} it allows)."
+            )
         secrets = new_sender_secrets(room, backend.random_bytes, bool(password))
         reporter.code(secrets.typed, secrets.link(relay), granted_ttl, bool(password))
         await connection.wait_paired()
@@ -52,7 +57,9 @@ async def send(
         await pump.run()
     except (HushdropError, asyncio.CancelledError, KeyboardInterrupt) as exc:
         if pump is not None:
-            if not isinstance(exc, HushdropError):
+            if isinstance(exc, LocalFileError):
+                await pump.session.cancel(exc.peer_message)
+            elif not isinstance(exc, HushdropError):
                 await pump.session.cancel("The sender cancelled the transfer.")
             await pump.send_final()
         raise
@@ -68,7 +75,7 @@ async def _on_event(session: SenderSession, reporter: Reporter, event: object) -
         reporter.verification(event.sas)
     elif isinstance(event, Accepted):
         reporter.status("The receiver accepted; sending…")
-        reporter.start_progress(session.bytes_total)
+        reporter.start_progress(session.bytes_total, "Sent")
     elif isinstance(event, Reconnecting):
         reporter.reconnecting()
     elif isinstance(event, Resumed):

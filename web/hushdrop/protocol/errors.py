@@ -20,7 +20,12 @@ class WrongCodeError(HushdropError):
 
     kind = "wrong-code"
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, sender: bool = False) -> None:
+        if message is None and sender:
+            message = (
+                "The receiver used a wrong code or password, or someone tried to intercept the "
+                "transfer. The transfer is closed; start a new one to get a new code."
+            )
         super().__init__(
             message
             or "The code or password is wrong, or someone tried to intercept the transfer. "

@@ -69,7 +69,7 @@ class SenderHandshake:
         try:
             self._isk = await cpace.cpace_isk_responder(self._backend, sid=sid, yb=yb, **transcript)
         except InvalidPointError as exc:
-            raise WrongCodeError() from exc
+            raise WrongCodeError(sender=True) from exc
         self._expected_ta, tag_b = await cpace.confirmation_tags(
             self._backend, sid=sid, isk=self._isk, **transcript
         )
@@ -81,7 +81,7 @@ class SenderHandshake:
         try:
             cpace.verify_confirmation_tag(self._expected_ta, decode_confirm(message))
         except AuthenticationError as exc:
-            raise WrongCodeError() from exc
+            raise WrongCodeError(sender=True) from exc
         return await SessionKeys.derive(self._backend, self._isk)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from .constants import MAX_MANIFEST_BYTES, MAX_MANIFEST_ENTRIES, MAX_PATH_BYTES
 from .errors import ProtocolError, UnsafePathError
-from .paths import sanitize_all
+from .paths import fold, sanitize_all
 
 MANIFEST_VERSION = 1
 MAX_FILE_SIZE = 1 << 50  # C2SP's 2^38 chunks of 16 KiB is 4 PiB; stay far below.
@@ -93,7 +93,7 @@ class Manifest:
         for index, path in enumerate(all_paths):
             key = 0
             for part in path:
-                key = keys.setdefault((key, part.casefold()), len(keys) + 1)
+                key = keys.setdefault((key, fold(part)), len(keys) + 1)
             if index < len(file_paths):
                 file_keys.add(key)
         for path in all_paths:
@@ -103,7 +103,7 @@ class Manifest:
                     raise UnsafePathError(
                         f"The sender offered {'/'.join(path)!r} inside something that is a file."
                     )
-                key = keys[(key, part.casefold())]
+                key = keys[(key, fold(part))]
         return file_paths, dir_paths
 
 

@@ -13,8 +13,20 @@ from .errors import UnsafePathError
 
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
 _RESERVED_CHARS = set('<>:"|?*')
-_DEVICE_RE = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$", re.IGNORECASE)
+# Windows opens a device instead of a file for these names, with any extension, and ignores
+# spaces before the extension ("con .txt") and trailing dots and spaces.
+_DEVICE_RE = re.compile(
+    r"^(con|prn|aux|nul|conin\$|conout\$|clock\$|com[0-9¹²³]|lpt[0-9¹²³]) *(\..*)?$",
+    re.IGNORECASE,
+)
 MAX_COMPONENT_BYTES = 255
+
+
+def fold(component: str) -> str:
+    """The key two names collide on: Unicode canonical caseless matching (Unicode §3.13,
+    NFD(casefold(NFD(x)))), so "é" and "e\u0301", "A" and "a" are one name, as they are on
+    macOS and Windows file systems."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", component).casefold())
 
 
 def _clean_component(component: str) -> str:
@@ -50,17 +62,19 @@ def sanitize_path(path: str) -> tuple[str, ...]:
 def sanitize_all(paths: list[str]) -> list[tuple[str, ...]]:
     """Sanitise every path and refuse collisions (two entries landing on one name).
 
-    Collisions are compared case-insensitively because the receiving file system may be.
+    Collisions are compared case-insensitively and across Unicode normalisation forms because
+    the receiving file system may do either (`fold`).
     """
     seen: dict[tuple[str, ...], str] = {}
     result = []
     for path in paths:
         safe = sanitize_path(path)
-        key = tuple(part.casefold() for part in safe)
+        key = tuple(fold(part) for part in safe)
         if key in seen:
             raise UnsafePathError(
                 f"The sender offered two entries that would be saved under the same name: "
-                f"{seen[key]!r} and {path!r}."
+                f"{seen[key]!r} and {path!r} (names that differ only in letter case or Unicode "
+                "spelling are one name on many file systems)."
             )
         seen[key] = path
         result.append(safe)

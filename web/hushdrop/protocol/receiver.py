@@ -133,7 +133,7 @@ class ReceiverSession(PeerSession):
         kind = message_type(message)
         if kind == MSG_ABORT:
             self._state = "failed"
-            raise abort_error(decode_abort(message))
+            raise abort_error(decode_abort(message), self.side)
         if kind == MSG_DATA and self._state == "receiving":
             return await self._on_data(memoryview(message)[1:])
         if self._is_resume(kind):
@@ -169,7 +169,7 @@ class ReceiverSession(PeerSession):
     async def _on_sealed(self, kind: int, body: bytes) -> list[Event]:
         if kind == KIND_CANCEL:
             self._state = "failed"
-            raise cancel_error(body)
+            raise cancel_error(body, self.side)
         if kind == KIND_SIGNAL and self._state in ("await-manifest", "offered", "receiving"):
             return self._signal(body)
         if kind == KIND_SWITCH and self._state == "receiving":

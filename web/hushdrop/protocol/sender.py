@@ -39,6 +39,7 @@ from .handshake import SenderHandshake
 from .keys import SealedChannel
 from .manifest import Manifest
 from .session import PeerSession, abort_error, cancel_error, file_context
+from .text import peer_text
 
 READ_SIZE = 1024 * 1024  # a multiple of the 16 KiB chunk size, so reads map onto whole chunks
 
@@ -94,7 +95,7 @@ class SenderSession(PeerSession):
         kind = message_type(message)
         if kind == MSG_ABORT:
             self._state = "failed"
-            raise abort_error(decode_abort(message))
+            raise abort_error(decode_abort(message), self.side)
         if self._is_resume(kind):
             await self._on_resume(message)
             return []
@@ -121,7 +122,7 @@ class SenderSession(PeerSession):
     async def _on_sealed(self, kind: int, body: bytes) -> list[Event]:
         if kind == KIND_CANCEL:
             self._state = "failed"
-            raise cancel_error(body)
+            raise cancel_error(body, self.side)
         if kind == KIND_SIGNAL and self._state in ("offered", "sending"):
             return self._signal(body)
         if self._state == "resume-wait":
@@ -130,8 +131,11 @@ class SenderSession(PeerSession):
         elif self._state == "offered":
             if kind == KIND_DECLINE:
                 self._state = "failed"
+                reason = peer_text(body)
                 raise DeclinedError(
-                    "The receiver declined the files: " + body.decode("utf-8", "replace")[:500]
+                    f"The receiver declined the files: {reason}"
+                    if reason
+                    else "The receiver declined the files."
                 )
             if kind == KIND_ACCEPT:
                 self._credit = decode_u64(body)

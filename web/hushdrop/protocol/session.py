@@ -13,12 +13,14 @@ from .constants import (
     KIND_SIGNAL,
     MAX_SIGNAL_BYTES,
     MSG_RESUME,
+    SIDE_SENDER,
 )
 from .errors import HushdropError, PeerCancelledError, ProtocolError, TamperedError, WrongCodeError
 from .events import DirectSignal, Event
 from .framing import encode_abort
 from .keys import SealedChannel, SessionKeys
 from .resume import ResumeHandshake, resume_id
+from .text import peer_text
 
 
 def file_context(index: int, offset: int = 0) -> bytes:
@@ -26,20 +28,26 @@ def file_context(index: int, offset: int = 0) -> bytes:
     return FILE_CONTEXT_PREFIX + index.to_bytes(8, "big") + offset.to_bytes(8, "big")
 
 
-def abort_error(reason: int) -> HushdropError:
-    """What an ABORT from the peer means to the user."""
+def abort_error(reason: int, side: int) -> HushdropError:
+    """What an ABORT from the peer means to the user on `side`."""
     if reason == ABORT_CONFIRMATION_FAILED:
-        return WrongCodeError()
+        return WrongCodeError(sender=side == SIDE_SENDER)
     if reason == ABORT_CANCELLED:
-        return PeerCancelledError("The other side cancelled the transfer.")
+        return PeerCancelledError(f"The {_peer(side)} cancelled the transfer.")
     if reason == ABORT_MALFORMED:
         return ProtocolError("The other side received a malformed message and stopped.")
     return ProtocolError("The other side stopped: it needs a different Hushdrop version.")
 
 
-def cancel_error(body: bytes) -> PeerCancelledError:
-    reason = body.decode("utf-8", "replace")[:500]
-    return PeerCancelledError(f"The other side cancelled the transfer: {reason}")
+def cancel_error(body: bytes, side: int) -> PeerCancelledError:
+    """A CANCEL from the peer. Its reason is a sentence meant for this side's user ("The receiver
+    could not save the files: the disk is full."), shown as it is once made printable."""
+    reason = peer_text(body)
+    return PeerCancelledError(reason or f"The {_peer(side)} cancelled the transfer.")
+
+
+def _peer(side: int) -> str:
+    return "receiver" if side == SIDE_SENDER else "sender"
 
 
 class _Sealing:
