@@ -814,7 +814,7 @@ async def receiver_in(state: str) -> tuple[ReceiverSession, HostileSender]:
         sender.pending = resume.message()
     if state == "resume-wait":
         await receiver.receive(sender.pending)
-        sender.channel = await resume.on_resume(receiver_resume)
+        sender.channel, _ = await resume.on_resume(receiver_resume)
         sender.pending = await sender.channel.seal(KIND_RESUMED)
     assert receiver.state == state
     return receiver, sender

@@ -9,9 +9,9 @@ of its direction, a small object the test chooses:
         sender = send(relay.url, path)
 
 Policies: `Forward` (the default), `FlipBit`, `Drop`, `Duplicate`, `Swap`, `Replay`, `Reflect`,
-`Cut` and `Inject`; `Chain` puts several on one direction. They count the messages of their
-direction from 1 (only those of type `kind` when one is given), across reconnections; `s2r` is
-sender → receiver, `r2s` the other way.
+`Cut`, `Substitute`, `Insert` and `Inject`; `Chain` puts several on one direction. They count
+the messages of their direction from 1 (only those of type `kind` when one is given), across
+reconnections; `s2r` is sender → receiver, `r2s` the other way.
 
 The other attacks are options of the relay itself: how it answers `resume` requests (`resume=`),
 whether it lets a third party into a paired room (`admit_third_party=`; `third_party()` drives
@@ -143,6 +143,17 @@ class Duplicate(_Nth):
         return [message, message]
 
 
+class Insert(_Nth):
+    """Deliver `forged` (a message the relay made up) right after the nth message."""
+
+    def __init__(self, nth: int, forged: bytes, kind: int | None = None) -> None:
+        super().__init__(nth, kind)
+        self.forged = forged
+
+    def tamper(self, message: bytes) -> list[Item]:
+        return [message, self.forged]
+
+
 class Reflect(_Nth):
     """Send the nth message back to the peer that sent it (swapped directions)."""
 
@@ -217,6 +228,33 @@ class Cut(Forward):
             keep = self.size - self.bytes
             return [message[:keep], HANGUP] if keep > 1 else [HANGUP]
         self.bytes += len(message)
+        return [message]
+
+
+class Substitute(Forward):
+    """Hold back the first `count` messages (delivering none), call `between()`, and close both
+    connections; on the next connection deliver the held-back messages in place of the first
+    `count` new ones: old ciphertext of a file that has since changed on the sender's disk."""
+
+    def __init__(
+        self, messages: int, kind: int | None = None, between: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(kind)
+        self.messages = messages
+        self.between = between
+        self._held: list[bytes] = []
+
+    async def on_counted(self, message: bytes, n: int) -> list[Item]:
+        if n <= self.messages:
+            self._held.append(message)
+            if n < self.messages:
+                return []
+            if self.between is not None:
+                self.between()
+            return [HANGUP]
+        if n <= 2 * self.messages:
+            self.fired = True
+            return [self._held[n - self.messages - 1]]
         return [message]
 
 

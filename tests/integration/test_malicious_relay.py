@@ -23,6 +23,9 @@ from pathlib import Path
 import pytest
 from hushdrop.cli.main import EXIT_CONNECTION, EXIT_TAMPERED, EXIT_WRONG_CODE
 from hushdrop.protocol.constants import (
+    ABORT_CANCELLED,
+    ABORT_CONFIRMATION_FAILED,
+    ABORT_MALFORMED,
     MSG_DATA,
     MSG_RESUME,
     MSG_SEALED,
@@ -31,6 +34,7 @@ from hushdrop.protocol.constants import (
     SEALED_PAD,
     SIDE_RECEIVER,
 )
+from hushdrop.protocol.framing import encode_abort
 
 from .cli import CliProcess, receive, send, sha256_file
 from .malicious_relay import (
@@ -40,9 +44,11 @@ from .malicious_relay import (
     Duplicate,
     FlipBit,
     Inject,
+    Insert,
     MaliciousRelay,
     Reflect,
     Replay,
+    Substitute,
     Swap,
 )
 
@@ -322,6 +328,43 @@ def test_control_message_replayed_after_a_resume_is_detected(relay_with, peers):
     assert_not_saved(peers)
 
 
+@pytest.mark.parametrize(
+    ("direction", "after", "reason"),
+    [
+        ("s2r", 2, ABORT_CANCELLED),  # the receiver, mid-stream: "the sender cancelled"
+        ("r2s", 1, ABORT_CONFIRMATION_FAILED),  # the sender, after ACCEPT: "wrong code"
+        ("s2r", 4, ABORT_MALFORMED),
+    ],
+)
+def test_forged_abort_after_key_confirmation_is_ignored(
+    relay_with, peers, direction, after, reason
+):
+    # ABORT is not authenticated: once the peer sealed a message with the session's keys it
+    # would say CANCEL, so a later ABORT can only be the relay's (§5.4).
+    kind = MSG_DATA if direction == "s2r" else MSG_SEALED
+    relay = relay_with(**{direction: Insert(nth=after, forged=encode_abort(reason), kind=kind)})
+    sender, receiver = peers.transfer(relay)
+    assert exit_status(receiver) == 0, receiver.events
+    assert exit_status(sender) == 0, sender.events
+    assert getattr(relay, direction).fired
+    assert sha256_file(peers.out / peers.src.name) == sha256_file(peers.src)
+
+
+def test_file_data_held_back_and_replayed_after_a_resume_is_detected(relay_with, peers):
+    # The relay keeps the whole file's ciphertext from the first connection, the file changes
+    # on the sender's disk, and after the resume the old ciphertext replaces the new: a resumed
+    # connection has a data key of its own (§8.2), so the receiver never saves the old version.
+    def change_file() -> None:
+        peers.src.write_bytes(os.urandom(FILE_SIZE))
+
+    relay = relay_with(s2r=Substitute(messages=6, kind=MSG_DATA, between=change_file))
+    sender, receiver = peers.transfer(relay, SHORT_WINDOW)
+    assert "failed authentication" in failure(receiver, EXIT_TAMPERED)
+    failure(sender)
+    assert relay.s2r.fired and relay.resume_requests
+    assert_not_saved(peers)
+
+
 def test_sender_resumed_with_itself_is_detected(relay_with, peers):
     # Swapped directions on the new connection: the sender gets its own RESUME back (and not
     # the receiver's), as if the relay had paired it with another sender.
@@ -331,7 +374,9 @@ def test_sender_resumed_with_itself_is_detected(relay_with, peers):
     )
     sender, receiver = peers.transfer(relay, SHORT_WINDOW)
     assert "to another sender" in failure(sender)
-    assert "malformed" in failure(receiver)  # the sender's ABORT said why it stopped
+    # The sender's ABORT is not authenticated, and after key confirmation only sealed messages
+    # count (§5.4): the receiver waits for its resume window, then stops.
+    assert "did not come back" in failure(receiver, EXIT_CONNECTION)
     assert relay.s2r.fired
     assert_not_saved(peers)
 

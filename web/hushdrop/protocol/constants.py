@@ -1,8 +1,8 @@
-"""Every wire constant of protocol version 1 (docs/PROTOCOL.md): labels, sizes, message types."""
+"""Every wire constant of protocol version 2 (docs/PROTOCOL.md): labels, sizes, message types."""
 
 from __future__ import annotations
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 # §2 codes
 ROOM_DIGITS = 6

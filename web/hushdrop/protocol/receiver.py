@@ -132,6 +132,8 @@ class ReceiverSession(PeerSession):
     async def _receive(self, message: bytes) -> list[Event]:
         kind = message_type(message)
         if kind == MSG_ABORT:
+            if self._peer_proven:
+                return []  # forged: after confirmation only sealed messages count (§5.4)
             self._state = "failed"
             raise abort_error(decode_abort(message), self.side)
         if kind == MSG_DATA and self._state == "receiving":
@@ -263,7 +265,7 @@ class ReceiverSession(PeerSession):
                 return data
             try:
                 f.decryptor = await ChunkDecryptor.create(
-                    self._backend, self._keys.data, file_context(f.index, f.start), bytes(f.header)
+                    self._backend, self._data_key, file_context(f.index, f.start), bytes(f.header)
                 )
             except CryptoError as exc:
                 raise TamperedError(self._tampered(f)) from exc

@@ -1,8 +1,9 @@
 """Reconnecting an established session (PROTOCOL.md §8): the resume ID and the resume handshake.
 
 Both peers keep the resume secret RS from the key schedule. After a lost connection each sends
-RESUME with a fresh nonce; from both nonces and RS comes a new pair of control keys, so nothing
-from an earlier connection authenticates on the new one and only a holder of RS can take part.
+RESUME with a fresh nonce; from both nonces and RS come a new pair of control keys and a new data
+key, so nothing from an earlier connection (control messages or file data a relay held back)
+authenticates on the new one, and only a holder of RS can take part.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ..crypto.hkdf import hkdf_expand, hkdf_extract
 from .constants import (
     LABEL_CONTROL_R2S,
     LABEL_CONTROL_S2R,
+    LABEL_DATA,
     LABEL_RESUME_ID,
     RESUME_ID_SIZE,
     RESUME_NONCE_SIZE,
@@ -45,7 +47,8 @@ class ResumeHandshake:
     def message(self) -> bytes:
         return encode_resume(self._side, self._nonce)
 
-    async def on_resume(self, message: bytes) -> SealedChannel:
+    async def on_resume(self, message: bytes) -> tuple[SealedChannel, bytes]:
+        """The new connection's control channel and data key."""
         peer = decode_resume(message)
         if peer.side == self._side:
             raise ProtocolError(
@@ -57,6 +60,7 @@ class ResumeHandshake:
         prk = await hkdf_extract(self._backend, salt, self._secret)
         s2r = await hkdf_expand(self._backend, prk, LABEL_CONTROL_S2R, 32)
         r2s = await hkdf_expand(self._backend, prk, LABEL_CONTROL_R2S, 32)
+        data = await hkdf_expand(self._backend, prk, LABEL_DATA, 32)
         if self._side == SIDE_SENDER:
-            return SealedChannel(self._backend, s2r, r2s)
-        return SealedChannel(self._backend, r2s, s2r)
+            return SealedChannel(self._backend, s2r, r2s), data
+        return SealedChannel(self._backend, r2s, s2r), data

@@ -94,6 +94,8 @@ class SenderSession(PeerSession):
     async def _receive(self, message: bytes) -> list[Event]:
         kind = message_type(message)
         if kind == MSG_ABORT:
+            if self._peer_proven:
+                return []  # forged: after confirmation only sealed messages count (§5.4)
             self._state = "failed"
             raise abort_error(decode_abort(message), self.side)
         if self._is_resume(kind):
@@ -252,7 +254,7 @@ class SenderSession(PeerSession):
         while self._index < len(files):
             if self._encryptor is None:
                 self._encryptor = await ChunkEncryptor.create(
-                    self._backend, self._keys.data, file_context(self._index, self._start)
+                    self._backend, self._data_key, file_context(self._index, self._start)
                 )
                 self._append(self._encryptor.header)
             if self._hashed < self._offset or self._offset < files[self._index].size:

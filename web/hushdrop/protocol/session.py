@@ -82,6 +82,11 @@ class PeerSession:
         self._state = "new"
         self._keys: SessionKeys | None = None
         self._channel: SealedChannel | None = None
+        self._resumed_data_key: bytes | None = None  # the data key of a resumed connection
+        # The peer sealed a message with this session's keys: the key exchange completed on
+        # both sides, so from now on the peer ends the session with a sealed CANCEL, never with
+        # an (unauthenticated) ABORT, which only a forger would still send.
+        self._peer_proven = False
         self._resume: ResumeHandshake | None = None
         self._resume_state: str | None = None  # the state to return to once resumed
 
@@ -141,14 +146,22 @@ class PeerSession:
 
     async def _on_resume(self, message: bytes) -> None:
         """The peer's RESUME: derive the new connection's channel, then say what comes first."""
-        self._channel = await self._resume.on_resume(message)
+        self._channel, self._resumed_data_key = await self._resume.on_resume(message)
         self._resume = None
         self._state = "resume-wait"
         await self._resume_started()
 
+    @property
+    def _data_key(self) -> bytes:
+        """The key of this connection's file data (§7): the key schedule's on the first
+        connection, the resume handshake's on each later one (§8.2)."""
+        return self._resumed_data_key or self._keys.data
+
     async def _open_sealed(self, message: bytes) -> tuple[int, bytes]:
         try:
-            return await self._channel.open(message)
+            opened = await self._channel.open(message)
+            self._peer_proven = True
+            return opened
         except TamperedError as exc:
             if self._state != "resume-wait":
                 raise
