@@ -23,7 +23,7 @@ class WrongCodeError(HushdropError):
     def __init__(self, message: str | None = None, *, sender: bool = False) -> None:
         if message is None and sender:
             message = (
-                "The receiver used a wrong code or password, or someone tried to intercept the "
+                "The receiver's code or password is wrong, or someone tried to intercept the "
                 "transfer. The transfer is closed; start a new one to get a new code."
             )
         super().__init__(
