@@ -1,11 +1,12 @@
-"""The relay's server connection: bounds on the HTTP phase of every TCP connection.
+"""The relay's server connection: bounds on what one TCP connection may cost the relay.
 
 This module owns slow-client protection before a connection becomes a WebSocket (or while
 it receives a plain HTTP response): the request headers must arrive within the open timeout
 (a slowloris client trickling bytes is cut off), and the response must keep draining, i.e.
 a client that leaves it unread for the stall timeout is dropped. The response itself is not
 bounded as a whole, so a slow but steady link can still download the multi-megabyte web
-client.
+client. Once the connection is a WebSocket, it also owns the bound on the relay's output
+that the client leaves unread while it keeps sending (see `RelayConnection.data_received`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from hushdrop_relay.metrics import Metrics
 from websockets.asyncio.server import Server, ServerConnection
-from websockets.protocol import Event
+from websockets.protocol import Event, State
 from websockets.server import ServerProtocol
 
 # How often a response's progress is sampled, at most.
@@ -25,14 +26,16 @@ _CHECK_INTERVAL = 1.0
 
 
 class RelayConnection(ServerConnection):
-    """A `ServerConnection` whose opening handshake is bounded as described above.
+    """A `ServerConnection` bounded as described above.
 
     Pass ``open_timeout=None`` to websockets' ``serve`` so that only these bounds apply.
+    ``max_unread`` is the most of the relay's output, in bytes, that a WebSocket client may
+    leave unread in the relay's write buffer while it keeps sending.
     """
 
     # Slots, not instance attributes: a connection already has 27 of them, and going past
     # CPython's 30 shared-key limit makes every instance dict ~1 KiB larger.
-    __slots__ = ("_open_deadline", "metrics", "open_timeout", "stall_timeout")
+    __slots__ = ("_open_deadline", "max_unread", "metrics", "open_timeout", "stall_timeout")
 
     def __init__(
         self,
@@ -41,12 +44,14 @@ class RelayConnection(ServerConnection):
         *,
         open_timeout: float,
         stall_timeout: float,
+        max_unread: int,
         metrics: Metrics,
         **kwargs: Any,
     ) -> None:
         super().__init__(protocol, server, **kwargs)
         self.open_timeout = open_timeout
         self.stall_timeout = stall_timeout
+        self.max_unread = max_unread
         self.metrics = metrics
         self._open_deadline: asyncio.TimerHandle | None = None
 
@@ -60,6 +65,24 @@ class RelayConnection(ServerConnection):
     def process_event(self, event: Event) -> None:
         self._cancel_open_deadline()  # the first event is the complete request
         super().process_event(event)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # websockets answers some frames by itself (a PONG for every PING, a close frame) and
+        # writes those answers without flow control: a client that sends PINGs and never
+        # reads would make the write buffer grow for as long as it keeps sending. Our own
+        # sends wait for the buffer to drain, so past the bound the client is not reading.
+        # Checked here, on every chunk the client sends, because only its input makes the
+        # buffer grow without bound. The opening handshake is left out: a plain HTTP
+        # response (the web client) is written whole and bounded by _while_draining.
+        if (
+            self.protocol.state is not State.CONNECTING
+            and self.transport.get_write_buffer_size() > self.max_unread
+        ):
+            self.metrics.error("backlog")
+            # Nothing more can reach it (its buffer is full), so no close frame: cut it off.
+            # The handler then sees the connection lost, as for a dropped TCP connection.
+            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_open_deadline()
@@ -107,7 +130,7 @@ class RelayConnection(ServerConnection):
 
 
 def connection_factory(
-    open_timeout: float, stall_timeout: float, metrics: Metrics
+    open_timeout: float, stall_timeout: float, max_unread: int, metrics: Metrics
 ) -> Callable[..., ServerConnection]:
     """A ``create_connection`` for websockets' ``serve`` building `RelayConnection` objects."""
 
@@ -117,6 +140,7 @@ def connection_factory(
             server,
             open_timeout=open_timeout,
             stall_timeout=stall_timeout,
+            max_unread=max_unread,
             metrics=metrics,
             **kwargs,
         )

@@ -29,6 +29,7 @@ ERROR_KINDS = (
     "stall",  # a peer (or HTTP client) left data unread longer than --stall-timeout
     "frame-too-big",  # a message over --max-frame (closed with 1009)
     "replaced",  # a waiting resume slot was taken over by a newer connection of the same side
+    "backlog",  # a client kept sending while leaving the relay's output unread (a PING flood)
     "limit",  # any limit below; limit_rejections_total says which
 )
 

@@ -32,6 +32,9 @@ MAX_QUEUE = (0, 0)
 # Transport write buffer high-water mark: send() waits (and so the pump stops receiving) until
 # the receiver's socket has taken all but this much.
 WRITE_LIMIT = 64 * 1024
+# Room for the small frames written without waiting for the buffer to drain: PONGs, the
+# keepalive PINGs below, a goodbye message and the close frame.
+CONTROL_ALLOWANCE = 256 * 1024
 # Keepalive pings keep NAT and proxy mappings warm. No ping timeout: a peer held back by
 # backpressure legitimately answers late (its pong queues behind our data, or behind its own
 # unread data), and dead pairs are caught by the idle timeout, dead waiting rooms by their ttl.
@@ -39,6 +42,17 @@ PING_INTERVAL = 20.0
 CLOSE_TIMEOUT = 5.0
 
 ReadyCallback = Callable[[str, int], None]
+
+
+def max_unread(max_frame: int) -> int:
+    """The most relay output a client may leave unread while it keeps sending, in bytes.
+
+    A forwarded message is written whole once the buffer is below WRITE_LIMIT, so a client
+    that reads has at most that, one message and a few control frames pending (the allowance
+    also covers the message's header); more means it stopped reading. With the default
+    --max-frame this is about 1.3 MiB.
+    """
+    return WRITE_LIMIT + max_frame + CONTROL_ALLOWANCE
 
 
 def display_url(host: str, port: int) -> str:
@@ -81,7 +95,12 @@ async def serve_forever(
         open_timeout=None,
         create_connection=cast(
             "type[ServerConnection]",
-            connection_factory(config.open_timeout, config.stall_timeout, relay.metrics),
+            connection_factory(
+                config.open_timeout,
+                config.stall_timeout,
+                max_unread(config.max_frame),
+                relay.metrics,
+            ),
         ),
         close_timeout=CLOSE_TIMEOUT,
     ) as server:

@@ -1,6 +1,7 @@
 """Integration tests of the relay's abuse limits against real relay processes: connections and
-room creations per client address, live rooms, stalled receivers, slow HTTP clients. A client
-over a limit gets a clear "limit" error and everyone else carries on."""
+room creations per client address, live rooms, stalled receivers, slow HTTP clients, clients
+that leave the relay's output unread. A client over a limit gets a clear "limit" error (or is
+cut off when nothing can reach it any more) and everyone else carries on."""
 
 from __future__ import annotations
 
@@ -9,19 +10,26 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from hushdrop_relay.config import RelayConfig
 from websockets.asyncio.client import ClientConnection
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 
 from tests.integration.test_metrics import scrape, value, wait_for_metrics
 from tests.integration.test_relay import (
     WAIT,
     MiB,
+    RssSampler,
     client,
+    closed_with,
     create,
     pair,
     recv_json,
@@ -390,3 +398,120 @@ def test_slow_downloads_finish_but_unread_responses_are_dropped(
     )
     assert closed_by_peer(idle, WAIT)
     idle.close()
+
+
+# Unread output -------------------------------------------------------------------------
+
+
+class RawClient:
+    """A WebSocket client on a plain blocking socket: websockets' sans-I/O `ClientProtocol`
+    builds and parses the frames, and nothing is read unless the test asks."""
+
+    def __init__(self, relay: RelayProcess) -> None:
+        self.sock = socket.socket()
+        # A small receive window, so that what the relay writes piles up on its side.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.settimeout(4 * WAIT)
+        self.sock.connect(("127.0.0.1", relay.port))
+        self.protocol = ClientProtocol(parse_uri(relay.ws_url))
+        self.protocol.send_request(self.protocol.connect())
+        self.flush()
+        self.receive_until(lambda event: isinstance(event, Response))
+
+    def flush(self) -> None:
+        self.sock.sendall(b"".join(self.protocol.data_to_send()))
+
+    def receive_until(self, wanted: Callable[[object], bool]) -> object:
+        while True:
+            for event in self.protocol.events_received():
+                if wanted(event):
+                    return event
+            data = self.sock.recv(65536)
+            assert data, "the relay closed the connection"
+            self.protocol.receive_data(data)
+
+    def send_json(self, message: dict[str, Any]) -> None:
+        self.protocol.send_text(json.dumps(message).encode())
+        self.flush()
+
+    def recv_json(self) -> dict[str, Any]:
+        frame = self.receive_until(lambda event: isinstance(event, Frame))
+        assert isinstance(frame, Frame) and frame.opcode is Opcode.TEXT, frame
+        return json.loads(frame.data)
+
+    def ping_frames(self, size: int) -> bytes:
+        """About ``size`` bytes of back-to-back PING frames (125-byte payloads)."""
+        self.protocol.send_ping(b"p" * 125)
+        ping = b"".join(self.protocol.data_to_send())
+        return ping * (size // len(ping))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def flood_pings(flooder: RawClient, relay: RelayProcess) -> tuple[int, bool]:
+    """Send PINGs and read nothing: (bytes sent, whether the relay cut the client off).
+
+    Enough to show unbounded growth, and bounded so that a relay that never cuts the client
+    off fails the test instead of running the machine out of memory.
+    """
+    pings = flooder.ping_frames(MiB)
+    start, sent = relay.rss(), 0
+    try:
+        while sent < 256 * MiB and relay.rss() - start < 64 * MiB:
+            flooder.sock.sendall(pings)
+            sent += len(pings)
+    except (BrokenPipeError, ConnectionResetError):
+        return sent, True
+    return sent, False
+
+
+@pytest.mark.parametrize("state", ["waiting", "paired"])
+def test_a_client_that_pings_without_reading_is_cut_off(relay: RelayProcess, state: str) -> None:
+    """Every PING makes the relay queue a PONG; a client that never reads them must not
+    make it pile them up without bound (it did: 38 MB to 2.5 GB in 80 s)."""
+
+    async def main() -> None:
+        flooder = await asyncio.to_thread(RawClient, relay)
+        creator = None
+        if state == "waiting":
+            await asyncio.to_thread(flooder.send_json, {"op": "create"})
+            assert (await asyncio.to_thread(flooder.recv_json))["op"] == "created"
+        else:
+            creator, room = await create(relay)
+            await asyncio.to_thread(flooder.send_json, {"op": "join", "room": room})
+            assert await asyncio.to_thread(flooder.recv_json) == {"op": "paired"}
+            assert await recv_json(creator) == {"op": "paired"}
+        before = relay.rss()
+        with RssSampler(relay) as rss:
+            sent, cut_off = await asyncio.to_thread(flood_pings, flooder, relay)
+        flooder.close()
+        print(
+            f"relay RSS {before / MiB:.1f} MiB before, peak {rss.peak / MiB:.1f} MiB "
+            f"after {sent / MiB:.0f} MiB of pings from a {state} client"
+        )
+        assert cut_off, f"still connected after {sent / MiB:.0f} MiB of pings"
+        assert rss.peak - before < 50 * MiB
+        if creator is not None:
+            # Its peer lost its connection: the creator hears so, as for a dropped network.
+            assert await recv_json(creator) == {
+                "op": "peer-gone",
+                "left": False,
+                "message": "The other side disconnected.",
+            }
+            await closed_with(creator)
+        # Everyone else carries on.
+        first, second, _ = await pair(relay)
+        await exchange(first, second, b"after the flood")
+        await first.close()
+        await second.close()
+        await wait_for_metrics(
+            relay,
+            lambda s: (
+                value(s, "peers_connected") == 0 and value(s, "rooms_open", state="waiting") == 0
+            ),
+            "every connection gone",
+        )
+
+    run(main)
+    assert value(scrape(relay), "errors_total", kind="backlog") == 1
