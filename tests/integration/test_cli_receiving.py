@@ -12,6 +12,8 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from hushdrop.cli.resume_record import code_tag
+from hushdrop.protocol.codes import parse_code
 
 from .cli import CliProcess, receive, send, sha256_file
 from .disks import tmpfs
@@ -119,9 +121,13 @@ def test_a_restarted_receiver_finds_its_hidden_temporary_file(relay, tmp_path, o
         network.close()
     (temporary,) = out.glob(".hushdrop-*.part")
     assert len(temporary.name) < 50 and 0 < temporary.stat().st_size < SIZE
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        [temporary.name, *(p.name for p in out.glob(".hushdrop-*.resume"))]
-    )
+    (record,) = out.glob(".hushdrop-*.resume")
+    assert sorted(p.name for p in out.iterdir()) == sorted([temporary.name, record.name])
+    # Both are named after the transfer's random name, nothing a reader could search the
+    # code from (a typed code has only ~33 bits).
+    transfer = temporary.name.split("-")[1]
+    assert record.name == f".hushdrop-{transfer}.resume"
+    assert code_tag(parse_code(code))[:16] not in record.name
     again = receive(relay.url, code, out)
     assert again.wait() == 0, again.stderr
     assert sender.wait() == 0, sender.stderr

@@ -32,7 +32,7 @@ from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
 from .files import IncomingFiles, LocalFileError, check_output_dir, save_error
 from .output import Reporter
-from .resume_record import ResumeRecord, record_path
+from .resume_record import ResumeRecord, code_tag, find_record, record_path
 
 AskPassword = Callable[[], str]
 AskAccept = Callable[[], Awaitable[bool]]
@@ -48,14 +48,14 @@ class Receiving:
         reporter: Reporter,
         ask_password: AskPassword,
         ask_accept: AskAccept | None,
-        record_at: Path,
+        code: Code,
     ) -> None:
         self.session = session
         self.files = files
         self.reporter = reporter
         self.ask_password = ask_password
         self.ask_accept = ask_accept
-        self.record_at = record_at
+        self.code = code
         self.record: ResumeRecord | None = None
 
     async def handle(self, event: object) -> None:
@@ -107,12 +107,17 @@ class Receiving:
         files.make_root()
         targets = [target.relative_to(files.root) for target in files.targets]
         self.record = ResumeRecord(
-            self.record_at, session.keys, event.manifest, targets, files.transfer
+            record_path(files.root, files.transfer),
+            session.keys,
+            event.manifest,
+            targets,
+            files.transfer,
+            code_tag(self.code),
         )
         try:
             self.record.save()
         except OSError as exc:
-            raise save_error(self.record_at, exc) from exc
+            raise save_error(self.record.path, exc) from exc
         for follow_up in await session.accept():
             await self.handle(follow_up)
 
@@ -122,7 +127,7 @@ class Receiving:
             try:
                 self.record.save()
             except OSError as exc:
-                raise save_error(self.record_at, exc) from exc
+                raise save_error(self.record.path, exc) from exc
 
     def _forget(self) -> None:
         if self.record is not None:
@@ -151,13 +156,12 @@ async def receive(
     check_output_dir(output)
     backend = PycaBackend()
     files = IncomingFiles(output, overwrite)
-    record_at = record_path(output, code)
-    previous = ResumeRecord.load(record_at)
+    previous = find_record(output, code)
     if previous is not None:
         session = _restore(backend, code, previous, files, reporter)
     else:
         session = ReceiverSession(backend, code, password)
-    receiving = Receiving(session, files, reporter, ask_password, ask_accept, record_at)
+    receiving = Receiving(session, files, reporter, ask_password, ask_accept, code)
     receiving.record = previous
     connection: RelayConnection | None = None
     pump: Pump | None = None

@@ -1,6 +1,8 @@
 """The receiver's resume record (PROTOCOL.md §8.3): what a restarted `hushdrop receive` needs.
 
-It lives in the output folder, named after the code, and holds the session's resume secret and
+It lives in the output folder under a random name, `.hushdrop-<transfer>.resume` (the name of the
+transfer's temporary files, nothing derived from the code), and holds a tag that recognises the
+code, the session's resume secret and
 data key, the manifest, the chosen file names, the name of the transfer's temporary files and how
 many files are saved. It is written atomically whenever that count changes and removed when the
 transfer ends.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 from dataclasses import dataclass
@@ -22,12 +25,34 @@ from ..protocol.errors import HushdropError
 from ..protocol.keys import SessionKeys
 from ..protocol.manifest import Manifest
 
-VERSION = 2
+VERSION = 3
 
 
-def record_path(output: Path, code: Code) -> Path:
-    tag = hashlib.sha256(RESUME_RECORD_LABEL + code.room.encode() + code.secret).hexdigest()
-    return output / f".hushdrop-{tag[:16]}.resume"
+RECORD_GLOB = ".hushdrop-*.resume"
+
+
+def record_path(output: Path, transfer: str) -> Path:
+    return output / f".hushdrop-{transfer}.resume"
+
+
+def code_tag(code: Code) -> str:
+    """Recognises the code's record when the same command runs again. Stored inside the record,
+    never in a name: whoever can read the record holds the session keys anyway."""
+    return hashlib.sha256(RESUME_RECORD_LABEL + code.room.encode() + code.secret).hexdigest()
+
+
+def find_record(output: Path, code: Code) -> ResumeRecord | None:
+    """The record in `output` left by an interrupted transfer with `code`, if there is one."""
+    tag = code_tag(code)
+    try:
+        candidates = sorted(output.glob(RECORD_GLOB))
+    except OSError:
+        return None
+    for path in candidates:
+        record = ResumeRecord.load(path)
+        if record is not None and hmac.compare_digest(record.code_tag, tag):
+            return record
+    return None
 
 
 @dataclass
@@ -37,6 +62,7 @@ class ResumeRecord:
     manifest: Manifest
     targets: list[Path]  # relative to the output directory
     transfer: str  # names the temporary files (IncomingFiles.temporary)
+    code_tag: str  # `code_tag(code)`
     saved: int = 0
 
     def save(self) -> None:
@@ -48,6 +74,7 @@ class ResumeRecord:
             "manifest": self.manifest.encode().decode("utf-8"),
             "targets": [target.as_posix() for target in self.targets],
             "transfer": self.transfer,
+            "code": self.code_tag,
             "saved": self.saved,
         }
         temporary = self.path.with_name(self.path.name + ".tmp")
@@ -79,6 +106,7 @@ class ResumeRecord:
             manifest = Manifest.decode(document["manifest"].encode("utf-8"))
             targets = [Path(target) for target in document["targets"]]
             transfer = str(document["transfer"])
+            tag = str(document["code"])
             saved = int(document["saved"])
         except (OSError, ValueError, KeyError, TypeError, HushdropError):
             return None
@@ -86,7 +114,7 @@ class ResumeRecord:
             return None
         if not transfer.isalnum() or not transfer.isascii():
             return None
-        return cls(path, keys, manifest, targets, transfer, saved)
+        return cls(path, keys, manifest, targets, transfer, tag, saved)
 
 
 def _b64(raw: bytes) -> str:
