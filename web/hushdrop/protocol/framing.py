@@ -25,6 +25,7 @@ from .constants import (
     SIDE_SENDER,
 )
 from .errors import ProtocolError, VersionError
+from .padding import sealed_length
 
 CONFIRM_TAG_SIZE = cpace.CONFIRMATION_TAG_SIZE
 _U32 = struct.Struct(">I")
@@ -167,9 +168,10 @@ def decode_resume_at(body: bytes) -> ResumeAt:
 
 
 def encode_inner(kind: int, body: bytes) -> bytes:
-    """Inner plaintext of a SEALED message: kind, length, body, zero padding to SEALED_PAD."""
+    """Inner plaintext of a SEALED message: kind, length, body, zero padding to its PADMÉ
+    length rounded up to a multiple of SEALED_PAD (§6)."""
     inner = bytes([kind]) + _U32.pack(len(body)) + body
-    return inner + bytes(-len(inner) % SEALED_PAD)
+    return inner + bytes(sealed_length(len(inner)) - len(inner))
 
 
 def decode_inner(inner: bytes) -> tuple[int, bytes]:

@@ -54,15 +54,19 @@ from .framing import decode_abort, encode_resume_at, encode_u64, message_type
 from .handshake import ReceiverHandshake
 from .keys import SealedChannel, SessionKeys
 from .manifest import Manifest
+from .padding import stream_padding
 from .session import PeerSession, abort_error, cancel_error, file_context
 
 
 class _IncomingFile:
     """Decryption state of the file currently arriving."""
 
-    def __init__(self, index: int, size: int, written: int = 0, prefix_hash=None) -> None:
+    def __init__(
+        self, index: int, size: int, padding: int, written: int = 0, prefix_hash=None
+    ) -> None:
         self.index = index
         self.size = size
+        self.padding = padding  # zero bytes after the digest (the last file's, §7.1)
         self.written = written  # content bytes verified and handed to the driver
         self.hash = prefix_hash or hashlib.sha256()
         self.expect_ciphertext()
@@ -72,8 +76,9 @@ class _IncomingFile:
         self.start = self.written
         self.header = bytearray()
         self.decryptor: ChunkDecryptor | None = None
-        # Chunk bytes after the header: the plaintext is the content followed by its SHA-256.
-        self.remaining = ciphertext_size(self.size - self.start + FILE_DIGEST_SIZE) - HEADER_SIZE
+        # Chunk bytes after the header: the plaintext is the content, its SHA-256, the padding.
+        plaintext = self.size - self.start + FILE_DIGEST_SIZE + self.padding
+        self.remaining = ciphertext_size(plaintext) - HEADER_SIZE
         self.digest = bytearray()
 
 
@@ -114,7 +119,9 @@ class ReceiverSession(PeerSession):
         session._next_index = saved
         if partial is not None and saved < len(manifest.files):
             written, prefix_hash = partial
-            session._file = _IncomingFile(saved, manifest.files[saved].size, written, prefix_hash)
+            session._file = _IncomingFile(
+                saved, manifest.files[saved].size, session._padding_of(saved), written, prefix_hash
+            )
             session._next_index = saved + 1
             session.bytes_done += written
         session._resume_state = "receiving"
@@ -244,7 +251,9 @@ class ReceiverSession(PeerSession):
                 if self._next_index >= len(self.manifest.files):
                     raise ProtocolError("The sender sent more data than it announced.")
                 index = self._next_index
-                self._file = _IncomingFile(index, self.manifest.files[index].size)
+                self._file = _IncomingFile(
+                    index, self.manifest.files[index].size, self._padding_of(index)
+                )
                 self._next_index += 1
                 events.append(FileStarted(index))
             data = await self._consume(self._file, data, events)
@@ -295,7 +304,15 @@ class ReceiverSession(PeerSession):
             f.written += content
             self.bytes_done += content
             events.append(FileData(f.index, chunk))
-        f.digest += plaintext[max(content, 0) :]
+        rest = memoryview(plaintext)[max(content, 0) :]
+        take = FILE_DIGEST_SIZE - len(f.digest)
+        f.digest += rest[:take]
+        if any(rest[take:]):  # authenticated, so only a broken sender gets here
+            raise ProtocolError(f"The padding after {self._name(f)} is not zeros.")
+
+    def _padding_of(self, index: int) -> int:
+        """Stream padding after file `index`'s digest: only the last file has any (§7.1)."""
+        return stream_padding(self.manifest) if index == len(self.manifest.files) - 1 else 0
 
     def _name(self, f: _IncomingFile) -> str:
         return repr(self.manifest.files[f.index].path)

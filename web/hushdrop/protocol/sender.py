@@ -38,10 +38,12 @@ from .framing import decode_abort, decode_resume_at, decode_u64, message_type
 from .handshake import SenderHandshake
 from .keys import SealedChannel
 from .manifest import Manifest
+from .padding import stream_padding
 from .session import PeerSession, abort_error, cancel_error, file_context
 from .text import peer_text
 
 READ_SIZE = 1024 * 1024  # a multiple of the 16 KiB chunk size, so reads map onto whole chunks
+_ZEROS = bytes(READ_SIZE)  # stream padding is encrypted from here, a block at a time
 
 
 class SenderSession(PeerSession):
@@ -73,6 +75,10 @@ class SenderSession(PeerSession):
         self._start = 0  # where the current file's ciphertext starts (non-zero after a resume)
         self._encryptor: ChunkEncryptor | None = None
         self._hash = hashlib.sha256()
+        # The zero bytes that end the last file's plaintext (§7.1); `_padded` of them are
+        # encrypted, after its digest, as credit makes room.
+        self._padding = stream_padding(manifest)
+        self._padded: int | None = None  # None until the last file's digest is in the stream
         self.bytes_done = 0
         self.bytes_total = manifest.total_size
         self._sent_everything = False
@@ -147,7 +153,7 @@ class SenderSession(PeerSession):
         elif self._state == "sending":
             if kind == KIND_CREDIT:
                 self._credit += decode_u64(body)
-                self._emit_frames()
+                await self._advance_files()
                 return []
             if kind == KIND_COMPLETE:
                 if self._index < len(self.manifest.files) or self._ready or self._fill > 1:
@@ -175,6 +181,7 @@ class SenderSession(PeerSession):
         self._hashed = 0
         self._hash = hashlib.sha256()
         self._encryptor = None
+        self._padded = None
         self.bytes_done = sum(f.size for f in files[: at.index]) + at.offset
         await self._advance_files()
         return [*events, Resumed(self.bytes_done)]
@@ -213,8 +220,8 @@ class SenderSession(PeerSession):
         """The next file range to read as (file index, offset, length), or None to wait."""
         if self._state != "sending" or self._ready:
             return None
-        if self._index >= len(self.manifest.files):
-            return None
+        if self._index >= len(self.manifest.files) or self._padded is not None:
+            return None  # all read; what is left is padding (or nothing)
         if self._hashed < self._offset:
             return self._index, self._hashed, min(READ_SIZE, self._offset - self._hashed)
         size = self.manifest.files[self._index].size
@@ -259,13 +266,31 @@ class SenderSession(PeerSession):
                 self._append(self._encryptor.header)
             if self._hashed < self._offset or self._offset < files[self._index].size:
                 break
-            self._append(await self._encryptor.update(self._hash.digest()))
+            if self._padded is None:
+                self._append(await self._encryptor.update(self._hash.digest()))
+                # Only the last file's plaintext ends with padding; the others count as padded.
+                self._padded = 0 if self._index == len(files) - 1 else self._padding
+            if not await self._pad():
+                break  # the rest of the padding when credit makes room for it
             self._append(await self._encryptor.finalize())
+            self._padded = None
             self._index += 1
             self._offset = self._start = self._hashed = 0
             self._encryptor = None
             self._hash = hashlib.sha256()
         self._emit_frames()
+
+    async def _pad(self) -> bool:
+        """Encrypt stream padding into DATA messages while credit would send them: the queue
+        stays within the credit window, as file data does. True once all of it is in."""
+        while self._padded < self._padding:
+            queued = len(self._ready) * DATA_FRAME_SIZE + self._fill - 1
+            if self._sent + queued >= self._credit:
+                return False
+            block = min(READ_SIZE, self._padding - self._padded)
+            self._append(await self._encryptor.update(memoryview(_ZEROS)[:block]))
+            self._padded += block
+        return True
 
     def _append(self, data: bytes | bytearray | memoryview) -> None:
         """Copy stream bytes into DATA messages, starting a new one whenever one fills up."""

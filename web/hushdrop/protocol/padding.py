@@ -1,0 +1,36 @@
+"""Padding that hides sizes from the relay (PROTOCOL.md §6, §7.1): PADMÉ.
+
+PADMÉ rounds a length L up so that only its top ⌊log₂ E⌋ + 1 bits remain free (E = ⌊log₂ L⌋):
+a padded length reveals O(log log L) bits of L, at most 12% overhead (Nikitin, Barman, Lueks,
+Underwood, Hubaux, Ford: "Reducing Metadata Leakage from Encrypted Files and Communication with
+PURBs", PoPETs 2019(4), §4).
+"""
+
+from __future__ import annotations
+
+from .constants import FILE_DIGEST_SIZE, SEALED_PAD
+from .manifest import Manifest
+
+
+def padme(length: int) -> int:
+    """The PADMÉ length for `length` (PURBs paper, Algorithm 1)."""
+    if length < 2:
+        return length
+    exponent = length.bit_length() - 1  # E = ⌊log₂ L⌋
+    size_bits = exponent.bit_length()  # S = ⌊log₂ E⌋ + 1
+    mask = (1 << (exponent - size_bits)) - 1
+    return (length + mask) & ~mask
+
+
+def sealed_length(inner: int) -> int:
+    """Length of a SEALED message's padded inner plaintext: PADMÉ, then a multiple of 256."""
+    return -(-padme(max(inner, 1)) // SEALED_PAD) * SEALED_PAD
+
+
+def stream_padding(manifest: Manifest) -> int:
+    """Zero bytes that end the last file's plaintext (§7.1): they bring the sum of every file's
+    plaintext (content and digest) up to its PADMÉ length. 0 without files."""
+    if not manifest.files:
+        return 0
+    plaintext = sum(entry.size + FILE_DIGEST_SIZE for entry in manifest.files)
+    return padme(plaintext) - plaintext
