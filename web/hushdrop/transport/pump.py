@@ -4,7 +4,8 @@
 data when it asks, hands events to the caller, and when a connection is lost and the session can
 resume (PROTOCOL.md §8) opens a new one and resumes. `switch()` moves a session to a direct
 connection the same way (§8.4). It decides nothing about the protocol: the
-session says what to send and whether a loss is final. Runs under asyncio in CPython and Pyodide.
+session says what to send and whether it can resume, `rendezvous.connection_lost()` whether a
+closed connection was lost or the session ended. Runs under asyncio in CPython and Pyodide.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import time
 from collections.abc import Awaitable, Callable
 
 from ..protocol.constants import SIDE_SENDER
-from ..protocol.errors import HushdropError, PeerGoneError, RelayError
+from ..protocol.errors import PeerGoneError, RelayError
 from ..protocol.events import Event, Progress, Reconnecting
 from ..protocol.resume import SIDE_NAMES
 from ..protocol.session import PeerSession
-from .rendezvous import RelayChannel
+from .rendezvous import STALL, RelayChannel, connection_lost
 
 RESUME_WINDOW = 600.0  # seconds a peer keeps trying to reconnect (PROTOCOL.md §8.1)
 RETRY_FIRST = 1.0
@@ -60,6 +61,7 @@ class Pump:
         self._incoming: asyncio.Queue[bytes | BaseException | object] = asyncio.Queue()
         self._reader: asyncio.Task | None = None
         self._switch_to: RelayChannel | None = None
+        self._lost: BaseException | None = None  # what ended the last connection
         self._announce = False
         # One flush at a time: a background task (a WebRTC offer) may flush while the loop
         # waits, and two interleaved sends would reorder the sealed messages.
@@ -77,8 +79,9 @@ class Pump:
                 try:
                     await self._run_connection()
                 except (PeerGoneError, RelayError) as exc:
-                    if not _connection_lost(exc) or not self.session.connection_lost():
+                    if not connection_lost(exc) or not self.session.connection_lost():
                         raise
+                    self._lost = exc
                     await self._reconnect()
                     continue
                 if self._switch_to is None or self.session.finished:
@@ -208,7 +211,7 @@ class Pump:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise PeerGoneError(_gone_message(self.session, self._resume_window))
+                raise PeerGoneError(_gone_message(self.session, self._resume_window, self._lost))
             channel: RelayChannel | None = None
             try:
                 async with asyncio.timeout(remaining):
@@ -248,18 +251,20 @@ class Pump:
             self._reader = None
 
 
-def _connection_lost(exc: HushdropError) -> bool:
-    """A lost connection (or peer), as opposed to the relay ending the room on purpose."""
-    if isinstance(exc, PeerGoneError):
-        return not exc.left
-    return isinstance(exc, RelayError) and exc.code == "connection-lost"
-
-
-def _gone_message(session: PeerSession, window: float) -> str:
+def _gone_message(session: PeerSession, window: float, lost: BaseException | None) -> str:
     other = "receiver" if session.side == SIDE_SENDER else "sender"
     seconds = round(window)
     span = f"{seconds} seconds" if seconds < 120 else f"{round(seconds / 60)} minutes"
-    message = f"The connection was lost and the {other} did not come back within {span}"
+    if isinstance(lost, RelayError) and lost.code == STALL:
+        # The relay told this side that the other one stopped reading; it was the other's
+        # connection that the relay dropped.
+        message = (
+            f"The relay dropped the {other}'s connection because it stopped taking data (a "
+            f"paused program, or a computer gone to sleep), and the {other} did not come back "
+            f"within {span}"
+        )
+    else:
+        message = f"The connection was lost and the {other} did not come back within {span}"
     if getattr(session, "sent_everything", False):
         return (
             f"{message}. Everything was sent, but the receiver's confirmation that it saved the "

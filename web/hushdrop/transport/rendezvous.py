@@ -72,6 +72,27 @@ def notice_error(reply: dict[str, object]) -> Exception:
     return RelayError(f"The relay sent an unexpected message ({reply.get('op')!r}).")
 
 
+# Relay error codes that end the connection but not the session (PROTOCOL.md §8.1). `stall`: the
+# relay dropped the other side because it stopped reading (a paused program, a laptop whose lid
+# closed); the relay only aborted that side's connection, so it notices a bare loss once it runs
+# again and reconnects. Treating the notice as final here would end the session on this side
+# alone.
+STALL = "stall"
+LOST_CONNECTION = frozenset({"connection-lost", STALL})
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` ended only the connection, so the other side may come back (§8.1).
+
+    The one place that says so. A `peer-gone` counts unless the peer left on purpose; any other
+    relay error (`idle`, `byte-limit`, `expired` …) closed the room for good. Whether the
+    session can resume at this point is the session's own question (`connection_lost()`).
+    """
+    if isinstance(exc, PeerGoneError):
+        return not exc.left
+    return isinstance(exc, RelayError) and exc.code in LOST_CONNECTION
+
+
 def closed_error(close_code: int | None, relay: str) -> Exception:
     """Why a connection closed when the relay left no notice."""
     if close_code == 1000:
