@@ -365,6 +365,8 @@ def start_relay(group: ProcessGroup, max_rooms: int, env: dict[str, str]) -> tup
             # Every client of this run is 127.0.0.1: the per-address limits would stop it.
             "--max-connections-per-ip",
             "0",
+            "--max-waiting-rooms-per-ip",
+            "0",
             "--rooms-per-ip-per-minute",
             "0",
             "--max-rooms",

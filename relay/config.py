@@ -55,7 +55,7 @@ class RelayConfig:
     """Everything the relay needs to run; immutable once built.
 
     Durations are in seconds, sizes in bytes. For ``room_byte_limit``,
-    ``max_connections_per_ip``, ``rooms_per_ip_per_minute`` and
+    ``max_connections_per_ip``, ``max_waiting_rooms_per_ip``, ``rooms_per_ip_per_minute`` and
     ``failed_joins_per_ip_per_minute``, 0 means unlimited; an empty
     ``trust_proxy_header`` means client addresses come from the TCP connection.
     """
@@ -73,6 +73,7 @@ class RelayConfig:
     open_timeout: float = 10.0
     stall_timeout: float = 60.0
     max_connections_per_ip: int = 32
+    max_waiting_rooms_per_ip: int = 32
     rooms_per_ip_per_minute: int = 60
     failed_joins_per_ip_per_minute: int = 30
     resume_timeout: float = 600.0
@@ -109,6 +110,7 @@ class RelayConfig:
         for name in (
             "room_byte_limit",
             "max_connections_per_ip",
+            "max_waiting_rooms_per_ip",
             "rooms_per_ip_per_minute",
             "failed_joins_per_ip_per_minute",
         ):
@@ -230,7 +232,15 @@ _OPTIONS = (
         "--max-connections-per-ip",
         "HUSHDROP_MAX_CONNECTIONS_PER_IP",
         int,
-        "concurrent WebSocket connections per client address; 0 = unlimited",
+        "concurrent WebSocket connections per client address, except creators of rooms "
+        "(counted by --max-waiting-rooms-per-ip while they wait) and peers whose room or resume "
+        "slot was joined; 0 = unlimited",
+    ),
+    _Option(
+        "--max-waiting-rooms-per-ip",
+        "HUSHDROP_MAX_WAITING_ROOMS_PER_IP",
+        int,
+        "rooms per client address waiting for their receiver at once; 0 = unlimited",
     ),
     _Option(
         "--rooms-per-ip-per-minute",

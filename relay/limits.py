@@ -1,9 +1,10 @@
 """Per-client abuse limits: who a client is, how many connections it holds, how fast it creates.
 
-This module owns turning a connection into an opaque client key and the two per-client
-limits (concurrent WebSocket connections, room creations per minute). Keys are keyed hashes
-of the address made with a secret drawn at start-up, so the relay's memory holds no
-addresses, and every table here is bounded: entries go away when a client has no
+This module owns turning a connection into an opaque client key, the per-client budgets of
+concurrent connections (`Budgets`: which budget a connection counts toward at each stage of
+its life) and the per-client rate limits (room creations, failed joins per minute). Keys are
+keyed hashes of the address made with a secret drawn at start-up, so the relay's memory holds
+no addresses, and every table here is bounded: entries go away when a client has no
 connection left or its rate bucket has refilled.
 """
 
@@ -120,6 +121,63 @@ class ConnectionCounter:
             self._counts[key] = count
         else:
             self._counts.pop(key, None)
+
+
+class Seat:
+    """Where one connection counts: its address's connection budget, its waiting-room budget,
+    or (once its peer joined it) neither. Moves only in that order."""
+
+    __slots__ = ("_counter", "_waiting", "key")
+
+    def __init__(
+        self, key: ClientKey, counter: ConnectionCounter, waiting: ConnectionCounter
+    ) -> None:
+        self.key = key
+        self._counter: ConnectionCounter | None = counter
+        self._waiting = waiting
+
+    def wait_in_room(self) -> bool:
+        """Count this connection as a room waiting for its receiver instead of as a connection.
+
+        False (and nothing changed) when its address already has the most waiting rooms.
+        """
+        if self._counter is self._waiting:
+            return True
+        if not self._waiting.acquire(self.key):
+            return False
+        self.release()
+        self._counter = self._waiting
+        return True
+
+    def release(self) -> None:
+        """Count this connection toward no budget any more. Idempotent."""
+        if self._counter is not None:
+            self._counter.release(self.key)
+            self._counter = None
+
+
+class Budgets:
+    """The per-client budgets of concurrent connections, so that one kind cannot starve another.
+
+    Senders waiting for their receiver can wait for an hour or a day, receivers join at once:
+    if both drew on one budget, the waiting senders of one address (an office behind NAT)
+    would lock out every receiver of that address. So a room's creator moves from the
+    connection budget to the waiting-room budget once its room is created, and a peer that
+    waited (in a room or a resume slot) counts toward neither once it is joined: a paired
+    transfer counts once, through the connection that joined it. Everything else (connections
+    that have not made their request yet, joiners, resumes) counts toward the connection
+    budget.
+    """
+
+    def __init__(self, max_connections: int, max_waiting_rooms: int) -> None:
+        self.connections = ConnectionCounter(max_connections)
+        self.waiting_rooms = ConnectionCounter(max_waiting_rooms)
+
+    def admit(self, key: ClientKey) -> Seat | None:
+        """A seat for a new connection of ``key``, or None if its connection budget is spent."""
+        if not self.connections.acquire(key):
+            return None
+        return Seat(key, self.connections, self.waiting_rooms)
 
 
 class RateLimiter:

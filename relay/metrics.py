@@ -33,8 +33,9 @@ ERROR_KINDS = (
     "limit",  # any limit below; limit_rejections_total says which
 )
 
-# limit_rejections_total{limit}: connections-per-ip, rooms-per-ip, failed-joins-per-ip,
-# max-rooms, room-codes (no free room code found; practically unreachable under --max-rooms).
+# limit_rejections_total{limit}: connections-per-ip, waiting-rooms-per-ip, rooms-per-ip,
+# failed-joins-per-ip, max-rooms, room-codes (no free room code found; practically
+# unreachable under --max-rooms).
 LIMIT_KINDS = tuple(protocol.LIMIT_MESSAGES)
 
 

@@ -28,6 +28,7 @@ LIMIT = "limit"
 
 # Which limit a "limit" error is about: also the label values of the limit metrics.
 CONNECTIONS_PER_IP = "connections-per-ip"
+WAITING_ROOMS_PER_IP = "waiting-rooms-per-ip"
 ROOMS_PER_IP = "rooms-per-ip"
 FAILED_JOINS_PER_IP = "failed-joins-per-ip"
 MAX_ROOMS = "max-rooms"
@@ -53,6 +54,10 @@ LIMIT_MESSAGES = {
     CONNECTIONS_PER_IP: (
         "Too many connections to this relay from your network address (at most {n} at once). "
         "Finish or cancel other transfers, then try again."
+    ),
+    WAITING_ROOMS_PER_IP: (
+        "Too many transfers from your network address are waiting for their receiver "
+        "(at most {n} at once). Wait until some are received, or cancel them, then try again."
     ),
     ROOMS_PER_IP: (
         "Too many transfers started from your network address (at most {n} per minute). "

@@ -1,10 +1,10 @@
 """One WebSocket connection's life on the relay: admission, request, waiting room, pairing.
 
 This module owns the rendezvous state machine as seen from a connection and the admission
-limits applied along the way (connections per client, room creations per client, failed joins
-per client, live rooms), resume slots included (PROTOCOL.md §8). A client over a limit gets a
-"limit" error naming it and is closed with 1013 (try again later); nobody else is affected.
-Paired rooms are handed to `forward.Forwarder`.
+limits applied along the way (connections and waiting rooms per client, room creations per
+client, failed joins per client, live rooms), resume slots included (PROTOCOL.md §8). A
+client over a limit gets a "limit" error naming it and is closed with 1013 (try again later);
+nobody else is affected. Paired rooms are handed to `forward.Forwarder`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 from hushdrop_relay import protocol
 from hushdrop_relay.config import RelayConfig
 from hushdrop_relay.forward import Forwarder, closed_for_size, finish
-from hushdrop_relay.limits import Client, ClientIdentifier, ConnectionCounter, RateLimiter
+from hushdrop_relay.limits import Budgets, Client, ClientIdentifier, RateLimiter, Seat
 from hushdrop_relay.logs import event
 from hushdrop_relay.metrics import Metrics
 from hushdrop_relay.rooms import Room, RoomError, RoomRegistry, RoomState
@@ -36,7 +36,7 @@ class Relay:
         self.metrics = metrics or Metrics()
         self.rooms: RoomRegistry[ServerConnection] = RoomRegistry(config.max_rooms)
         self.clients = ClientIdentifier(config.trust_proxy_header)
-        self.connections = ConnectionCounter(config.max_connections_per_ip)
+        self.budgets = Budgets(config.max_connections_per_ip, config.max_waiting_rooms_per_ip)
         self.creations = RateLimiter(config.rooms_per_ip_per_minute)
         self.failed_joins = RateLimiter(config.failed_joins_per_ip_per_minute)
         self.forwarder = Forwarder(config, self.rooms, self.metrics)
@@ -49,18 +49,19 @@ class Relay:
         client = self.clients.identify(ws)
         self.metrics.peers_connected += 1
         try:
-            if not self.connections.acquire(client.key):
+            seat = self.budgets.admit(client.key)
+            if seat is None:
                 limit = self.config.max_connections_per_ip
                 await self._refuse_limit(ws, client, protocol.CONNECTIONS_PER_IP, limit)
                 return
             try:
-                await self._serve(ws, client)
+                await self._serve(ws, client, seat)
             finally:
-                self.connections.release(client.key)
+                seat.release()
         finally:
             self.metrics.peers_connected -= 1
 
-    async def _serve(self, ws: ServerConnection, client: Client) -> None:
+    async def _serve(self, ws: ServerConnection, client: Client, seat: Seat) -> None:
         try:
             async with asyncio.timeout(self.config.handshake_timeout):
                 first = await ws.recv()
@@ -83,9 +84,9 @@ class Relay:
             return
 
         if isinstance(request, protocol.Create):
-            await self._create(ws, client, self.config.clamp_ttl(request.ttl))
+            await self._create(ws, client, seat, self.config.clamp_ttl(request.ttl))
         elif isinstance(request, protocol.Resume):
-            await self._resume(ws, client, request)
+            await self._resume(ws, client, seat, request)
         else:
             await self._join(ws, client, request.room)
 
@@ -99,10 +100,15 @@ class Relay:
         event(log, "limit reached", level=level, client=client.address, limit=limit)
         await finish(ws, protocol.limit_reached(limit, value), CloseCode.TRY_AGAIN_LATER)
 
-    async def _create(self, ws: ServerConnection, client: Client, ttl: int) -> None:
+    async def _create(self, ws: ServerConnection, client: Client, seat: Seat, ttl: int) -> None:
         # The relay-wide cap first, so that a full relay does not eat into client budgets.
         if self.rooms.full():
             await self._refuse_limit(ws, client, protocol.MAX_ROOMS, self.config.max_rooms)
+            return
+        # Before the creation rate, so that a refused room does not spend a creation.
+        if not seat.wait_in_room():
+            limit = self.config.max_waiting_rooms_per_ip
+            await self._refuse_limit(ws, client, protocol.WAITING_ROOMS_PER_IP, limit)
             return
         if not self.creations.allow(client.key):
             limit = self.config.rooms_per_ip_per_minute
@@ -116,9 +122,11 @@ class Relay:
         self.metrics.rooms_created += 1
         live = len(self.rooms)
         event(log, "room created", room=room.code, client=client.address, live_rooms=live)
-        await self._host(room, protocol.created(room.code, ttl))
+        await self._host(room, seat, protocol.created(room.code, ttl))
 
-    async def _resume(self, ws: ServerConnection, client: Client, request: protocol.Resume) -> None:
+    async def _resume(
+        self, ws: ServerConnection, client: Client, seat: Seat, request: protocol.Resume
+    ) -> None:
         """Pair a reconnecting peer with the other side of its session, or let it wait."""
         try:
             # A new slot is a room: the same rate limit as creating one.
@@ -142,9 +150,11 @@ class Relay:
             event(log, "transfer resumed", client=client.address)
             await slot.finished.wait()
         else:
-            await self._host(slot, None)
+            # A waiting resume slot stays in the connection budget: it continues a transfer
+            # that was under way, which waiting senders must not lock out (see Budgets).
+            await self._host(slot, seat, None)
 
-    async def _host(self, room: Room[ServerConnection], greeting: str | None) -> None:
+    async def _host(self, room: Room[ServerConnection], seat: Seat, greeting: str | None) -> None:
         """Run a room from its creator's connection: wait for the joiner, then the pair."""
         ws = room.creator
         try:
@@ -152,6 +162,7 @@ class Relay:
                 await ws.send(greeting)
             pending = await self._wait_for_joiner(room)
             if pending is not None:
+                seat.release()  # the pair now counts through its joiner
                 await self.forwarder.run_pair(room, pending)
         except ConnectionClosed:
             event(log, "room closed", room=room.log_code, reason="creator-left")

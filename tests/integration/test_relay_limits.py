@@ -87,6 +87,7 @@ def test_limit_flags_and_environment(capsys: pytest.CaptureFixture[str]) -> None
     defaults = RelayConfig.from_args([], env={})
     assert (
         defaults.max_connections_per_ip,
+        defaults.max_waiting_rooms_per_ip,
         defaults.rooms_per_ip_per_minute,
         defaults.max_rooms,
         defaults.stall_timeout,
@@ -95,9 +96,10 @@ def test_limit_flags_and_environment(capsys: pytest.CaptureFixture[str]) -> None
         defaults.metrics,
         defaults.log_format,
         defaults.log_identifiers,
-    ) == (32, 60, 10_000, 60.0, 10.0, "", True, "text", False)
+    ) == (32, 32, 60, 10_000, 60.0, 10.0, "", True, "text", False)
     env = {
         "HUSHDROP_MAX_CONNECTIONS_PER_IP": "5",
+        "HUSHDROP_MAX_WAITING_ROOMS_PER_IP": "6",
         "HUSHDROP_ROOMS_PER_IP_PER_MINUTE": "7",
         "HUSHDROP_MAX_ROOMS": "9",
         "HUSHDROP_STALL_TIMEOUT": "3",
@@ -109,6 +111,11 @@ def test_limit_flags_and_environment(capsys: pytest.CaptureFixture[str]) -> None
     }
     config = RelayConfig.from_args(["--max-rooms", "11", "--metrics", "--log-format", "text"], env)
     assert (config.max_connections_per_ip, config.rooms_per_ip_per_minute) == (5, 7)
+    assert config.max_waiting_rooms_per_ip == 6
+    assert (
+        RelayConfig.from_args(["--max-waiting-rooms-per-ip", "0"], env).max_waiting_rooms_per_ip
+        == 0
+    )
     assert (config.max_rooms, config.stall_timeout, config.open_timeout) == (11, 3.0, 4.0)
     assert config.trust_proxy_header == "X-Real-IP"
     assert config.metrics is True and config.log_format == "text" and config.log_identifiers
@@ -117,6 +124,7 @@ def test_limit_flags_and_environment(capsys: pytest.CaptureFixture[str]) -> None
         (["--max-rooms", "0"], {}),
         (["--stall-timeout", "0"], {}),
         (["--max-connections-per-ip", "-1"], {}),
+        (["--max-waiting-rooms-per-ip", "-1"], {}),
         (["--trust-proxy-header", "X Forwarded"], {}),
         ([], {"HUSHDROP_LOG_FORMAT": "xml"}),
         ([], {"HUSHDROP_METRICS": "maybe"}),
@@ -203,6 +211,77 @@ def test_proxy_header_last_hop_identifies_the_client(relay_factory: RelayFactory
             await ws.close()
 
     run(main)
+
+
+# Waiting rooms -------------------------------------------------------------------------
+
+
+async def resume(relay: RelayProcess, slot: str, side: str, **kwargs: Any) -> ClientConnection:
+    ws = await client(relay, **kwargs)
+    await ws.send(json.dumps({"op": "resume", "id": slot, "side": side}))
+    return ws
+
+
+def test_waiting_senders_leave_receivers_their_own_budget(relay: RelayProcess) -> None:
+    """An office behind one NAT address: as many senders as --max-connections-per-ip allows
+    wait for their receivers, and the receivers, from the same address, still get in."""
+
+    async def main() -> None:
+        senders = [await create(relay) for _ in range(32)]
+        # A transfer resuming from the same address is not refused either (both sides).
+        slot = "R" * 21 + "w"
+        waiting_side = await resume(relay, slot, "sender")
+        other_side = await resume(relay, slot, "receiver")
+        assert await recv_json(other_side) == {"op": "paired"}
+        assert await recv_json(waiting_side) == {"op": "paired"}
+        await exchange(waiting_side, other_side, b"resumed")
+        await waiting_side.close()
+        assert (await recv_json(other_side))["op"] == "peer-gone"
+        await closed_with(other_side)
+        # Every waiting sender gets its receiver: 32 pairs, 64 connections from one address.
+        receivers = []
+        for creator, room in senders:
+            receivers.append(await join(relay, room))
+            assert await recv_json(creator) == {"op": "paired"}
+        for (creator, _), joiner in zip(senders, receivers, strict=True):
+            await exchange(creator, joiner, b"office")
+        for ws in (*(ws for ws, _ in senders), *receivers):
+            await ws.close()
+
+    run(main)
+    samples = scrape(relay)
+    assert value(samples, "limit_rejections_total", limit="connections-per-ip") == 0
+    assert value(samples, "limit_rejections_total", limit="waiting-rooms-per-ip") == 0
+
+
+def test_waiting_room_limit_per_address(relay_factory: RelayFactory) -> None:
+    relay = relay_factory("--max-waiting-rooms-per-ip", "2", "--max-connections-per-ip", "2")
+
+    async def main() -> None:
+        (first, room), (second, _) = await create(relay), await create(relay)
+        extra = await client(relay)
+        await extra.send(json.dumps({"op": "create"}))
+        reply = await refused_for_limit(extra)
+        assert "waiting" in reply["message"] and "2" in reply["message"]
+        # Another address waits freely.
+        other, _ = await create(relay, **spread(0))
+        # Receivers from the address are admitted: waiting senders are not in their budget.
+        joiner = await join(relay, room)
+        assert await recv_json(first) == {"op": "paired"}
+        await exchange(first, joiner, b"joined")
+        # The joined room no longer waits, so the address may open another one...
+        third, _ = await create(relay)
+        # ...and the connection budget still bounds everything else: a joined receiver and
+        # one connection that has not asked for anything yet make two.
+        pending = await client(relay)
+        await refused_for_limit(await client(relay))
+        for ws in (first, second, third, other, joiner, pending):
+            await ws.close()
+
+    run(main)
+    samples = scrape(relay)
+    assert value(samples, "limit_rejections_total", limit="waiting-rooms-per-ip") == 1
+    assert value(samples, "limit_rejections_total", limit="connections-per-ip") == 1
 
 
 # Room creation -------------------------------------------------------------------------
