@@ -520,7 +520,7 @@ def scrape_metrics(relay_url: str) -> dict[str, float]:
 
 def relay_log_summary(relay: Proc) -> dict[str, int]:
     """Counts of the relay's log records that are not routine: level WARNING and up, refusals,
-    and rooms that did not end with a completed transfer or their creator leaving."""
+    and rooms that did not end with both peers closing normally or their creator leaving."""
     counts: Counter[str] = Counter()
     for line in relay.lines:
         if line.stream != "stderr":
@@ -537,9 +537,9 @@ def relay_log_summary(relay: Proc) -> dict[str, int]:
         elif name in ("connection refused", "join refused", "limit reached"):
             counts[f"{name} ({reason})"] += 1
         elif name == "room closed" and (
-            reason not in ("peer-gone", "creator-left") or record.get("completed") is False
+            reason not in ("peer-gone", "creator-left") or record.get("closed_normally") is False
         ):
-            unfinished = ", not completed" if record.get("completed") is False else ""
+            unfinished = ", not closed normally" if record.get("closed_normally") is False else ""
             counts[f"room closed ({reason}{unfinished})"] += 1
     return dict(counts)
 
@@ -755,8 +755,8 @@ def print_table(report: dict[str, Any]) -> None:
     errors = {k: v for k, v in metrics.items() if k.startswith(("errors", "limit"))}
     made = report["transfers"] + len(single["runs"])
     print(
-        f"relay: {metrics.get('transfers_completed_total', 0):.0f} transfers completed (this run "
-        f"made {made}); "
+        f"relay: {metrics.get('pairs_closed_normally_total', 0):.0f} pairs closed normally (this "
+        f"run made {made} transfers); "
         + (", ".join(f"{k} {v:.0f}" for k, v in errors.items()) or "no errors in /metrics")
         + "; log: "
         + (", ".join(f"{k} ×{v}" for k, v in report["relay_log"].items()) or "nothing unusual")

@@ -5,7 +5,7 @@ single task that awaits the destination's send before receiving the next frame, 
 small receive queue and write buffer configured in server.py a slow receiver stops the relay
 from reading the sender's socket and TCP pushes back to the sender. It also owns what ends a
 pair (a peer leaving, idleness, the byte limit, a stalled receiver, a protocol error), the
-goodbye messages, the decision whether the room counts as a completed transfer, and giving
+goodbye messages, the decision whether both peers closed the room normally, and giving
 the forwarding buffers' memory back to the system once pairs have ended (HeapRelease).
 """
 
@@ -112,15 +112,15 @@ class Forwarder:
         if outcome.end is not End.PEER_GONE:
             self.metrics.error(outcome.end.value)
         await _say_goodbye(creator, joiner, outcome)
-        completed = _completed(room, outcome)
-        if completed:
-            self.metrics.transfers_completed += 1
+        closed_normally = _closed_normally_by_both(room, outcome)
+        if closed_normally:
+            self.metrics.pairs_closed_normally += 1
         event(
             log,
             "room closed",
             room=room.log_code,
             reason=outcome.end.value,
-            completed=completed,
+            closed_normally=closed_normally,
             live_rooms=len(self.rooms),
         )
 
@@ -240,16 +240,18 @@ async def _deliver_last_words(pump: asyncio.Task[Outcome]) -> None:
         await asyncio.wait({pump}, timeout=NOTIFY_TIMEOUT)
 
 
-def _completed(room: Room[ServerConnection], outcome: Outcome) -> bool:
-    """Whether the room counts in transfers_completed_total.
+def _closed_normally_by_both(room: Room[ServerConnection], outcome: Outcome) -> bool:
+    """Whether the room counts in pairs_closed_normally_total.
 
-    A completed transfer is a paired room in which each peer sent at least one binary frame
-    and which ended because a peer closed its connection normally (close code 1000, or a
-    close frame without a code), with the other peer then also closing normally when the
-    relay told it. Ends by error, limit, timeout, stall or a dropped TCP connection never
-    count. The relay cannot read the peers' end-to-end COMPLETE message, so a user who
-    cancels cleanly after the key exchange is counted too: this is the closest an opaque
-    relay gets to "the transfer finished".
+    That is a paired room in which each peer sent at least one binary frame and which ended
+    because a peer closed its connection normally (close code 1000, or a close frame without
+    a code), with the other peer then also closing normally when the relay told it. Ends by
+    error, limit, timeout, stall or a dropped TCP connection never count.
+
+    This is not "the transfer finished", and nothing the relay sees can be: how a session
+    ended is said in SEALED messages (COMPLETE, DECLINE, CANCEL: one message type, padded
+    alike), and peers close the same way whether they finished, declined, cancelled, failed
+    key confirmation or moved to a direct connection.
     """
     if outcome.end is not End.PEER_GONE or not (room.creator_sent and room.joiner_sent):
         return False

@@ -45,7 +45,7 @@ class Metrics:
 
     peers_connected: int = 0
     bytes_relayed: int = 0
-    transfers_completed: int = 0
+    pairs_closed_normally: int = 0
     rooms_created: int = 0
     resumes: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -88,10 +88,11 @@ class Metrics:
             [("", self.bytes_relayed)],
         )
         family(
-            "transfers_completed_total",
+            "pairs_closed_normally_total",
             "counter",
-            "Paired rooms that carried data both ways and ended by both peers closing normally.",
-            [("", self.transfers_completed)],
+            "Paired rooms that carried data both ways and ended by both peers closing normally: "
+            "finished transfers, but also declined, cancelled and wrong-code ones.",
+            [("", self.pairs_closed_normally)],
         )
         family(
             "rooms_created_total",

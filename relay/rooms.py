@@ -56,7 +56,7 @@ class Room(Generic[Peer]):
     # Set once both peers got their last message; the joiner's task waits on it.
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     bytes_forwarded: int = 0
-    # Whether each side sent at least one binary frame (for counting completed transfers).
+    # Whether each side sent at least one binary frame (for pairs_closed_normally_total).
     creator_sent: bool = False
     joiner_sent: bool = False
     last_activity: float = field(default_factory=time.monotonic)

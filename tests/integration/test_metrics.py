@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests.integration.cli import receive, send
 from tests.integration.test_relay import (
     WAIT,
     client,
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from tests.conftest import RelayFactory, RelayProcess
 
 PREFIX = "hushdrop_relay_"
+EXIT_WRONG_CODE = 3
 # name{label="value",...} value — the subset of the text format the relay emits.
 _SAMPLE = re.compile(
     r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$"
@@ -110,7 +114,7 @@ def test_metrics_format_and_names(relay: RelayProcess) -> None:
         "rooms_open",
         "peers_connected",
         "bytes_relayed_total",
-        "transfers_completed_total",
+        "pairs_closed_normally_total",
         "rooms_created_total",
         "resumes_total",
         "errors_total",
@@ -145,16 +149,16 @@ def test_counters_follow_a_real_transfer(relay: RelayProcess) -> None:
         assert (await recv_json(joiner))["op"] == "peer-gone"
         assert await closed_with(joiner) == 1000
 
-        completed = value(before, "transfers_completed_total") + 1
+        closed = value(before, "pairs_closed_normally_total") + 1
         after = await wait_for_metrics(
             relay,
             lambda s: (
-                value(s, "transfers_completed_total") >= completed
+                value(s, "pairs_closed_normally_total") >= closed
                 and value(s, "peers_connected") == 0
             ),
-            "the transfer counted and both peers gone",
+            "the pair counted and both peers gone",
         )
-        assert value(after, "transfers_completed_total") == completed
+        assert value(after, "pairs_closed_normally_total") == closed
         assert value(after, "bytes_relayed_total") >= value(before, "bytes_relayed_total") + sent
         assert value(after, "rooms_created_total") == value(before, "rooms_created_total") + 1
         assert value(after, "rooms_open", state="paired") == 0
@@ -171,20 +175,20 @@ def test_counters_follow_a_real_transfer(relay: RelayProcess) -> None:
     run(main)
 
 
-def test_one_way_or_failed_rooms_are_not_completed_transfers(
+def test_one_way_or_failed_rooms_are_not_pairs_closed_normally(
     relay_factory: RelayFactory,
 ) -> None:
     relay = relay_factory("--room-byte-limit", "1000")
 
     async def main() -> None:
-        # Data one way only, then a normal close: not a transfer.
+        # Data one way only, then a normal close: the peers did not both take part.
         creator, joiner, _ = await pair(relay)
         await creator.send(b"hello")
         await asyncio.wait_for(joiner.recv(), WAIT)
         await creator.close()
         await recv_json(joiner)
         await closed_with(joiner)
-        # Data both ways, then the byte limit: an error, not a transfer.
+        # Data both ways, then the byte limit: an error, not a normal close.
         creator, joiner, _ = await pair(relay)
         await creator.send(bytes(10))
         await asyncio.wait_for(joiner.recv(), WAIT)
@@ -206,12 +210,57 @@ def test_one_way_or_failed_rooms_are_not_completed_transfers(
             ),
             "both rooms closed",
         )
-        assert value(samples, "transfers_completed_total") == 0
+        assert value(samples, "pairs_closed_normally_total") == 0
         assert value(samples, "errors_total", kind="no-such-room") == 1
         assert value(samples, "rooms_created_total") == 2
         assert value(samples, "bytes_relayed_total") == 25
 
     run(main)
+
+
+def test_declined_and_wrong_code_transfers_are_not_counted_as_completed(
+    relay: RelayProcess, tmp_path: Path
+) -> None:
+    """The relay cannot read how a session ended (COMPLETE, DECLINE and CANCEL are sealed and
+    padded alike), so no metric of it may claim to count finished transfers: it counts what
+    it sees, peers that both closed normally, whatever they said before."""
+    src = tmp_path / "a.bin"
+    src.write_bytes(os.urandom(5000))
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+
+    # One finished transfer.
+    sender = send(relay.url, src)
+    receiver = receive(relay.url, sender.wait_event("code")["code"], out)
+    assert receiver.wait() == 0 and sender.wait() == 0, receiver.stderr + sender.stderr
+    # A wrong code: key confirmation fails on both sides.
+    sender = send(relay.url, src)
+    room, first, *rest = sender.wait_event("code")["code"].split("-")
+    wrong = "-".join([room, "zoo" if first != "zoo" else "zero", *rest])
+    receiver = receive(relay.url, wrong, elsewhere)
+    assert receiver.wait() == EXIT_WRONG_CODE and sender.wait() == EXIT_WRONG_CODE
+    # A declined offer: the receiver will not overwrite the a.bin it already has.
+    sender = send(relay.url, src)
+    receiver = receive(relay.url, sender.wait_event("code")["code"], out)
+    assert receiver.wait() != 0 and sender.wait() != 0
+    assert "declined" in sender.error()["message"]
+
+    samples = run(
+        lambda: wait_for_metrics(
+            relay,
+            lambda s: (
+                value(s, "rooms_created_total") == 3
+                and value(s, "peers_connected") == 0
+                and value(s, "rooms_open", state="paired") == 0
+            ),
+            "all three rooms closed",
+        )
+    )
+    claims = {name: v for (name, _), v in samples.items() if "complet" in name}
+    assert claims == {}, f"the relay claims finished transfers it cannot see: {claims}"
+    # What it counts instead, exactly as documented: all three, alike.
+    assert value(samples, "pairs_closed_normally_total") == 3
 
 
 def test_metrics_can_be_disabled_by_flag_or_environment(relay_factory: RelayFactory) -> None:
@@ -269,7 +318,7 @@ def test_json_logs_hold_no_identifiers_by_default(relay_factory: RelayFactory) -
     events = [record["event"] for record in records]
     assert "room paired" in events and "relay stopped" in events
     closed = [r for r in records if r["event"] == "room closed" and r.get("reason") == "peer-gone"]
-    assert closed and closed[0]["completed"] is True
+    assert closed and closed[0]["closed_normally"] is True
     for room in rooms:
         assert room not in stderr
     assert "127.0.0.1" not in stderr
