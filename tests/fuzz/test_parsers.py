@@ -28,7 +28,9 @@ from hushdrop.protocol import events as ev
 from hushdrop.protocol.codes import Code, SenderSecrets, new_sender_secrets, parse_code
 from hushdrop.protocol.constants import (
     ABORT_CANCELLED,
+    COMMITMENT_SIZE,
     FLAG_PASSWORD,
+    FLAG_WORDS,
     FORM_LINK,
     FORM_WORDS,
     KIND_ACCEPT,
@@ -39,6 +41,7 @@ from hushdrop.protocol.constants import (
     KIND_MANIFEST,
     KIND_RESUME_AT,
     KIND_RESUMED,
+    KNOWN_FLAGS,
     MSG_ABORT,
     MSG_CONFIRM,
     MSG_DATA,
@@ -90,9 +93,10 @@ from hushdrop.protocol.framing import (
     encode_u64,
     message_type,
 )
-from hushdrop.protocol.handshake import SenderHandshake
+from hushdrop.protocol.handshake import SenderHandshake, accepted_forms
 from hushdrop.protocol.keys import SealedChannel
 from hushdrop.protocol.manifest import MAX_FILE_SIZE, DirEntry, FileEntry, Manifest
+from hushdrop.protocol.padding import stream_padding
 from hushdrop.protocol.paths import fold, sanitize_all, sanitize_path
 from hushdrop.protocol.receiver import ReceiverSession
 from hushdrop.protocol.resume import ResumeHandshake
@@ -167,8 +171,8 @@ def raises_only(expected: type[BaseException] | tuple[type[BaseException], ...])
 
 # Body length of each fixed-size message, after the type byte.
 MESSAGE_LAYOUTS = {
-    MSG_HELLO: 2 + SID_PART_SIZE,
-    MSG_PAKE_A: 2 + SID_PART_SIZE + POINT_SIZE,
+    MSG_HELLO: 2 + SID_PART_SIZE + COMMITMENT_SIZE,  # flags 0 or FLAG_PASSWORD: one commitment
+    MSG_PAKE_A: 2 + POINT_SIZE,
     MSG_PAKE_B: POINT_SIZE + CONFIRM_TAG_SIZE,
     MSG_CONFIRM: CONFIRM_TAG_SIZE,
     MSG_RESUME: 2 + RESUME_NONCE_SIZE,
@@ -195,12 +199,16 @@ points = st.binary(min_size=POINT_SIZE, max_size=POINT_SIZE)
 tags = st.binary(min_size=CONFIRM_TAG_SIZE, max_size=CONFIRM_TAG_SIZE)
 nonces = st.binary(min_size=RESUME_NONCE_SIZE, max_size=RESUME_NONCE_SIZE)
 u8 = st.integers(0, 255)
+hello_flags = st.sampled_from([0, FLAG_PASSWORD, FLAG_WORDS, FLAG_PASSWORD | FLAG_WORDS])
+commitments = st.binary(min_size=COMMITMENT_SIZE, max_size=2 * COMMITMENT_SIZE)
 u32 = st.integers(0, 2**32 - 1)
 u64 = st.integers(0, 2**64 - 1)
 
 valid_messages = st.one_of(
-    st.builds(encode_hello, st.sampled_from([0, FLAG_PASSWORD]), sids),
-    st.builds(encode_pake_a, u8, sids, points),
+    st.builds(
+        lambda flags, sid, c: encode_hello(flags, sid, c), hello_flags, sids, commitments
+    ).filter(lambda m: len(m) == 3 + SID_PART_SIZE + len(accepted_forms(m[2])) * COMMITMENT_SIZE),
+    st.builds(encode_pake_a, u8, points),
     st.builds(encode_pake_b, points, tags),
     st.builds(encode_confirm, tags),
     st.builds(encode_abort, u8),
@@ -249,26 +257,30 @@ def test_empty_message_is_a_protocol_error():
 
 
 @FAST
-@given(st.sampled_from([0, FLAG_PASSWORD]), sids)
-def test_hello_round_trips(flags, sid):
-    message = encode_hello(flags, sid)
+@given(hello_flags, sids, st.binary(min_size=2 * COMMITMENT_SIZE, max_size=2 * COMMITMENT_SIZE))
+def test_hello_round_trips(flags, sid, both):
+    # One commitment per accepted code form: the link's, and the typed code's with FLAG_WORDS.
+    commitments = both[: len(accepted_forms(flags)) * COMMITMENT_SIZE]
+    message = encode_hello(flags, sid, commitments)
     assert message_type(message) == MSG_HELLO
-    assert decode_hello(message) == Hello(flags, sid)
+    assert decode_hello(message) == Hello(flags, sid, commitments)
+    with pytest.raises(ProtocolError):
+        decode_hello(message + b"x")
 
 
 @FAST
-@given(u8.filter(lambda flags: flags & ~FLAG_PASSWORD), sids)
+@given(u8.filter(lambda flags: flags & ~KNOWN_FLAGS), sids)
 def test_hello_with_unknown_flags_is_refused(flags, sid):
     with pytest.raises(ProtocolError) as info:
-        decode_hello(encode_hello(flags, sid))
+        decode_hello(encode_hello(flags, sid, bytes(2 * COMMITMENT_SIZE)))
     assert not isinstance(info.value, VersionError)
 
 
 @FAST
 @given(u8.filter(lambda version: version != PROTOCOL_VERSION), u8, sids, points, nonces)
 def test_other_versions_raise_version_error(version, form, sid, share, nonce):
-    hello = bytes([MSG_HELLO, version, 0]) + sid
-    pake_a = bytes([MSG_PAKE_A, version, form]) + sid + share
+    hello = bytes([MSG_HELLO, version, 0]) + sid + bytes(COMMITMENT_SIZE)
+    pake_a = bytes([MSG_PAKE_A, version, form]) + share
     resume = bytes([MSG_RESUME, version, SIDE_SENDER]) + nonce
     messages = ((decode_hello, hello), (decode_pake_a, pake_a), (decode_resume, resume))
     for decode, message in messages:
@@ -277,9 +289,9 @@ def test_other_versions_raise_version_error(version, form, sid, share, nonce):
 
 
 @FAST
-@given(u8, sids, points, tags)
-def test_key_exchange_messages_round_trip(form, sid, share, tag):
-    assert decode_pake_a(encode_pake_a(form, sid, share)) == PakeA(form, sid, share)
+@given(u8, points, tags)
+def test_key_exchange_messages_round_trip(form, share, tag):
+    assert decode_pake_a(encode_pake_a(form, share)) == PakeA(form, share)
     assert decode_pake_b(encode_pake_b(share, tag)) == PakeB(share, tag)
     assert decode_confirm(encode_confirm(tag)) == tag
 
@@ -775,9 +787,9 @@ async def receiver_in(state: str) -> tuple[ReceiverSession, HostileSender]:
     sender = HostileSender("pw" if state == "need-password" else "")
     receiver = ReceiverSession(sender.backend, parse_code(sender.secrets.typed))
     if state == "await-hello":
-        sender.pending = sender.handshake.hello()
+        sender.pending = await sender.handshake.hello()
         return receiver, sender
-    events = await receiver.receive(sender.handshake.hello())
+    events = await receiver.receive(await sender.handshake.hello())
     if state == "need-password":
         assert events == [ev.PasswordRequired()]
         return receiver, sender
@@ -825,9 +837,11 @@ async def data_stream(backend: PycaBackend, data_key: bytes) -> bytes:
     stream = bytearray()
     for index, entry in enumerate(OFFER.files):
         content = bytes(i % 251 for i in range(entry.size))
+        last = index == len(OFFER.files) - 1
+        padding = bytes(stream_padding(OFFER) if last else 0)  # §7.1
         encryptor = await ChunkEncryptor.create(backend, data_key, file_context(index))
         stream += encryptor.header
-        stream += await encryptor.update(content + hashlib.sha256(content).digest())
+        stream += await encryptor.update(content + hashlib.sha256(content).digest() + padding)
         stream += await encryptor.finalize()
     return bytes(stream)
 

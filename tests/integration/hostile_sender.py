@@ -50,7 +50,7 @@ async def main(relay: str, args: list[str]) -> None:
     print(json.dumps({"event": "code", "code": secrets.typed}), flush=True)
     await connection.wait_paired()
     session = SenderSession(backend, secrets, manifest)
-    session.start()
+    await session.start()
     await connection.send_all(session.data_to_send())
     while not session.finished:
         while (request := session.next_read()) is not None:

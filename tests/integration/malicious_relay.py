@@ -361,7 +361,7 @@ class Interceptor:
     ) -> None:
         """Offer the files to the real receiver, as the sender it believes it talks to."""
         session = SenderSession(self._backend, _sender_secrets(self.code), manifest)
-        session.start()
+        await session.start()
         try:
             await _send_all(ws, session.data_to_send())
             while not session.finished:

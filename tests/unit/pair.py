@@ -40,6 +40,7 @@ class Pair:
         code: Callable[[SenderSecrets], Code] | None = None,
         tamper: Tamper | None = None,
         manifest: Manifest | None = None,
+        accept_typed: bool = True,
     ) -> None:
         self.backend = PycaBackend()
         self.files = list(files.values())
@@ -47,7 +48,11 @@ class Pair:
             "123456", self.backend.random_bytes, bool(sender_password)
         )
         self.sender = SenderSession(
-            self.backend, self.secrets, manifest or manifest_for(files), sender_password
+            self.backend,
+            self.secrets,
+            manifest or manifest_for(files),
+            sender_password,
+            accept_typed=accept_typed,
         )
         receiver_code = code(self.secrets) if code else parse_code(self.secrets.typed)
         self.receiver = ReceiverSession(self.backend, receiver_code, receiver_password)
@@ -56,7 +61,7 @@ class Pair:
         self.outcome = Outcome()
 
     async def run(self, max_rounds: int = 100_000) -> Outcome:
-        self.sender.start()
+        await self.sender.start()
         return await self.proceed(max_rounds)
 
     async def proceed(self, max_rounds: int = 100_000) -> Outcome:

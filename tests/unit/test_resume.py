@@ -226,7 +226,7 @@ def test_signaling_is_sealed_and_a_switch_resumes_on_the_new_connection():
         files = {"a.bin": os.urandom(3 * 1024 * 1024)}
         pair = Pair(files)
         sender, receiver = pair.sender, pair.receiver
-        sender.start()
+        await sender.start()
         while not any(isinstance(e, ev.Verified) for e in pair.outcome.sender_events):
             assert await pair._step()
 
@@ -264,7 +264,7 @@ def test_a_switch_in_the_middle_of_the_stream_restarts_it_from_the_verified_byte
         files = {"a.bin": os.urandom(6 * 1024 * 1024 + 7)}
         pair = Pair(files)
         sender, receiver = pair.sender, pair.receiver
-        sender.start()
+        await sender.start()
         while len(pair.outcome.received.get(0, b"")) < 2 * 1024 * 1024:
             assert await pair._step()
         assert sender.can_switch
@@ -305,7 +305,7 @@ def test_sealed_messages_leave_in_counter_order_when_encryption_finishes_out_of_
     async def scenario():
         pair = Pair({"a.bin": b"x" * 100})
         sender, receiver = pair.sender, pair.receiver
-        sender.start()
+        await sender.start()
         while not any(isinstance(e, ev.Verified) for e in pair.outcome.sender_events):
             assert await pair._step()
         for message in sender.data_to_send():  # the manifest

@@ -190,7 +190,7 @@ def test_truncated_stream_never_completes_the_file():
 async def accepted(pair: Pair) -> None:
     """Run the handshake and the offer until the receiver accepted, delivering nothing else."""
     sender, receiver = pair.sender, pair.receiver
-    sender.start()
+    await sender.start()
     while not any(isinstance(e, ev.Accepted) for e in pair.outcome.sender_events):
         for message in sender.data_to_send():
             for event in await receiver.receive(message):

@@ -41,7 +41,7 @@ async def send(
         await connection.wait_paired()
         reporter.status("The receiver connected; checking the code…")
         session = SenderSession(backend, secrets, files.manifest, password)
-        session.start()
+        await session.start()
 
         async def read(index: int, offset: int, length: int) -> memoryview:
             return files.read(index, offset, length)

@@ -84,7 +84,7 @@ class SendFlow:
             view.hide("share")  # the code admits one receiver: it is spent now
             view.status("The receiver connected; checking the code…")
             session = SenderSession(self.ctx.backend, secrets, self.manifest, self.password)
-            session.start()
+            await session.start()
             pump = self.pump = Pump(
                 session,
                 connection,

@@ -27,14 +27,18 @@ MSG_SEALED = 0x10
 MSG_DATA = 0x20
 
 FLAG_PASSWORD = 0x01
-KNOWN_FLAGS = FLAG_PASSWORD
+FLAG_WORDS = 0x02  # the sender accepts the typed code (it showed it), not only the link
+KNOWN_FLAGS = FLAG_PASSWORD | FLAG_WORDS
 SID_PART_SIZE = 16
 POINT_SIZE = 32
+COMMITMENT_LABEL = b"hushdrop/2 share commitment"
+COMMITMENT_SIZE = 32
 
 ABORT_CONFIRMATION_FAILED = 0x01
 ABORT_VERSION = 0x02
 ABORT_MALFORMED = 0x03
 ABORT_CANCELLED = 0x04
+ABORT_FORM_REFUSED = 0x05  # the receiver has the typed code; the sender accepts only the link
 
 SIDE_SENDER = 0x01
 SIDE_RECEIVER = 0x02

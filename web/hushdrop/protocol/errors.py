@@ -33,6 +33,12 @@ class WrongCodeError(HushdropError):
         )
 
 
+class CodeFormError(WrongCodeError):
+    """The receiver has the typed code, but the sender accepts only the link."""
+
+    kind = "wrong-code"
+
+
 class ProtocolError(HushdropError):
     """The peer (or something between us) sent a message that breaks the protocol."""
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from ..crypto import cpace
 from .constants import (
+    COMMITMENT_SIZE,
+    FLAG_WORDS,
     KNOWN_FLAGS,
     MSG_ABORT,
     MSG_CONFIRM,
@@ -47,12 +49,12 @@ MESSAGE_NAMES = {
 class Hello:
     flags: int
     sid: bytes
+    commitments: bytes  # 32 bytes per accepted code form: link, then words (§5.1)
 
 
 @dataclass(frozen=True)
 class PakeA:
     form: int
-    sid: bytes
     share: bytes
 
 
@@ -95,26 +97,30 @@ def _check_version(version: int) -> None:
         )
 
 
-def encode_hello(flags: int, sid: bytes) -> bytes:
-    return bytes([MSG_HELLO, PROTOCOL_VERSION, flags]) + sid
+def encode_hello(flags: int, sid: bytes, commitments: bytes) -> bytes:
+    return bytes([MSG_HELLO, PROTOCOL_VERSION, flags]) + sid + commitments
 
 
 def decode_hello(message: bytes) -> Hello:
-    body = _expect(message, MSG_HELLO, 2 + SID_PART_SIZE)
-    _check_version(body[0])
-    if body[1] & ~KNOWN_FLAGS:
+    if len(message) < 3:
+        raise ProtocolError("Received a HELLO message of the wrong length.")
+    _check_version(message[1])
+    flags = message[2]
+    if flags & ~KNOWN_FLAGS:
         raise ProtocolError("The sender asked for options this version does not know.")
-    return Hello(body[1], bytes(body[2:]))
+    forms = 2 if flags & FLAG_WORDS else 1
+    body = _expect(message, MSG_HELLO, 2 + SID_PART_SIZE + forms * COMMITMENT_SIZE)
+    return Hello(flags, bytes(body[2 : 2 + SID_PART_SIZE]), bytes(body[2 + SID_PART_SIZE :]))
 
 
-def encode_pake_a(form: int, sid: bytes, share: bytes) -> bytes:
-    return bytes([MSG_PAKE_A, PROTOCOL_VERSION, form]) + sid + share
+def encode_pake_a(form: int, share: bytes) -> bytes:
+    return bytes([MSG_PAKE_A, PROTOCOL_VERSION, form]) + share
 
 
 def decode_pake_a(message: bytes) -> PakeA:
-    body = _expect(message, MSG_PAKE_A, 2 + SID_PART_SIZE + POINT_SIZE)
+    body = _expect(message, MSG_PAKE_A, 2 + POINT_SIZE)
     _check_version(body[0])
-    return PakeA(body[1], bytes(body[2 : 2 + SID_PART_SIZE]), bytes(body[2 + SID_PART_SIZE :]))
+    return PakeA(body[1], bytes(body[2:]))
 
 
 def encode_pake_b(share: bytes, tag: bytes) -> bytes:

@@ -1,6 +1,6 @@
 """The sender's session: handshake, manifest, then the encrypted data stream under flow control.
 
-Driver contract (sans-I/O): call `start()` once the relay says `paired`; pass every binary message
+Driver contract (sans-I/O): await `start()` once the relay says `paired`; pass every binary message
 from the relay to `receive()`; whenever `next_read()` names a file range, read it and pass the bytes
 to `send_plaintext()`; after every call, send everything `data_to_send()` returns, in order. When
 the connection closes, see `PeerSession.connection_lost()`.
@@ -56,9 +56,13 @@ class SenderSession(PeerSession):
         secrets: SenderSecrets,
         manifest: Manifest,
         password: str = "",
+        *,
+        accept_typed: bool = True,
     ) -> None:
+        """`accept_typed`: whether the typed code works too, not only the link (§2): say so
+        only when it was shown to someone."""
         super().__init__(backend)
-        self._handshake = SenderHandshake(backend, secrets, password)
+        self._handshake = SenderHandshake(backend, secrets, password, accept_typed=accept_typed)
         self.manifest = manifest
         self._credit = 0
         self._sent = 0
@@ -83,10 +87,10 @@ class SenderSession(PeerSession):
         self.bytes_total = manifest.total_size
         self._sent_everything = False
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self._state != "new":
             raise ProtocolError("The session was already started.")
-        self._outgoing.append(self._handshake.hello())
+        self._outgoing.append(await self._handshake.hello())
         self._state = "await-pake-a"
 
     async def receive(self, message: bytes) -> list[Event]:

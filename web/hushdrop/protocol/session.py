@@ -7,6 +7,7 @@ from ..crypto.backend import CryptoBackend
 from .constants import (
     ABORT_CANCELLED,
     ABORT_CONFIRMATION_FAILED,
+    ABORT_FORM_REFUSED,
     ABORT_MALFORMED,
     FILE_CONTEXT_PREFIX,
     KIND_CANCEL,
@@ -15,7 +16,14 @@ from .constants import (
     MSG_RESUME,
     SIDE_SENDER,
 )
-from .errors import HushdropError, PeerCancelledError, ProtocolError, TamperedError, WrongCodeError
+from .errors import (
+    CodeFormError,
+    HushdropError,
+    PeerCancelledError,
+    ProtocolError,
+    TamperedError,
+    WrongCodeError,
+)
 from .events import DirectSignal, Event
 from .framing import encode_abort
 from .keys import SealedChannel, SessionKeys
@@ -32,6 +40,11 @@ def abort_error(reason: int, side: int) -> HushdropError:
     """What an ABORT from the peer means to the user on `side`."""
     if reason == ABORT_CONFIRMATION_FAILED:
         return WrongCodeError(sender=side == SIDE_SENDER)
+    if reason == ABORT_FORM_REFUSED:
+        return WrongCodeError(
+            "Someone tried the short code, but this transfer accepts only its link (the short "
+            "code was not shown). The transfer is closed; start a new one."
+        )
     if reason == ABORT_CANCELLED:
         return PeerCancelledError(f"The {_peer(side)} cancelled the transfer.")
     if reason == ABORT_MALFORMED:
@@ -219,7 +232,12 @@ class PeerSession:
         """Tell the peer why this side is stopping, then let the caller re-raise."""
         if isinstance(error, WrongCodeError):
             if self._state not in ("failed", "done"):
-                self._outgoing.append(encode_abort(ABORT_CONFIRMATION_FAILED))
+                reason = (
+                    ABORT_FORM_REFUSED
+                    if isinstance(error, CodeFormError)
+                    else ABORT_CONFIRMATION_FAILED
+                )
+                self._outgoing.append(encode_abort(reason))
             self._state = "failed"
         elif isinstance(error, PeerCancelledError) or self._state == "failed":
             self._state = "failed"
