@@ -14,6 +14,7 @@ from hushdrop.protocol.constants import (
     DATA_FRAME_SIZE,
     FORM_LINK,
     INITIAL_CREDIT,
+    MAX_MANIFEST_ENTRIES,
     MSG_DATA,
     MSG_SEALED,
 )
@@ -265,3 +266,28 @@ def test_malformed_manifests_are_protocol_errors(doc):
 def test_manifest_round_trips():
     manifest = Manifest((FileEntry("ü/é.txt", 5, 0o600, 1_700_000_000),))
     assert Manifest.decode(manifest.encode()) == manifest
+
+
+def test_a_manifest_larger_than_one_frame_travels_in_pieces():
+    # 60,000 files with 40-byte names: a 4 MiB manifest, four times the relay's frame limit.
+    names = {f"folder/{i:06d}-{'x' * 26}.txt": b"" for i in range(60_000)}
+    frames: list[int] = []
+
+    def count(direction: str, message: bytes) -> list[bytes]:
+        frames.append(len(message))
+        return [message]
+
+    pair = Pair(names, tamper=count)
+    outcome = run(pair)
+    assert outcome.sender_error is None and outcome.receiver_error is None
+    assert sorted(outcome.completed) == list(range(60_000))
+    assert max(frames) <= 1 + DATA_FRAME_SIZE
+
+
+def test_the_protocols_manifest_limits_are_checked_before_sending():
+    too_many = Manifest(tuple(FileEntry(f"{i}", 0) for i in range(MAX_MANIFEST_ENTRIES + 1)))
+    with pytest.raises(ProtocolError, match="at most 100,000"):
+        too_many.encode()
+    long_names = Manifest(tuple(FileEntry(f"{i:05d}" + "y" * 4000, 0) for i in range(4500)))
+    with pytest.raises(ProtocolError, match="MiB"):
+        long_names.encode()

@@ -153,7 +153,9 @@ class OutgoingFiles:
                 sources.append(path)
             else:
                 raise LocalFileError(f"{raw} is not a regular file or a directory.")
-        return cls(Manifest(tuple(files), tuple(dirs)), sources)
+        manifest = Manifest(tuple(files), tuple(dirs))
+        manifest.encode()  # within the protocol's limits, checked before a code is made
+        return cls(manifest, sources)
 
     @staticmethod
     def _walk(root: Path, name: str, files, dirs, sources) -> None:

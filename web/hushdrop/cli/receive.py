@@ -123,9 +123,8 @@ class Receiving:
 
     def _saved(self, count: int) -> None:
         if self.record is not None:
-            self.record.saved = count
             try:
-                self.record.save()
+                self.record.mark_saved(count)
             except OSError as exc:
                 raise save_error(self.record.path, exc) from exc
 

@@ -4,8 +4,9 @@ It lives in the output folder under a random name, `.hushdrop-<transfer>.resume`
 transfer's temporary files, nothing derived from the code), and holds a tag that recognises the
 code, the session's resume secret and
 data key, the manifest, the chosen file names, the name of the transfer's temporary files and how
-many files are saved. It is written atomically whenever that count changes and removed when the
-transfer ends.
+many files are saved. The first line (JSON) is written once, atomically; each saved file then
+appends one line with the new count, so the cost per file does not grow with the file list. It is
+removed when the transfer ends.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..protocol.errors import HushdropError
 from ..protocol.keys import SessionKeys
 from ..protocol.manifest import Manifest
 
-VERSION = 3
+VERSION = 4
 
 
 RECORD_GLOB = ".hushdrop-*.resume"
@@ -75,15 +76,23 @@ class ResumeRecord:
             "targets": [target.as_posix() for target in self.targets],
             "transfer": self.transfer,
             "code": self.code_tag,
-            "saved": self.saved,
         }
         temporary = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(document, handle)
+            handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
+
+    def mark_saved(self, count: int) -> None:
+        """`count` files are saved under their final names: append that, durably."""
+        self.saved = count
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(f"{count}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def delete(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -93,7 +102,8 @@ class ResumeRecord:
     def load(cls, path: Path) -> ResumeRecord | None:
         """The record at `path`, or None when there is none or it is not usable."""
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            header, *counts = path.read_text(encoding="utf-8").split("\n")
+            document = json.loads(header)
             if document.get("version") != VERSION:
                 return None
             keys = SessionKeys(
@@ -107,7 +117,9 @@ class ResumeRecord:
             targets = [Path(target) for target in document["targets"]]
             transfer = str(document["transfer"])
             tag = str(document["code"])
-            saved = int(document["saved"])
+            # Every complete line after the header is a count; a crash may leave a partial last
+            # one (no newline), which does not count.
+            saved = int(counts[-2]) if len(counts) >= 2 else 0
         except (OSError, ValueError, KeyError, TypeError, HushdropError):
             return None
         if len(targets) != len(manifest.files) or not 0 <= saved <= len(targets):

@@ -48,7 +48,9 @@ class OutgoingSelection:
     def snapshot(cls) -> OutgoingSelection:
         if not js.hushdrop.hasSelection():
             raise LocalError("Choose or drop the files you want to send first.")
-        return cls(manifest_from_selection(json.loads(js.hushdrop.snapshot())))
+        manifest = manifest_from_selection(json.loads(js.hushdrop.snapshot()))
+        manifest.encode()  # within the protocol's limits, checked before a link is made
+        return cls(manifest)
 
     async def read(self, index: int, offset: int, length: int) -> bytes:
         try:

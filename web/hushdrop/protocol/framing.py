@@ -18,10 +18,12 @@ from .constants import (
     MSG_PAKE_B,
     MSG_RESUME,
     MSG_SEALED,
+    MSG_SEALED_PART,
     POINT_SIZE,
     PROTOCOL_VERSION,
     RESUME_NONCE_SIZE,
     SEALED_PAD,
+    SEALED_PART_SIZE,
     SID_PART_SIZE,
     SIDE_RECEIVER,
     SIDE_SENDER,
@@ -41,6 +43,7 @@ MESSAGE_NAMES = {
     MSG_RESUME: "RESUME",
     MSG_ABORT: "ABORT",
     MSG_SEALED: "SEALED",
+    MSG_SEALED_PART: "SEALED_PART",
     MSG_DATA: "DATA",
 }
 
@@ -187,6 +190,19 @@ def decode_inner(inner: bytes) -> tuple[int, bytes]:
     if 5 + length > len(inner) or any(inner[5 + length :]):
         raise ProtocolError("Received a sealed message with a malformed body.")
     return inner[0], inner[5 : 5 + length]
+
+
+def split_sealed(message: bytes) -> list[bytes]:
+    """A SEALED message as it travels (§6.2): whole when it fits one frame, else SEALED_PART
+    messages of SEALED_PART_SIZE ciphertext bytes and a final SEALED with the rest."""
+    if len(message) <= 1 + SEALED_PART_SIZE:
+        return [message]
+    body = memoryview(message)[1:]
+    cuts = range(0, len(body), SEALED_PART_SIZE)
+    pieces = [bytes(body[at : at + SEALED_PART_SIZE]) for at in cuts]
+    return [bytes([MSG_SEALED_PART]) + piece for piece in pieces[:-1]] + [
+        bytes([MSG_SEALED]) + pieces[-1]
+    ]
 
 
 def encode_u64(value: int) -> bytes:

@@ -45,9 +45,19 @@ class Manifest:
             ],
             "dirs": [{"path": _utf8(d.path), "mode": d.mode} for d in self.dirs],
         }
+        entries = len(self.files) + len(self.dirs)
+        if entries > MAX_MANIFEST_ENTRIES:
+            raise ProtocolError(
+                f"Too many files to send in one transfer: {entries:,} files and folders, at most "
+                f"{MAX_MANIFEST_ENTRIES:,}. Send them in parts, or as an archive."
+            )
         data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         if len(data) > MAX_MANIFEST_BYTES:
-            raise ProtocolError("Too many files to send in one transfer.")
+            raise ProtocolError(
+                f"The list of files to send is {len(data) / (1 << 20):.1f} MiB, more than one "
+                f"transfer carries ({MAX_MANIFEST_BYTES >> 20} MiB of names). Send them in parts, "
+                "or as an archive."
+            )
         return data
 
     @classmethod

@@ -8,7 +8,7 @@ PURBs", PoPETs 2019(4), §4).
 
 from __future__ import annotations
 
-from .constants import FILE_DIGEST_SIZE, SEALED_PAD
+from .constants import FILE_DIGEST_SIZE, MAX_MANIFEST_BYTES, SEALED_PAD
 from .manifest import Manifest
 
 
@@ -25,6 +25,12 @@ def padme(length: int) -> int:
 def sealed_length(inner: int) -> int:
     """Length of a SEALED message's padded inner plaintext: PADMÉ, then a multiple of 256."""
     return -(-padme(max(inner, 1)) // SEALED_PAD) * SEALED_PAD
+
+
+def max_sealed_message() -> int:
+    """The largest SEALED message (type byte, ciphertext, tag) the protocol allows: a manifest
+    of MAX_MANIFEST_BYTES, padded (§6)."""
+    return 1 + sealed_length(5 + MAX_MANIFEST_BYTES) + 16
 
 
 def stream_padding(manifest: Manifest) -> int:

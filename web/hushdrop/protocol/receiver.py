@@ -35,6 +35,7 @@ from .constants import (
     MSG_HELLO,
     MSG_PAKE_B,
     MSG_SEALED,
+    MSG_SEALED_PART,
     SIDE_RECEIVER,
 )
 from .errors import HushdropError, ProtocolError, TamperedError
@@ -138,6 +139,10 @@ class ReceiverSession(PeerSession):
 
     async def _receive(self, message: bytes) -> list[Event]:
         kind = message_type(message)
+        if kind in (MSG_SEALED, MSG_SEALED_PART):
+            message = self._assemble(message)
+            if message is None:
+                return []
         if kind == MSG_ABORT:
             if self._peer_proven:
                 return []  # forged: after confirmation only sealed messages count (§5.4)

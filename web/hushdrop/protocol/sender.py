@@ -30,6 +30,7 @@ from .constants import (
     MSG_DATA,
     MSG_PAKE_A,
     MSG_SEALED,
+    MSG_SEALED_PART,
     SIDE_SENDER,
 )
 from .errors import DeclinedError, HushdropError, ProtocolError
@@ -103,6 +104,10 @@ class SenderSession(PeerSession):
 
     async def _receive(self, message: bytes) -> list[Event]:
         kind = message_type(message)
+        if kind in (MSG_SEALED, MSG_SEALED_PART):
+            message = self._assemble(message)
+            if message is None:
+                return []
         if kind == MSG_ABORT:
             if self._peer_proven:
                 return []  # forged: after confirmation only sealed messages count (§5.4)

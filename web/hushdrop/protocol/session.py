@@ -14,6 +14,8 @@ from .constants import (
     KIND_SIGNAL,
     MAX_SIGNAL_BYTES,
     MSG_RESUME,
+    MSG_SEALED,
+    MSG_SEALED_PART,
     SIDE_SENDER,
 )
 from .errors import (
@@ -25,8 +27,9 @@ from .errors import (
     WrongCodeError,
 )
 from .events import DirectSignal, Event
-from .framing import encode_abort
+from .framing import encode_abort, split_sealed
 from .keys import SealedChannel, SessionKeys
+from .padding import max_sealed_message
 from .resume import ResumeHandshake, resume_id
 from .text import peer_text
 
@@ -92,6 +95,8 @@ class PeerSession:
     def __init__(self, backend: CryptoBackend) -> None:
         self._backend = backend
         self._outgoing: list[bytes | bytearray | _Sealing] = []
+        self._parts: list[bytes] = []  # SEALED_PART pieces of the sealed message arriving
+        self._parts_size = 0
         self._state = "new"
         self._keys: SessionKeys | None = None
         self._channel: SealedChannel | None = None
@@ -146,6 +151,8 @@ class PeerSession:
         else:
             return False
         self._outgoing.clear()
+        self._parts.clear()
+        self._parts_size = 0
         self._channel = None  # until the new connection's keys exist, failures send ABORT
         return True
 
@@ -216,7 +223,34 @@ class PeerSession:
                 item = item.message
             out.append(item)
         del self._outgoing[: len(out)]
-        return out
+        return [piece for item in out for piece in self._pieces(item)]
+
+    @staticmethod
+    def _pieces(message: bytes | bytearray) -> list[bytes | bytearray]:
+        if message[0] == MSG_SEALED:
+            return split_sealed(message)  # a large manifest travels in several frames (§6.2)
+        return [message]
+
+    def _assemble(self, message: bytes) -> bytes | None:
+        """A SEALED message whole again from its pieces (§6.2); None while pieces arrive."""
+        kind = message[0]
+        if kind == MSG_SEALED_PART:
+            if self._channel is None:
+                raise ProtocolError("Received part of an encrypted message before the keys.")
+            self._parts_size += len(message) - 1
+            if 1 + self._parts_size > max_sealed_message():
+                raise ProtocolError(
+                    "The other side sent a control message larger than the protocol allows "
+                    "(a file list over 16 MiB)."
+                )
+            self._parts.append(message[1:])
+            return None
+        if kind == MSG_SEALED and self._parts:
+            whole = b"".join([message[:1], *self._parts, message[1:]])
+            self._parts.clear()
+            self._parts_size = 0
+            return whole
+        return message
 
     async def _send_sealed(self, kind: int, body: bytes = b"") -> None:
         """Queue a SEALED message in the place it was asked for (see `_Sealing`)."""
