@@ -17,10 +17,25 @@ async def load_vectors() -> dict[str, object]:
     return vectors
 
 
+async def key_material_check(backend: WebCryptoBackend) -> tuple[str, bool, str]:
+    """Imported keys are non-extractable; the backend must not keep their raw bytes either,
+    nor a handle for every key it ever saw."""
+    keys = [backend.random_bytes(32) for _ in range(40)]
+    for key in keys:
+        await backend.seal(key, bytes(12), b"x")
+        await backend.hmac_sha512(key, b"x")
+    held = backend.held_key_material()
+    leaked = sum(1 for key in keys if any(key in item for item in held))
+    passed = leaked == 0 and len(held) <= 16
+    return "WebCrypto keeps no raw key material", passed, f"{leaked} raw keys, {len(held)} held"
+
+
 async def main() -> None:
     summary = document.getElementById("summary")
     try:
-        results = await run_known_answer_tests(WebCryptoBackend(), await load_vectors())
+        backend = WebCryptoBackend()
+        results = await run_known_answer_tests(backend, await load_vectors())
+        results.append(await key_material_check(backend))
     except Exception as exc:  # shown on the page: this is a diagnostic tool
         summary.textContent = f"Self-test could not run: {exc!r}"
         document.body.dataset.selftest = "error"

@@ -6,6 +6,8 @@ into the page, which provides the batched AES-GCM used for file data.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Generator, Sequence
 
 import js
@@ -23,6 +25,34 @@ from .backend import (
 # PKCS #8 wrapping of a raw X25519 private key (RFC 8410): WebCrypto imports no raw private keys.
 _PKCS8_X25519_PREFIX = bytes.fromhex("302e020100300506032b656e04220420")
 _AES_KEY_SIZES = (16, AES_KEY_SIZE)
+KEY_CACHE_SIZE = 16  # imported keys kept per kind: a session's few, and the current file's
+
+
+class _KeyCache:
+    """Imported (non-extractable) CryptoKeys, found by a SHA-256 of their raw bytes: the raw key
+    itself is never kept, and at most KEY_CACHE_SIZE handles are (least recently used go), so
+    per-file keys do not pile up for the page's lifetime."""
+
+    def __init__(self) -> None:
+        self._handles: OrderedDict[bytes, object] = OrderedDict()
+
+    @staticmethod
+    def _id(usage: str, key: bytes) -> bytes:
+        return hashlib.sha256(usage.encode() + b"\0" + key).digest()
+
+    def get(self, usage: str, key: bytes) -> object | None:
+        handle = self._handles.get(ident := self._id(usage, key))
+        if handle is not None:
+            self._handles.move_to_end(ident)
+        return handle
+
+    def put(self, usage: str, key: bytes, handle: object) -> None:
+        self._handles[self._id(usage, key)] = handle
+        while len(self._handles) > KEY_CACHE_SIZE:
+            self._handles.popitem(last=False)
+
+    def held(self) -> list[bytes]:
+        return list(self._handles)
 
 
 def _js_bytes(data: bytes | bytearray | memoryview) -> js.Uint8Array:
@@ -44,8 +74,11 @@ class WebCryptoBackend:
 
     def __init__(self) -> None:
         self._subtle = js.crypto.subtle
-        self._aes_keys: dict[bytes, object] = {}
-        self._hmac_keys: dict[tuple[str, bytes], object] = {}
+        self._keys = _KeyCache()
+
+    def held_key_material(self) -> list[bytes]:
+        """What the backend keeps to find imported keys (for the self-test: never raw keys)."""
+        return self._keys.held()
 
     def random_bytes(self, n: int) -> bytes:
         out = js.Uint8Array.new(n)
@@ -80,25 +113,25 @@ class WebCryptoBackend:
         # size, so the empty key and the single zero byte give the same HMAC: use the latter.
         key = bytes(key) or b"\x00"
         # A WebCrypto HMAC key is bound to its hash, so the cache is keyed by (hash, key).
-        cache_key = (hash_name, key)
-        handle = self._hmac_keys.get(cache_key)
+        usage = f"HMAC-{hash_name}"
+        handle = self._keys.get(usage, key)
         if handle is None:
             handle = await self._subtle.importKey(
                 "raw", _js_bytes(key), _algorithm(name="HMAC", hash=hash_name), False, ["sign"]
             )
-            self._hmac_keys[cache_key] = handle
+            self._keys.put(usage, key, handle)
         signature = await self._subtle.sign("HMAC", handle, _js_bytes(data))
         return _py_bytes(js.Uint8Array.new(signature))
 
     async def _aes(self, key: bytes):
         if len(key) not in _AES_KEY_SIZES:
             raise CryptoError(f"AES-GCM keys are 16 or 32 bytes, not {len(key)}")
-        handle = self._aes_keys.get(key)
+        handle = self._keys.get("AES-GCM", key)
         if handle is None:
             handle = await self._subtle.importKey(
                 "raw", _js_bytes(key), "AES-GCM", False, ["encrypt", "decrypt"]
             )
-            self._aes_keys[key] = handle
+            self._keys.put("AES-GCM", key, handle)
         return handle
 
     async def seal(self, key: bytes, nonce: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:
@@ -133,7 +166,7 @@ class WebCryptoBackend:
         lengths = js.Uint32Array.new(to_js([len(d) for _, d in items]))
         # ... and writes the results straight into this one.
         output = bytearray(len(data) + delta * len(items))
-        handle = self._aes_keys.get(key)
+        handle = self._keys.get("AES-GCM", key)
         if handle is None:  # the first batch under a key imports it first
             return self._batch_after_import(op, key, nonces, data, lengths, output)
         return _Batch(op, handle, nonces, data, lengths, output)
