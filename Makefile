@@ -7,11 +7,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 SITE   := build/site
-# Root needs no sudo (CI, containers); everyone else installs Chromium through sudo.
+# Root needs no sudo (CI, containers); everyone else installs the browsers through sudo.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The browser tests' Debian packages, each as package:program-it-provides. Chromium is driven by
+# Playwright, Firefox over WebDriver BiDi, WebKitGTK's MiniBrowser through WebKitWebDriver on an
+# Xvfb display.
+BROWSER_PACKAGES := chromium:chromium firefox-esr:firefox-esr webkit2gtk-driver:WebKitWebDriver \
+	xvfb:Xvfb
 
-.PHONY: setup site serve test test-unit test-integration test-browser chromium lint format \
-	bench bench-load lock clean
+.PHONY: setup site serve test test-unit test-integration test-browser browsers chromium lint \
+	format bench bench-load lock clean
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -31,12 +36,16 @@ site: setup
 serve: site
 	$(BIN)/hushdrop serve --site-dir $(SITE)
 
-# Browser tests use Debian's chromium; never a downloaded browser.
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "Installing Debian's chromium for the browser tests"; \
+# Browser tests use Debian's browsers; never a downloaded one. Installs only what is missing.
+browsers:
+	@missing=""; for entry in $(BROWSER_PACKAGES); do \
+		command -v "$${entry#*:}" >/dev/null 2>&1 || missing="$$missing $${entry%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian's$$missing for the browser tests"; \
 		$(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+chromium: browsers  # its former name
 
 lint: setup
 	$(BIN)/ruff check .
@@ -46,7 +55,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup lint chromium
+test: setup lint browsers
 	$(BIN)/pytest -q
 
 test-unit: setup
@@ -55,7 +64,7 @@ test-unit: setup
 test-integration: setup
 	$(BIN)/pytest -q tests/integration
 
-test-browser: setup chromium
+test-browser: setup browsers
 	$(BIN)/pytest -q playwright
 
 bench: setup

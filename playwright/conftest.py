@@ -1,8 +1,11 @@
-"""Browser-test fixtures: Debian's Chromium via Playwright, a freshly built site, a real relay.
+"""Browser-test fixtures: a freshly built site, a real relay, and three engines from Debian's
+packages: Chromium via Playwright; Firefox over WebDriver BiDi and WebKitGTK over WebDriver
+(`open_tab`, see enginetools.py).
 
-Never downloads a browser: Chromium comes from the system (`make test` installs the Debian package
-when it is missing). Every page's console errors and failed requests are collected so a test can
-show them when it fails.
+Never downloads a browser: the browsers come from the system (`make test` installs the Debian
+packages when they are missing). Every Chromium page's console errors and failed requests are
+collected so a test can show them when it fails. Every browser, driver, X server and CLI process a
+test starts is stopped at its end, whatever happened.
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ from tests.conftest import REPO_ROOT, RelayProcess
 
 sys.path.insert(0, str(REPO_ROOT / "web"))
 import build_site  # web/build_site.py
+from enginetools import Tab
+from firefox_bidi import Firefox
 from pagetools import CHROMIUM_FLAGS
+from webkit_webdriver import WebKit, Xvfb
+
+from tests.integration.cli import CliProcess
 
 
 def chromium_path() -> str:
@@ -100,3 +108,52 @@ def new_page(browser: Browser) -> Iterator[NewPage]:
     yield open_page
     for context in contexts:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def firefox() -> Iterator[Firefox]:
+    """One Firefox for the session; each person gets a user context of their own."""
+    instance = Firefox()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def webkit() -> Iterator[WebKit]:
+    """A private X server for the session; each person gets a MiniBrowser of their own on it."""
+    display = Xvfb()
+    try:
+        instance = WebKit(display.display)
+        yield instance
+        instance.stop()
+    finally:
+        display.stop()
+
+
+OpenTab = Callable[..., Tab]
+
+
+@pytest.fixture
+def open_tab(request: pytest.FixtureRequest) -> Iterator[OpenTab]:
+    """`open_tab("firefox" | "webkit", url=None)`: a page for a new person in that engine."""
+    tabs: list[Tab] = []
+
+    def open_(engine: str, url: str | None = None) -> Tab:
+        tab = request.getfixturevalue(engine).person()
+        tabs.append(tab)
+        if url is not None:
+            tab.goto(url)
+        return tab
+
+    yield open_
+    for tab in tabs:
+        tab.close()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[CliProcess]]:
+    """CLI processes started by a test; all stopped at its end, whatever happened."""
+    started: list[CliProcess] = []
+    yield started
+    for process in started:
+        process.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import Download, Page, expect
@@ -45,6 +46,21 @@ window.RTCPeerConnection.prototype = Original.prototype;
 """
 
 WRONG_CODE = re.compile("code or password is wrong", re.IGNORECASE)
+
+# What the pages say about the route the file data takes.
+DIRECT = "Direct connection"
+RELAYED = "Relayed through the server"
+# What the relay forwards besides file data: handshake, manifest, signaling, credits.
+CONTROL_BYTES = 256 * 1024
+
+
+def relayed_bytes(relay) -> int:
+    """The relay's count of bytes it forwarded (its /metrics), both directions, all rooms."""
+    with urllib.request.urlopen(relay.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    match = re.search(r"^hushdrop_relay_bytes_relayed_total (\d+)$", text, re.MULTILINE)
+    assert match, text
+    return int(match.group(1))
 
 
 def random_file(path: Path, size: int) -> Path:
@@ -114,8 +130,13 @@ def expect_received(page: Page, summary: str) -> None:
     expect(page.get_by_text(f"Received {summary}")).to_be_visible(timeout=TRANSFER_TIMEOUT)
 
 
+def verification_code(page: Page) -> str:
+    """The verification code the page shows, once it shows one (`FD79-FDBB`)."""
+    shown = page.get_by_label("Verification code")
+    expect(shown).to_have_text(re.compile(r"^[0-9A-F]{4}-[0-9A-F]{4}$"), timeout=STEP_TIMEOUT)
+    return shown.inner_text()
+
+
 def same_verification_code(sender: Page, receiver: Page) -> None:
     """Both pages show one verification code, formatted like `FD79-FDBB`."""
-    shown = sender.get_by_label("Verification code")
-    expect(shown).to_have_text(re.compile(r"^[0-9A-F]{4}-[0-9A-F]{4}$"), timeout=STEP_TIMEOUT)
-    expect(receiver.get_by_label("Verification code")).to_have_text(shown.inner_text())
+    expect(receiver.get_by_label("Verification code")).to_have_text(verification_code(sender))

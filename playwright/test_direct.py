@@ -6,10 +6,12 @@ The relay's own /metrics counters tell whether file data went through it.
 from __future__ import annotations
 
 import re
-import urllib.request
 
 from pagetools import (
     BLOCK_ICE,
+    CONTROL_BYTES,
+    DIRECT,
+    RELAYED,
     STEP_TIMEOUT,
     MiB,
     accept_download,
@@ -17,22 +19,10 @@ from pagetools import (
     expect_received,
     expect_sent,
     random_file,
+    relayed_bytes,
     sha256_file,
 )
 from playwright.sync_api import expect
-
-DIRECT = "Direct connection"
-RELAYED = "Relayed through the server"
-# What the relay forwards besides file data: handshake, manifest, signaling, credits.
-CONTROL_BYTES = 256 * 1024
-
-
-def relayed_bytes(relay) -> int:
-    with urllib.request.urlopen(relay.url + "/metrics", timeout=10) as response:
-        text = response.read().decode()
-    match = re.search(r"^hushdrop_relay_bytes_relayed_total (\d+)$", text, re.MULTILINE)
-    assert match, text
-    return int(match.group(1))
 
 
 def assert_saved_intact(info, target, source) -> None:

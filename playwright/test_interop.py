@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import zipfile
 
-import pytest
 from pagetools import (
     PYTHON_READY_TIMEOUT,
     STEP_TIMEOUT,
@@ -27,15 +26,6 @@ from playwright.sync_api import expect
 from tests.integration.cli import FlippingProxy, receive, send
 
 CLI_TIMEOUT = 240  # s
-
-
-@pytest.fixture
-def processes():
-    """CLI processes started by a test; all stopped at its end, whatever happened."""
-    started = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 def test_page_sends_to_the_cli(web_relay, new_page, tmp_path, processes):
