@@ -39,7 +39,10 @@ class RelayConnection(rendezvous.RelayChannel):
                     url,
                     compression=None,
                     max_size=rendezvous.MAX_MESSAGE,
-                    max_queue=16,
+                    # Frames read ahead of the session: few, so that a paused receiver soon
+                    # stops reading from the socket and the relay notices it (`stall`), rather
+                    # than this queue swallowing the whole credit window unnoticed.
+                    max_queue=4,
                     write_limit=4 * DATA_FRAME_SIZE,
                     open_timeout=CONNECT_TIMEOUT,
                     ping_interval=20,
