@@ -148,8 +148,11 @@ def fill(tab: Tab, label: str, value: str) -> None:
     )
 
 
-def create_link(tab: Tab, files: list[Path], password: str | None = None) -> tuple[str, str]:
-    """Choose files, create the link; return (share link, typed code)."""
+def create_link(
+    tab: Tab, files: list[Path], password: str | None = None, short_code: bool = False
+) -> tuple[str, str]:
+    """Choose files, create the link; return (share link, typed code): the typed code only with
+    `short_code` (the page shows it, and accepts it, only when asked), else ""."""
     tab.set_files(files, LABELLED, "Choose files")
     if password:
         fill(tab, "Password", password)
@@ -164,6 +167,9 @@ def create_link(tab: Tab, files: list[Path], password: str | None = None) -> tup
         timeout=STEP_S,
         what="no share link appeared",
     )
+    if not short_code:
+        return link, ""
+    tab.click(BUTTON, "Show a short code")
     code = tab.call("() => document.querySelector('code.code').textContent")
     return link, code
 

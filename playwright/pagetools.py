@@ -94,8 +94,10 @@ def create_link(
     files: list[Path] | None = None,
     folder: Path | None = None,
     password: str | None = None,
+    short_code: bool = False,
 ) -> tuple[str, str]:
-    """Select files (or a folder), create the link; return (share link, typed code)."""
+    """Select files (or a folder), create the link; return (share link, typed code). The typed
+    code works only once shown (`short_code`), as a person asks for it; else it is ""."""
     if files:
         page.get_by_label("Choose files").set_input_files(files)
     if folder is not None:
@@ -106,8 +108,13 @@ def create_link(
     page.get_by_role("button", name="Create link").click()
     link = page.get_by_label("Share link")
     expect(link).to_have_value(re.compile(r"#\d{6}-"), timeout=STEP_TIMEOUT)
-    code = page.locator("code.code").inner_text()
-    return link.input_value(), code
+    if not short_code:
+        expect(page.locator("code.code")).to_be_hidden()
+        return link.input_value(), ""
+    page.get_by_role("button", name="Show a short code").click()
+    code = page.locator("code.code")
+    expect(code).to_be_visible()
+    return link.input_value(), code.inner_text()
 
 
 def accept_download(page: Page, target: Path) -> Download:

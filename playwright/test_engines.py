@@ -80,7 +80,7 @@ def test_page_sends_to_the_cli(engine, web_relay, open_tab, tmp_path, processes)
         random_file(tmp_path / "src" / "readme.txt", 777),
     ]
     sender = open_tab(engine, web_relay.url)
-    _, code = create_link(sender, sources)
+    _, code = create_link(sender, sources, short_code=True)
     out = tmp_path / "out"
     out.mkdir()
 

@@ -28,13 +28,30 @@ from tests.integration.cli import FlippingProxy, receive, send
 CLI_TIMEOUT = 240  # s
 
 
+def test_a_page_shared_by_its_link_refuses_the_short_code(web_relay, new_page, tmp_path, processes):
+    # The typed code has 33 bits, the link 128: until the person asks for the short code the
+    # sender accepts only the link (PROTOCOL.md §2), so the typed code is not a weaker way in.
+    source = random_file(tmp_path / "secret.pdf", 1000)
+    sender, _ = new_page(web_relay.url)
+    create_link(sender, files=[source])
+    unshown = sender.locator("code.code").text_content()  # in the page, never shown
+    out = tmp_path / "out"
+    out.mkdir()
+    cli = receive(web_relay.url, unshown, out, extra=["--yes"])
+    processes.append(cli)
+    assert cli.wait(CLI_TIMEOUT) == 3, cli.stderr
+    assert "only its link" in cli.error()["message"]
+    expect(sender.get_by_role("alert")).to_contain_text("short code", timeout=STEP_TIMEOUT)
+    assert list(out.iterdir()) == []
+
+
 def test_page_sends_to_the_cli(web_relay, new_page, tmp_path, processes):
     sources = [
         random_file(tmp_path / "src" / "video.bin", 20 * MiB + 3),
         random_file(tmp_path / "src" / "readme.txt", 777),
     ]
     sender, _ = new_page(web_relay.url)
-    _, code = create_link(sender, files=sources)
+    _, code = create_link(sender, files=sources, short_code=True)
     out = tmp_path / "out"
     out.mkdir()
 

@@ -136,7 +136,7 @@ def test_no_request_goes_to_another_origin(web_relay, new_page, tmp_path):
 def test_share_link_has_qr_code_and_copy_button(web_relay, new_page, tmp_path):
     source = random_file(tmp_path / "x.txt", 5)
     page, _ = new_page(web_relay.url)
-    link, code = create_link(page, files=[source])
+    link, code = create_link(page, files=[source], short_code=True)
     assert re.fullmatch(re.escape(web_relay.url) + r"/#\d{6}-[A-Za-z0-9_-]{22}", link)
     qr = page.get_by_role("img", name="QR code of the share link")
     expect(qr).to_have_attribute("src", re.compile(r"^data:image/svg\+xml"))

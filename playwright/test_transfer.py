@@ -140,7 +140,7 @@ def test_folder_arrives_as_a_zip_with_its_relative_paths(web_relay, new_page, tm
 def test_typed_code_on_the_home_page(web_relay, new_page, tmp_path):
     source = random_file(tmp_path / "report.pdf", 2 * MiB + 5)
     sender, _ = new_page(web_relay.url)
-    _, code = create_link(sender, files=[source])
+    _, code = create_link(sender, files=[source], short_code=True)
     assert re.fullmatch(r"\d{6}(-[a-z]+){3}", code)
     receiver, _ = new_page(web_relay.url)
 
@@ -227,7 +227,7 @@ def test_typed_code_when_the_sender_set_a_password(web_relay, new_page, tmp_path
     """A typed code does not say a password is needed: the session asks (PasswordRequired)."""
     source = random_file(tmp_path / "plan.txt", 4096)
     sender, _ = new_page(web_relay.url)
-    _, code = create_link(sender, files=[source], password="pw-123")
+    _, code = create_link(sender, files=[source], password="pw-123", short_code=True)
     receiver, _ = new_page(web_relay.url)
     receiver.get_by_label("Code").fill(code)
     receiver.get_by_role("button", name="Receive").click()

@@ -64,6 +64,9 @@ class SendFlow:
         self.progress: ui.ProgressView | None = None
         self.pump: Pump | None = None
         self.direct: direct.DirectLink | None = None
+        # The typed code works only once it was shown (PROTOCOL.md §2): a transfer shared by its
+        # link alone keeps the link's 128 bits.
+        self.short_code_shown = False
         self.direct_deadline = 0.0
 
     async def run(self) -> None:
@@ -83,7 +86,13 @@ class SendFlow:
             await connection.wait_paired()
             view.hide("share")  # the code admits one receiver: it is spent now
             view.status("The receiver connected; checking the code…")
-            session = SenderSession(self.ctx.backend, secrets, self.manifest, self.password)
+            session = SenderSession(
+                self.ctx.backend,
+                secrets,
+                self.manifest,
+                self.password,
+                accept_typed=self.short_code_shown,
+            )
             await session.start()
             pump = self.pump = Pump(
                 session,
@@ -184,14 +193,21 @@ class SendFlow:
         view = self.view
         view.part("link").value = link
         view.text("code", typed)
+        view.on("show-code", "click", lambda _event: self._show_code())
         view.part("qr").src = qr_data_uri(link)
-        hint = "The link and the code work once"
+        hint = "The link works once"
         hint += f" and expire in {human_duration(ttl)}." if ttl > 0 else "."
         if self.password:
             hint += " Tell the receiver the password separately: it is not part of the link."
         hint += " Keep this tab open until the transfer is done."
         view.text("hint", hint)
         view.show("share")
+
+    def _show_code(self) -> None:
+        self.short_code_shown = True
+        self.view.hide("code-offer")
+        self.view.show("code-box")
+        self.view.part("code").focus()
 
     async def _on_event(self, event: object) -> None:
         view = self.view
