@@ -63,6 +63,9 @@ class RelayConfig:
     host: str = "127.0.0.1"
     port: int = 8780
     site_dir: Path = field(default_factory=lambda: DEFAULT_SITE_DIR)
+    # HTTPS/WSS served by the relay itself: both PEM files, or neither (plain HTTP).
+    tls_cert: str = ""
+    tls_key: str = ""
     room_ttl: int = 3600
     min_room_ttl: int = 30
     max_room_ttl: int = 86400
@@ -92,6 +95,8 @@ class RelayConfig:
         """Reject values that would make the relay misbehave rather than fail loudly later."""
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be between 0 and 65535, not {self.port}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls cert and tls key go together: give both files or neither")
         if self.min_room_ttl < 1:
             raise ConfigError("min room ttl must be at least 1 second")
         if self.max_room_ttl < self.min_room_ttl:
@@ -187,6 +192,13 @@ _OPTIONS = (
     _Option("--host", "HUSHDROP_HOST", str, "interface to bind"),
     _Option("--port", "HUSHDROP_PORT", int, "TCP port, 0 picks a free one"),
     _Option("--site-dir", "HUSHDROP_SITE_DIR", str, "static site directory"),
+    _Option(
+        "--tls-cert",
+        "HUSHDROP_TLS_CERT",
+        str,
+        "PEM certificate chain: serve HTTPS and WSS (with --tls-key); empty = plain HTTP",
+    ),
+    _Option("--tls-key", "HUSHDROP_TLS_KEY", str, "PEM private key of --tls-cert"),
     _Option(
         "--room-ttl",
         "HUSHDROP_ROOM_TTL",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Callable
 from typing import cast
@@ -55,10 +56,24 @@ def max_unread(max_frame: int) -> int:
     return WRITE_LIMIT + max_frame + CONTROL_ALLOWANCE
 
 
-def display_url(host: str, port: int) -> str:
-    """The http:// URL for a bound host/port, bracketing IPv6 literals."""
+def display_url(host: str, port: int, *, tls: bool = False) -> str:
+    """The http:// (https:// with ``tls``) URL for a bound host/port, bracketing IPv6 literals."""
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"http://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
+def tls_context(config: RelayConfig) -> ssl.SSLContext | None:
+    """The server TLS context of ``--tls-cert``/``--tls-key``, or None for plain HTTP.
+
+    Raises OSError (missing or unreadable file) or ssl.SSLError (not a matching PEM pair), so a
+    bad file stops the relay at start rather than at the first client.
+    """
+    if not config.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
 
 
 async def serve_forever(
@@ -71,6 +86,7 @@ async def serve_forever(
     ``ready(host, port)`` is called once the socket listens, with the real port when the
     config asked for port 0.
     """
+    context = tls_context(config)
     relay = Relay(config)
     frontend = HttpFrontend(
         StaticSite(config.site_dir),
@@ -81,6 +97,7 @@ async def serve_forever(
         relay.handle,
         config.host,
         config.port,
+        ssl=context,
         process_request=frontend.process_request,
         process_response=frontend.process_response,
         server_header=None,
@@ -132,7 +149,8 @@ async def run(config: RelayConfig) -> None:
 
     def announce(host: str, port: int) -> None:
         # Exactly this first line is parsed by the test harness and the CLI; keep it stable.
-        print(f"Hushdrop relay listening on {display_url(host, port)}", flush=True)
+        where = display_url(host, port, tls=bool(config.tls_cert))
+        print(f"Hushdrop relay listening on {where}", flush=True)
         if config.site_dir.is_dir():
             print(f"Serving the web client from {config.site_dir}", flush=True)
         else:

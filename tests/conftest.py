@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ from typing import IO
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_LISTENING = re.compile(r"listening on (http://\S+)")
+_LISTENING = re.compile(r"listening on (https?://\S+)")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
 
@@ -38,6 +39,9 @@ class RelayProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
         full_env.update(env or {})
         full_env.setdefault("PYTHONUNBUFFERED", "1")
+        # An https relay (--tls-cert) is checked against the CA its clients are given.
+        cafile = full_env.get("SSL_CERT_FILE")
+        self.ssl_context = ssl.create_default_context(cafile=cafile) if cafile else None
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "hushdrop_relay", "--host", "127.0.0.1", "--port", "0", *args],
             stdout=subprocess.PIPE,
@@ -81,7 +85,7 @@ class RelayProcess:
 
     @property
     def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://", 1) + "/v1/ws"
+        return self.url.replace("http", "ws", 1) + "/v1/ws"
 
     @property
     def port(self) -> int:
@@ -121,7 +125,9 @@ class RelayProcess:
                 raise RuntimeError(f"relay did not start:\n{self.logs()}")
         while True:
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
+                with urllib.request.urlopen(
+                    self.url + "/healthz", timeout=2, context=self.ssl_context
+                ) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
