@@ -131,3 +131,35 @@ def test_a_direct_connection_that_opens_late_takes_over_midway(web_relay, new_pa
     expect_sent(sender, "1 file, 120.0 MiB")
     relayed = relayed_bytes(web_relay) - before
     assert MiB < relayed < 100 * MiB  # a start through the relay; the rest went direct
+
+
+# The sender's data channel refuses a `send` the way Chromium does when its 16 MiB send queue
+# is full (a slow path between two machines), once the transfer is well under way.
+REFUSE_A_SEND = """
+const send = RTCDataChannel.prototype.send;
+let sent = 0;
+RTCDataChannel.prototype.send = function (data) {
+  if (data.byteLength > 1024 && ++sent === 60) {
+    throw new DOMException(
+      "Failed to execute 'send' on 'RTCDataChannel': RTCDataChannel send queue is full",
+      "OperationError");
+  }
+  return send.call(this, data);
+};
+"""
+
+
+def test_a_data_channel_error_falls_back_to_the_relay(web_relay, new_page, tmp_path):
+    source = random_file(tmp_path / "refused.bin", 60 * MiB)
+    sender, _ = new_page()
+    sender.add_init_script(REFUSE_A_SEND)
+    sender.goto(web_relay.url)
+    link, _ = create_link(sender, files=[source])
+    receiver, _ = new_page(link)
+    before = relayed_bytes(web_relay)
+    accept_download(receiver, tmp_path / "saved.bin")
+    assert sha256_file(tmp_path / "saved.bin") == sha256_file(source)
+    expect_sent(sender, "1 file, 60.0 MiB")
+    for page in (sender, receiver):
+        expect(page.get_by_text(RELAYED)).to_be_visible()
+    assert relayed_bytes(web_relay) - before > 10 * MiB  # the rest came through the relay

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import js
-from pyodide.ffi import create_proxy, to_js
+from pyodide.ffi import JsException, create_proxy, to_js
 
 from ..protocol.constants import CREDIT_BATCH, DATA_FRAME_SIZE, SIGNAL_UNSUPPORTED
 from ..protocol.errors import RelayError
@@ -26,8 +26,10 @@ MAX_PIECE = 256 * 1024  # Chromium's maxMessageSize; fewer, larger pieces cost l
 MORE, LAST = 0, 1
 # Send-buffer watermarks, in bytes: `send` waits for `bufferedamountlow` above HIGH_WATER. The
 # receiver's credit (16 MiB) already bounds what is in flight; SCTP needs a deep buffer to keep
-# the channel busy (bench/page.py: 2 MiB gave 0.71× the relayed speed, 16 MiB 0.84×).
-HIGH_WATER = 16 * DATA_FRAME_SIZE
+# the channel busy (bench/page.py: 2 MiB gave 0.71× the relayed speed, 16 MiB 0.84×). But the
+# buffer plus one piece must stay under the browser's own limit, or `send` throws "send queue is
+# full": Chromium allows 16 MiB (kMaxQueuedSendDataBytes), so stay well below.
+HIGH_WATER = 12 * DATA_FRAME_SIZE
 LOW_WATER = 2 * CREDIT_BATCH
 GATHER_TIMEOUT = 3.0  # seconds to wait for ICE candidates before sending what we have
 GATHER_POLL = 0.02
@@ -209,7 +211,15 @@ class DataChannelConnection(RelayChannel):
             piece = bytearray(1 + len(part))
             piece[0] = LAST if start + size >= len(view) else MORE
             piece[1:] = part
-            js.hushdrop.sendBytes(self._dc, piece)
+            try:
+                js.hushdrop.sendBytes(self._dc, piece)
+            except JsException as exc:
+                # Whatever the channel refuses (a full queue, a closing channel): the transfer
+                # carries on through the relay (the pump resumes there, §8.4).
+                self.close_now()
+                raise RelayError(
+                    f"The direct connection failed ({exc.name}).", "connection-lost"
+                ) from exc
 
     async def receive(self) -> bytes:
         message = await self._messages.get()
