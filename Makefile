@@ -16,7 +16,7 @@ BROWSER_PACKAGES := chromium:chromium firefox-esr:firefox-esr webkit2gtk-driver:
 	xvfb:Xvfb
 
 .PHONY: setup site serve test test-unit test-integration test-browser browsers chromium lint \
-	format bench bench-load lock clean
+	format bench bench-load cluster-tools lock clean
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -47,6 +47,16 @@ browsers:
 
 chromium: browsers  # its former name
 
+# The tests of several relay nodes run Debian's Redis and HAProxy (as their own processes).
+CLUSTER_PACKAGES := redis-server:redis-server haproxy:haproxy
+cluster-tools:
+	@missing=""; for entry in $(CLUSTER_PACKAGES); do \
+		command -v "$${entry#*:}" >/dev/null 2>&1 || missing="$$missing $${entry%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian's$$missing for the relay cluster tests"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -55,7 +65,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup lint browsers
+test: setup lint browsers cluster-tools
 	$(BIN)/pytest -q
 
 test-unit: setup
