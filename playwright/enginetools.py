@@ -187,8 +187,12 @@ def verification_code(tab: Tab) -> str:
     )
 
 
-def accept_download(tab: Tab) -> Download:
-    """Click Download once the offer shows; the browser download, once the page says it ended."""
+def shows_button(tab: Tab, name: str) -> bool:
+    return tab.call(f"(name) => {{ {_FIND} return Boolean(button(name)); }}", name)
+
+
+def wait_for_offer(tab: Tab) -> None:
+    """The offer shows, with its Download button."""
     wait_for(
         tab,
         f"(name) => {{ {_FIND} return Boolean(button(name)); }}",
@@ -196,6 +200,11 @@ def accept_download(tab: Tab) -> Download:
         timeout=READY_S,
         what="the offer's Download button never showed",
     )
+
+
+def accept_download(tab: Tab) -> Download:
+    """Click Download once the offer shows; the browser download, once the page says it ended."""
+    wait_for_offer(tab)
     tab.click(BUTTON, "Download")
     ended = wait_for(
         tab,

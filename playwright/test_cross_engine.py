@@ -1,5 +1,6 @@
 """Firefox and Chromium pages send to each other directly, over a WebRTC data channel between two
-different engines (PROTOCOL.md §8.4): the relay's own /metrics say it carried no file data.
+different engines (PROTOCOL.md §8.4): the relay's own /metrics say it carried no file data. When
+WebRTC cannot connect, the relay carries the files instead.
 """
 
 from __future__ import annotations
@@ -7,8 +8,10 @@ from __future__ import annotations
 import enginetools
 import pagetools
 from pagetools import (
+    BLOCK_ICE,
     CONTROL_BYTES,
     DIRECT,
+    RELAYED,
     MiB,
     random_file,
     relayed_bytes,
@@ -52,3 +55,23 @@ def test_chromium_sends_directly_to_firefox(web_relay, new_page, open_tab, tmp_p
     expect(sender.get_by_text(DIRECT)).to_be_visible()
     enginetools.expect_text(receiver, DIRECT)
     assert relayed_bytes(web_relay) - before < CONTROL_BYTES
+
+
+def test_without_a_webrtc_path_chromium_sends_to_firefox_through_the_relay(
+    web_relay, new_page, open_tab, tmp_path
+):
+    source = random_file(tmp_path / "relayed.bin", 8 * MiB)
+    before = relayed_bytes(web_relay)
+    sender, _ = new_page()
+    sender.add_init_script(BLOCK_ICE)  # Chromium offers no candidate Firefox could reach
+    sender.goto(web_relay.url)
+    link, _ = pagetools.create_link(sender, files=[source])
+    receiver = open_tab("firefox", link)
+
+    download = enginetools.accept_download(receiver)
+
+    assert sha256_file(download.path) == sha256_file(source)
+    pagetools.expect_sent(sender, "1 file, 8.0 MiB")
+    expect(sender.get_by_text(RELAYED)).to_be_visible()
+    enginetools.expect_text(receiver, RELAYED)
+    assert relayed_bytes(web_relay) - before > 8 * MiB
