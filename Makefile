@@ -16,7 +16,7 @@ BROWSER_PACKAGES := chromium:chromium firefox-esr:firefox-esr webkit2gtk-driver:
 	xvfb:Xvfb
 
 .PHONY: setup site serve test test-unit test-integration test-browser browsers chromium lint \
-	format bench bench-load cluster-tools lock clean
+	format bench bench-load cluster-tools lock clean deploy-tools
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -57,6 +57,17 @@ cluster-tools:
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
+# The deployment tests put Debian's caddy and nginx in front of a relay; installs only what is
+# missing. RUNLEVEL=1 keeps the packages from starting their system services: tests run their own.
+DEPLOY_PACKAGES := caddy:caddy nginx:nginx openssl:openssl
+deploy-tools:
+	@missing=""; for entry in $(DEPLOY_PACKAGES); do \
+		command -v "$${entry#*:}" >/dev/null 2>&1 || missing="$$missing $${entry%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian's$$missing for the deployment tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
+			apt-get install -y -qq --no-install-recommends $$missing; fi
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -65,7 +76,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup lint browsers cluster-tools
+test: setup lint browsers deploy-tools cluster-tools
 	$(BIN)/pytest -q
 
 test-unit: setup
