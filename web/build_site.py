@@ -12,7 +12,11 @@ The output folder is plain files any static host can serve:
   name carries its content hash, unpacked by PyScript at start;
 * `pyscript.<hash>.json` pointing PyScript at those local files, and `config.json` with the relay
   address (empty means: the page's own origin);
-* the known-answer test vectors for `selftest.html`.
+* the known-answer test vectors for `selftest.html`;
+* with `--relay`, a Content-Security-Policy `<meta>` in each page allowing that relay, so the site
+  keeps the relay's policy on any static host;
+* `site-manifest.json`: every file's SHA-256 and the site's fingerprint, which the page shows in
+  its footer (see hushdrop/site_manifest.py; `hushdrop verify-site` checks a deployed site).
 
 Python in the page starts much faster from bytecode than from source: Pyodide's standard library
 comes as `.py` files, and compiling the ~200 modules imported at start-up is about half of
@@ -35,6 +39,10 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
+
+# web/ is this script's folder, so the shared package imports from the sources.
+from hushdrop import site_manifest
 
 WEB = Path(__file__).resolve().parent
 ROOT = WEB.parent
@@ -276,6 +284,27 @@ def rewrite_page(html: str, names: dict[str, str]) -> str:
     return re.sub(r'\b(src|href|config)="(\./)?([^"#?]+)"', replace, html)
 
 
+def page_csp(relay: str) -> str:
+    """The relay's policy for a site on another origin: it may also connect to `relay`.
+
+    Without frame-ancestors, which browsers ignore in a <meta> (a static host that can should
+    send it as a header).
+    """
+    from hushdrop_relay.config import DEFAULT_CSP
+
+    parts = urlsplit(relay)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        sys.exit(f"--relay must look like https://relay.example, not {relay!r}")
+    ws = {"http": "ws", "https": "wss"}[parts.scheme]
+    allowed = f"connect-src 'self' {parts.scheme}://{parts.netloc} {ws}://{parts.netloc}"
+    policy = [
+        allowed if d.strip().startswith("connect-src") else d.strip()
+        for d in DEFAULT_CSP.split(";")
+        if not d.strip().startswith("frame-ancestors")
+    ]
+    return "; ".join(policy)
+
+
 def build(out: Path, relay: str = "") -> Path:
     if not NODE_MODULES.is_dir():
         sys.exit("node_modules is missing: run `npm ci` (or `make setup`) first.")
@@ -356,7 +385,15 @@ def build(out: Path, relay: str = "") -> Path:
         html = html.replace(
             "<mpy-config hidden></mpy-config>", f"<mpy-config hidden>{mpy_config}</mpy-config>"
         )
+        if relay:
+            html = html.replace(
+                '  <meta charset="utf-8">\n',
+                '  <meta charset="utf-8">\n'
+                f'  <meta http-equiv="Content-Security-Policy" content="{page_csp(relay)}">\n',
+                1,
+            )
         (out / page).write_text(html)
+    site_manifest.seal(out)
     return out
 
 
@@ -369,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = build(args.out, args.relay)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"Built {out} ({size / 1e6:.1f} MB)")
+    fingerprint = json.loads((out / site_manifest.MANIFEST_NAME).read_text())["fingerprint"]
+    print(f"Built {out} ({size / 1e6:.1f} MB), fingerprint {site_manifest.shown(fingerprint)}")
     return 0
 
 

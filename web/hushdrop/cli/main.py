@@ -122,6 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="run the relay and the web site", add_help=False, prefix_chars="\0"
     )
     serve.add_argument("relay_args", nargs=argparse.REMAINDER)
+
+    verify_site = commands.add_parser(
+        "verify-site",
+        help="check that a deployed web site is, file by file, the one built here",
+        description="Fetch every file of the site at URL and compare it with a build's "
+        "manifest. Exit status 0 only when all match, 1 when any differs, 4 when the site "
+        "cannot be reached.",
+    )
+    verify_site.add_argument("url", metavar="URL", help="the site's address, https://host/path/")
+    verify_site.add_argument(
+        "--manifest",
+        metavar="FILE",
+        type=Path,
+        help="the site-manifest.json to compare with (default: the one of the site "
+        "`hushdrop serve` serves: this checkout's build/site, or the installed package's)",
+    )
     return parser
 
 
@@ -255,6 +271,23 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
     )
 
 
+def _verify_site(url: str, manifest: Path | None) -> int:
+    from hushdrop_relay.config import DEFAULT_SITE_DIR
+
+    from ..site_manifest import MANIFEST_NAME
+    from .verify_site import SiteUnreachable, run
+
+    try:
+        matches = run(url, manifest or DEFAULT_SITE_DIR / MANIFEST_NAME)
+    except SiteUnreachable as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONNECTION
+    except HushdropError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    return 0 if matches else EXIT_ERROR
+
+
 def main(argv: list[str] | None = None) -> int:
     tune_allocator()
     args = build_parser().parse_args(argv)
@@ -262,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         from hushdrop_relay.cli import main as serve_main
 
         return serve_main(args.relay_args, prog="hushdrop serve")
+    if args.command == "verify-site":
+        return _verify_site(args.url, args.manifest)
     reporter = Reporter(json_mode=args.json)
     try:
         _run_transfer(args, reporter)
