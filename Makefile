@@ -16,7 +16,7 @@ BROWSER_PACKAGES := chromium:chromium firefox-esr:firefox-esr webkit2gtk-driver:
 	xvfb:Xvfb
 
 .PHONY: setup site serve test test-unit test-integration test-browser browsers chromium lint \
-	format bench bench-load cluster-tools lock clean deploy-tools
+	format bench bench-load cluster-tools lock clean deploy-tools wheel
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -35,6 +35,10 @@ site: setup
 
 serve: site
 	$(BIN)/hushdrop serve --site-dir $(SITE)
+
+# The installable package, with the built site inside: dist/hushdrop-<version>-py3-none-any.whl.
+wheel: site
+	$(BIN)/python -m build --outdir dist
 
 # Browser tests use Debian's browsers; never a downloaded one. Installs only what is missing.
 browsers:

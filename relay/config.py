@@ -14,9 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-# `make site` builds the browser client here in a source checkout; a packaged deployment points
-# --site-dir at its own copy of the built site.
-DEFAULT_SITE_DIR = Path(__file__).resolve().parent.parent / "build" / "site"
+# An installed wheel carries the built site inside the package (setup.py); in a source checkout
+# `make site` builds it into build/site.
+_PACKAGED_SITE = Path(__file__).resolve().parent / "site"
+DEFAULT_SITE_DIR = (
+    _PACKAGED_SITE
+    if _PACKAGED_SITE.is_dir()
+    else Path(__file__).resolve().parent.parent / "build" / "site"
+)
 
 # The strictest policy the page works under: only our own origin, no inline script or style.
 # 'wasm-unsafe-eval' lets Pyodide compile WebAssembly. 'unsafe-eval' is needed because PyScript
