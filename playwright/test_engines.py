@@ -35,19 +35,12 @@ ENGINES = pytest.mark.parametrize("engine", ["firefox", "webkit"])
 # go through the relay (the page checks for RTCPeerConnection, and falls back without asking).
 ROUTE = {"firefox": DIRECT, "webkit": RELAYED}
 
+
 # Known-answer failures that come from the engine, not from Hushdrop, until the WebCrypto backend
 # works around them (web/hushdrop/crypto/webcrypto.py `x25519`):
 # - Firefox refuses X25519 public keys whose top bit is set; RFC 7748 §5 says to mask it.
 # - WebKitGTK refuses a PKCS #8 X25519 private key whose first byte is zero; clamping ignores
 #   that byte's three low bits, so setting one gives the same result.
-KNOWN_ENGINE_FAILURES = {
-    "firefox": re.compile(r"^cpace low-order \(B\.1\.10\): scalar_mult_vfy\(s, u[689ab]\)"),
-    "webkit": re.compile(
-        r"^(cpace low-order: (initiator|responder) aborts on|x25519: RFC 7748 5\.2 iterated)"
-    ),
-}
-
-
 def self_test_results(tab: Tab) -> tuple[str, list[str]]:
     return wait_for(
         tab,
@@ -68,11 +61,7 @@ def test_all_known_answer_vectors_pass_with_webcrypto(engine, web_relay, open_ta
     summary, failures = self_test_results(tab)
     passed, failed = map(int, re.findall(r"\d+", summary))
     assert passed + failed >= 150, f"too few known-answer tests ran: {summary}"
-    unexplained = [row for row in failures if not KNOWN_ENGINE_FAILURES[engine].match(row)]
-    assert unexplained == [], unexplained
-    if failures:
-        pytest.xfail(f"{engine}: {failed} known engine failures, see KNOWN_ENGINE_FAILURES")
-    assert failed == 0
+    assert failures == [] and failed == 0, failures
 
 
 @ENGINES

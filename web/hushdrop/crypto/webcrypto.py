@@ -86,6 +86,11 @@ class WebCryptoBackend:
         return _py_bytes(out)
 
     async def x25519(self, scalar: bytes, u: bytes) -> bytes:
+        # RFC 7748 §5: X25519 ignores the top bit of u (Firefox refuses it set, so mask it), and
+        # clears the scalar's three low bits (WebKitGTK refuses a PKCS #8 key whose first byte
+        # is zero, so set one of them: the result is the same).
+        u = bytes(u[:31]) + bytes([u[31] & 0x7F]) if len(u) == 32 else bytes(u)
+        scalar = bytes([scalar[0] | 1]) + bytes(scalar[1:])
         try:
             private = await self._subtle.importKey(
                 "pkcs8", _js_bytes(_PKCS8_X25519_PREFIX + scalar), "X25519", False, ["deriveBits"]
