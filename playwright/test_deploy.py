@@ -1,0 +1,116 @@
+"""The deployments of README "Deployment" with a real page in Chromium: the site on a static host
+apart from its relay, and the site and relay behind nginx over HTTPS (deploy/nginx/hushdrop.conf).
+
+The CLI on the other end trusts the test CA through SSL_CERT_FILE; Chromium trusts the test
+certificate's key alone (`--ignore-certificate-errors-spki-list`), in a browser of its own, so the
+page is a secure context with a valid certificate as far as the page can tell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import PageLog, chromium_path
+from pagetools import CHROMIUM_FLAGS, create_link, expect_sent, random_file, sha256_file
+from playwright.sync_api import Browser
+
+from tests.conftest import RelayProcess
+from tests.deploy.proxies import Nginx
+from tests.deploy.static import StaticServer
+from tests.deploy.tls import TestCA
+from tests.integration.cli import receive
+
+CLI_TIMEOUT = 240  # s
+
+
+@pytest.fixture
+def relay_process() -> Iterator[RelayProcess]:
+    started: list[RelayProcess] = []
+
+    def start(*args: str) -> RelayProcess:
+        process = RelayProcess(list(args))
+        started.append(process)
+        process.wait_ready()
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def test_a_site_on_a_static_host_works_with_its_relay_on_another_origin(
+    relay_process, new_page, tmp_path: Path, processes
+) -> None:
+    import build_site  # web/build_site.py, on the path through conftest
+
+    relay = relay_process()  # serves no site: only the relay
+    site = build_site.build(tmp_path / "site", relay=relay.url)
+    source = random_file(tmp_path / "src" / "plan.bin", 3 * 1024 * 1024 + 5)
+    with StaticServer(site) as static:
+        assert origin(static.url) != origin(relay.url)
+        page, log = new_page(static.url + "/")
+        policy = page.locator('meta[http-equiv="Content-Security-Policy"]')
+        allowed = f"connect-src 'self' {relay.url} {relay.ws_url.removesuffix('/v1/ws')}"
+        assert allowed in (policy.get_attribute("content") or "")
+        link, _ = create_link(page, files=[source])
+        assert link.startswith(static.url + "/#")
+        out = tmp_path / "out"
+        out.mkdir()
+        # A link names the site; the relay behind it is given to the CLI with --relay.
+        cli = receive(relay.url, link, out, extra=["--yes"])
+        processes.append(cli)
+        assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+        expect_sent(page, "1 file")
+    assert sha256_file(out / "plan.bin") == sha256_file(source)
+    assert not [m for m in log.console if "Content Security Policy" in m], log
+    # Everything the page fetched came from the static host; only the WebSocket went elsewhere.
+    assert {origin(url) for url in log.requests if url.startswith("http")} == {
+        origin(static.url)
+    }, log.requests
+
+
+@pytest.fixture
+def trusting_browser(browser: Browser, tmp_path_factory: pytest.TempPathFactory):
+    """A Chromium that trusts the test CA's server key, and nothing else beyond the system's."""
+    ca = TestCA(tmp_path_factory.mktemp("ca"))
+    instance = browser.browser_type.launch(
+        executable_path=chromium_path(),
+        args=[*CHROMIUM_FLAGS, f"--ignore-certificate-errors-spki-list={ca.spki_hash}"],
+    )
+    yield instance, ca
+    instance.close()
+
+
+def test_page_sends_to_the_cli_over_https_through_nginx(
+    trusting_browser, site: Path, relay_process, tmp_path: Path, processes
+) -> None:
+    browser, ca = trusting_browser
+    relay = relay_process("--site-dir", str(site), "--trust-proxy-header", "X-Forwarded-For")
+    source = random_file(tmp_path / "src" / "report.bin", 2 * 1024 * 1024 + 1)
+    with Nginx(tmp_path / "nginx", relay.port, ca) as nginx:
+        context = browser.new_context(accept_downloads=True)
+        try:
+            page = context.new_page()
+            log = PageLog(page)
+            page.goto(nginx.url + "/")
+            assert page.evaluate("window.isSecureContext")
+            link, _ = create_link(page, files=[source])
+            assert link.startswith(nginx.url + "/#")
+            out = tmp_path / "out"
+            out.mkdir()
+            cli = receive(nginx.url, link, out, extra=["--yes"], env={"SSL_CERT_FILE": str(ca.ca)})
+            processes.append(cli)
+            assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+            expect_sent(page, "1 file")
+        finally:
+            context.close()
+    assert sha256_file(out / "report.bin") == sha256_file(source)
+    assert not log.failed, log
