@@ -44,6 +44,8 @@ LOG_FORMATS = ("text", "json")
 ROOM_CODE_SPACE = 1_000_000
 MAX_MAX_ROOMS = ROOM_CODE_SPACE // 2
 
+# A web origin as browsers send it in the Origin header: scheme, host and port, nothing more.
+_ORIGIN = re.compile(r"^https?://[^/?#\s@]+$")
 # An HTTP field name (RFC 9110 token); anything else could never match a request header.
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
@@ -71,6 +73,8 @@ class RelayConfig:
     # HTTPS/WSS served by the relay itself: both PEM files, or neither (plain HTTP).
     tls_cert: str = ""
     tls_key: str = ""
+    # Pages of these origins only may open WebSockets (comma-separated); empty = any origin.
+    allowed_origins: str = ""
     room_ttl: int = 3600
     min_room_ttl: int = 30
     max_room_ttl: int = 86400
@@ -102,6 +106,12 @@ class RelayConfig:
             raise ConfigError(f"port must be between 0 and 65535, not {self.port}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls cert and tls key go together: give both files or neither")
+        for origin in self.origins() or ():
+            if not _ORIGIN.fullmatch(origin):
+                raise ConfigError(
+                    f"allowed origins must look like https://host or https://host:port, "
+                    f"not {origin!r}"
+                )
         if self.min_room_ttl < 1:
             raise ConfigError("min room ttl must be at least 1 second")
         if self.max_room_ttl < self.min_room_ttl:
@@ -136,6 +146,11 @@ class RelayConfig:
             raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"log format must be one of {', '.join(LOG_FORMATS)}")
+
+    def origins(self) -> list[str] | None:
+        """The origins whose pages may open WebSockets, or None for any origin."""
+        entries = [o.strip().rstrip("/") for o in self.allowed_origins.split(",")]
+        return [o for o in entries if o] or None
 
     def clamp_ttl(self, requested: int | None) -> int:
         """Return the ttl granted for a room whose creator asked for ``requested`` seconds.
@@ -204,6 +219,13 @@ _OPTIONS = (
         "PEM certificate chain: serve HTTPS and WSS (with --tls-key); empty = plain HTTP",
     ),
     _Option("--tls-key", "HUSHDROP_TLS_KEY", str, "PEM private key of --tls-cert"),
+    _Option(
+        "--allowed-origins",
+        "HUSHDROP_ALLOWED_ORIGINS",
+        str,
+        "comma-separated origins (https://host[:port]) whose pages may use this relay; clients "
+        "that send no Origin (the CLI) are always accepted; empty = pages of any origin",
+    ),
     _Option(
         "--room-ttl",
         "HUSHDROP_ROOM_TTL",

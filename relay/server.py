@@ -76,6 +76,16 @@ def tls_context(config: RelayConfig) -> ssl.SSLContext | None:
     return context
 
 
+def websocket_origins(config: RelayConfig) -> list[str | None] | None:
+    """websockets' ``origins``: the page origins allowed (--allowed-origins), and None for
+    clients that send no Origin (the CLI); None when pages of any origin may connect.
+
+    A browser always sends its page's origin; a refused one gets HTTP 403 before any request.
+    """
+    allowed = config.origins()
+    return None if allowed is None else [None, *allowed]
+
+
 async def serve_forever(
     config: RelayConfig,
     ready: ReadyCallback | None = None,
@@ -98,6 +108,7 @@ async def serve_forever(
         config.host,
         config.port,
         ssl=context,
+        origins=websocket_origins(config),
         process_request=frontend.process_request,
         process_response=frontend.process_response,
         server_header=None,
