@@ -8,17 +8,26 @@ page is a secure context with a valid certificate as far as the page can tell.
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from conftest import PageLog, chromium_path
-from pagetools import CHROMIUM_FLAGS, create_link, expect_sent, random_file, sha256_file
-from playwright.sync_api import Browser
+from pagetools import (
+    CHROMIUM_FLAGS,
+    STEP_TIMEOUT,
+    create_link,
+    expect_sent,
+    random_file,
+    sha256_file,
+    wait_until_ready,
+)
+from playwright.sync_api import Browser, expect
 
 from tests.conftest import RelayProcess
-from tests.deploy.proxies import Nginx
+from tests.deploy.proxies import Nginx, free_port
 from tests.deploy.static import StaticServer
 from tests.deploy.tls import TestCA
 from tests.integration.cli import receive
@@ -41,6 +50,11 @@ def relay_process() -> Iterator[RelayProcess]:
         process.stop()
 
 
+def metrics(relay: RelayProcess) -> str:
+    with urllib.request.urlopen(relay.url + "/metrics", timeout=10) as reply:
+        return reply.read().decode()
+
+
 def origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -51,10 +65,12 @@ def test_a_site_on_a_static_host_works_with_its_relay_on_another_origin(
 ) -> None:
     import build_site  # web/build_site.py, on the path through conftest
 
-    relay = relay_process()  # serves no site: only the relay
+    static_port = free_port()
+    # The relay serves no site, and only the static host's pages may use it.
+    relay = relay_process("--allowed-origins", f"http://127.0.0.1:{static_port}")
     site = build_site.build(tmp_path / "site", relay=relay.url)
     source = random_file(tmp_path / "src" / "plan.bin", 3 * 1024 * 1024 + 5)
-    with StaticServer(site) as static:
+    with StaticServer(site, static_port) as static:
         assert origin(static.url) != origin(relay.url)
         page, log = new_page(static.url + "/")
         policy = page.locator('meta[http-equiv="Content-Security-Policy"]')
@@ -69,12 +85,22 @@ def test_a_site_on_a_static_host_works_with_its_relay_on_another_origin(
         processes.append(cli)
         assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
         expect_sent(page, "1 file")
-    assert sha256_file(out / "plan.bin") == sha256_file(source)
     assert not [m for m in log.console if "Content Security Policy" in m], log
+    assert sha256_file(out / "plan.bin") == sha256_file(source)
     # Everything the page fetched came from the static host; only the WebSocket went elsewhere.
     assert {origin(url) for url in log.requests if url.startswith("http")} == {
         origin(static.url)
     }, log.requests
+
+    # The same site copied to an origin the relay does not allow: its pages are turned away.
+    with StaticServer(site) as copy:
+        page, _ = new_page(copy.url + "/")
+        page.get_by_label("Choose files").set_input_files([source])
+        wait_until_ready(page)
+        page.get_by_role("button", name="Create link").click()
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("Could not reach the relay", timeout=STEP_TIMEOUT)
+    assert "hushdrop_relay_rooms_created_total 1" in metrics(relay)
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ _SERVING = re.compile(rb"port (\d+)")
 
 
 class StaticServer:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, port: int = 0) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"],
+            [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", str(port)],
             cwd=root,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
