@@ -1,13 +1,16 @@
 """The deployments of README "Deployment" with a real page in Chromium: the site on a static host
-apart from its relay, and the site and relay behind nginx over HTTPS (deploy/nginx/hushdrop.conf).
+apart from its relay, and the site and relay behind nginx (deploy/nginx/hushdrop.conf) and Caddy
+(deploy/Caddyfile) over HTTPS.
 
 The CLI on the other end trusts the test CA through SSL_CERT_FILE; Chromium trusts the test
-certificate's key alone (`--ignore-certificate-errors-spki-list`), in a browser of its own, so the
-page is a secure context with a valid certificate as far as the page can tell.
+certificate's key alone (`--ignore-certificate-errors-spki-list`; for Caddy, the key of the
+certificate it made), in a browser of its own, so the page is a secure context with a valid
+certificate as far as the page can tell.
 """
 
 from __future__ import annotations
 
+import ssl
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,19 +21,22 @@ from conftest import PageLog, chromium_path
 from pagetools import (
     CHROMIUM_FLAGS,
     STEP_TIMEOUT,
+    accept_download,
     create_link,
+    expect_received,
     expect_sent,
     random_file,
+    same_verification_code,
     sha256_file,
     wait_until_ready,
 )
 from playwright.sync_api import Browser, expect
 
 from tests.conftest import RelayProcess
-from tests.deploy.proxies import Nginx, free_port
+from tests.deploy.proxies import Caddy, Nginx, free_port
 from tests.deploy.static import StaticServer
-from tests.deploy.tls import TestCA
-from tests.integration.cli import receive
+from tests.deploy.tls import TestCA, spki_hash
+from tests.integration.cli import receive, send
 
 CLI_TIMEOUT = 240  # s
 
@@ -140,3 +146,70 @@ def test_page_sends_to_the_cli_over_https_through_nginx(
             context.close()
     assert sha256_file(out / "report.bin") == sha256_file(source)
     assert not log.failed, log
+
+
+@pytest.fixture(scope="module")
+def behind_caddy(browser: Browser, site: Path, tmp_path_factory: pytest.TempPathFactory):
+    """deploy/Caddyfile (`tls internal`) in front of a relay, and a Chromium that trusts the
+    key of the certificate Caddy made for itself."""
+    relay = RelayProcess(["--site-dir", str(site), "--trust-proxy-header", "X-Forwarded-For"])
+    try:
+        relay.wait_ready()
+        with Caddy(tmp_path_factory.mktemp("caddy"), relay.port) as caddy:
+            leaf = tmp_path_factory.mktemp("leaf") / "leaf.pem"
+            leaf.write_text(ssl.get_server_certificate(("127.0.0.1", caddy.port)))
+            trusting = browser.browser_type.launch(
+                executable_path=chromium_path(),
+                args=[*CHROMIUM_FLAGS, f"--ignore-certificate-errors-spki-list={spki_hash(leaf)}"],
+            )
+            try:
+                yield caddy, trusting
+            finally:
+                trusting.close()
+    finally:
+        relay.stop()
+
+
+@pytest.fixture
+def caddy_page(behind_caddy):
+    caddy, trusting = behind_caddy
+    contexts = []
+
+    def open_page(url: str):
+        context = trusting.new_context(accept_downloads=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(url)
+        assert page.evaluate("window.isSecureContext")
+        return page
+
+    yield caddy, open_page
+    for context in contexts:
+        context.close()
+
+
+def test_cli_sends_to_the_page_over_https_through_caddy(caddy_page, tmp_path: Path, processes):
+    caddy, open_page = caddy_page
+    source = random_file(tmp_path / "photos.tar", 4 * 1024 * 1024 + 7)
+    cli = send(caddy.url, source, env={"SSL_CERT_FILE": str(caddy.ca)})
+    processes.append(cli)
+    link = cli.wait_event("code")["link"]
+    assert link.startswith(caddy.url + "/#")
+    receiver = open_page(link)
+    download = accept_download(receiver, tmp_path / "saved.tar")
+    assert download.suggested_filename == "photos.tar"
+    assert sha256_file(tmp_path / "saved.tar") == sha256_file(source)
+    expect_received(receiver, "1 file")
+    assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+
+
+def test_page_to_page_over_https_through_caddy(caddy_page, tmp_path: Path):
+    caddy, open_page = caddy_page
+    source = random_file(tmp_path / "slides.pdf", 2 * 1024 * 1024 + 3)
+    sender = open_page(caddy.url + "/")
+    link, _ = create_link(sender, files=[source])
+    receiver = open_page(link)
+    same_verification_code(sender, receiver)
+    accept_download(receiver, tmp_path / "saved.pdf")
+    assert sha256_file(tmp_path / "saved.pdf") == sha256_file(source)
+    expect_sent(sender, "1 file")
