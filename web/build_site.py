@@ -305,7 +305,8 @@ def page_csp(relay: str) -> str:
     return "; ".join(policy)
 
 
-def build(out: Path, relay: str = "") -> Path:
+def build(out: Path, relay: str = "", settings: dict | None = None) -> Path:
+    """Build the site into `out`; `settings` are added to its config.json (e.g. iceServers)."""
     if not NODE_MODULES.is_dir():
         sys.exit("node_modules is missing: run `npm ci` (or `make setup`) first.")
     if out.exists():
@@ -363,7 +364,8 @@ def build(out: Path, relay: str = "") -> Path:
     ).encode()
     names["pyscript.json"] = hashed_name("pyscript.json", pyscript_config)
     (out / names["pyscript.json"]).write_bytes(pyscript_config)
-    (out / "config.json").write_text(json.dumps({"relay": relay, "pyscript": pyscript}))
+    config = {**(settings or {}), "relay": relay, "pyscript": pyscript}
+    (out / "config.json").write_text(json.dumps(config))
 
     vectors = out / "selftest" / "vectors"
     vectors.mkdir(parents=True)
@@ -403,8 +405,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--relay", default="", help="relay base URL if the site is hosted apart from its relay"
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a JSON object of settings for the site's config.json, e.g. iceServers; set here, "
+        "they are part of the site's fingerprint",
+    )
     args = parser.parse_args(argv)
-    out = build(args.out, args.relay)
+    settings = json.loads(args.config.read_text()) if args.config else None
+    if settings is not None and not isinstance(settings, dict):
+        sys.exit(f'{args.config} must hold a JSON object, e.g. {{"iceServers": [...]}}')
+    out = build(args.out, args.relay, settings)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     fingerprint = json.loads((out / site_manifest.MANIFEST_NAME).read_text())["fingerprint"]
     print(f"Built {out} ({size / 1e6:.1f} MB), fingerprint {site_manifest.shown(fingerprint)}")

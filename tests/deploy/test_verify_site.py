@@ -71,6 +71,23 @@ def test_the_same_sources_build_the_same_fingerprint(built_site: Path, tmp_path:
     assert manifest_of(other_relay)["fingerprint"] != manifest_of(built_site)["fingerprint"]
 
 
+def test_settings_given_to_the_build_are_part_of_the_fingerprint(
+    built_site: Path, tmp_path: Path
+) -> None:
+    ice = {"iceServers": [{"urls": "stun:turn.example.org:3478"}]}
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps(ice))
+    out = tmp_path / "with-stun"
+    subprocess.run(
+        [sys.executable, REPO_ROOT / "web" / "build_site.py", "--out", out, "--config", settings],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert json.loads((out / "config.json").read_text())["iceServers"] == ice["iceServers"]
+    assert manifest_of(out)["fingerprint"] != manifest_of(built_site)["fingerprint"]
+
+
 def test_a_site_deployed_as_built_matches(built_site: Path) -> None:
     with StaticServer(built_site) as server:
         result = verify_site(server.url + "/", built_site / MANIFEST_NAME)
