@@ -49,6 +49,11 @@ _ORIGIN = re.compile(r"^https?://[^/?#\s@]+$")
 # An HTTP field name (RFC 9110 token); anything else could never match a request header.
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
+# A node's advertised base URL: scheme, host and port, nothing after.
+_ADVERTISE = re.compile(r"^https?://[^/?#\s]+/?$")
+MIN_CLUSTER_SECRET = 32
+CLUSTER_SECRET_VAR = "HUSHDROP_CLUSTER_SECRET"
+
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -96,6 +101,11 @@ class RelayConfig:
     log_level: str = "INFO"
     log_format: str = "text"
     log_identifiers: bool = False
+    # Several nodes (cluster.py): the shared Redis, this node's URL as the other nodes reach it,
+    # and the secret all nodes share (environment only, so it stays out of the process list).
+    redis: str = ""
+    advertise: str = ""
+    cluster_secret: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -146,6 +156,25 @@ class RelayConfig:
             raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"log format must be one of {', '.join(LOG_FORMATS)}")
+        self._validate_cluster()
+
+    def _validate_cluster(self) -> None:
+        if not self.redis:
+            if self.advertise:
+                raise ConfigError("--advertise is for several nodes: give --redis too")
+            return
+        if not self.redis.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("redis must be a URL: redis://HOST:PORT/DB (or rediss://, unix://)")
+        if not _ADVERTISE.fullmatch(self.advertise):
+            raise ConfigError(
+                "--redis needs --advertise: this node's http(s)://HOST:PORT as the other nodes "
+                "reach it"
+            )
+        if len(self.cluster_secret) < MIN_CLUSTER_SECRET:
+            raise ConfigError(
+                f"--redis needs HUSHDROP_CLUSTER_SECRET: the same secret on every node, at least "
+                f"{MIN_CLUSTER_SECRET} characters (e.g. from `openssl rand -hex 32`)"
+            )
 
     def origins(self) -> list[str] | None:
         """The origins whose pages may open WebSockets, or None for any origin."""
@@ -175,9 +204,11 @@ class RelayConfig:
         Exits through argparse (status 2, message on stderr) on invalid input, which is what
         both ``python -m hushdrop_relay`` and ``hushdrop serve`` want.
         """
-        parser = build_parser(os.environ if env is None else env, prog)
+        env = os.environ if env is None else env
+        parser = build_parser(env, prog)
         values = vars(parser.parse_args(argv))
         values["site_dir"] = Path(values["site_dir"]).expanduser()
+        values["cluster_secret"] = env.get(CLUSTER_SECRET_VAR, "")
         try:
             return cls(**values)
         except ConfigError as exc:
@@ -308,6 +339,19 @@ _OPTIONS = (
         str,
         "take the client address from the last entry of this request header (e.g. "
         "X-Forwarded-For) set by your reverse proxy; empty = the TCP peer address",
+    ),
+    _Option(
+        "--redis",
+        "HUSHDROP_REDIS",
+        str,
+        "redis://HOST:PORT/DB shared by several relay nodes (needs --advertise and "
+        f"{CLUSTER_SECRET_VAR}); empty = a single node",
+    ),
+    _Option(
+        "--advertise",
+        "HUSHDROP_ADVERTISE",
+        str,
+        "this node's base URL as the other nodes reach it, http(s)://HOST:PORT (with --redis)",
     ),
     _Option("--metrics", "HUSHDROP_METRICS", _bool, "serve Prometheus metrics at /metrics"),
     _Option("--csp", "HUSHDROP_CSP", str, "Content-Security-Policy header value"),

@@ -25,6 +25,8 @@ from websockets.http11 import Request, Response
 
 WS_PATH = "/v1/ws"
 HEALTH_PATH = "/healthz"
+# Node-to-node links of a relay cluster (cluster.py); a WebSocket endpoint only with --redis.
+LINK_PATH = "/v1/node"
 METRICS_PATH = "/metrics"
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -200,20 +202,26 @@ class HttpFrontend:
     """The ``process_request``/``process_response`` hooks given to websockets' server.
 
     ``metrics``, when given, renders the Prometheus text served at ``/metrics``; without it
-    that path is just another (normally missing) site file.
+    that path is just another (normally missing) site file. ``links`` opens the node-to-node
+    WebSocket endpoint of a relay cluster at ``LINK_PATH``.
     """
 
     def __init__(
-        self, site: StaticSite, csp: str, metrics: Callable[[], str] | None = None
+        self,
+        site: StaticSite,
+        csp: str,
+        metrics: Callable[[], str] | None = None,
+        links: bool = False,
     ) -> None:
         self.site = site
+        self.links = links
         self.headers = security_headers(csp)
         self.metrics = metrics
 
     async def process_request(self, connection: object, request: Request) -> Response | None:
         """Answer plain HTTP requests; return None to let the WebSocket handshake proceed."""
         path = request.path.split("?", 1)[0]
-        if path == WS_PATH:
+        if path == WS_PATH or (path == LINK_PATH and self.links):
             # websockets itself answers non-upgrade requests here with 426 / 405.
             return None
         if request.method not in ("GET", "HEAD"):

@@ -40,12 +40,20 @@ class Client:
     key: ClientKey
 
 
-class ClientIdentifier:
-    """Derives `Client` values from connections, honouring a trusted proxy header if set."""
+class ClusterUnavailable(Exception):
+    """The state shared by several relay nodes (Redis) cannot be reached right now."""
 
-    def __init__(self, proxy_header: str = "") -> None:
+
+class ClientIdentifier:
+    """Derives `Client` values from connections, honouring a trusted proxy header if set.
+
+    ``secret`` keys the client keys; by default one drawn at start-up. Nodes of a cluster pass
+    the same one, so that they agree on who a client is.
+    """
+
+    def __init__(self, proxy_header: str = "", secret: bytes | None = None) -> None:
         self.proxy_header = proxy_header
-        self._secret = secrets.token_bytes(16)
+        self._secret = secret or secrets.token_bytes(16)
 
     def identify(self, ws: ServerConnection) -> Client:
         address = self.address(ws)

@@ -33,6 +33,8 @@ ROOMS_PER_IP = "rooms-per-ip"
 FAILED_JOINS_PER_IP = "failed-joins-per-ip"
 MAX_ROOMS = "max-rooms"
 ROOM_CODES = "room-codes"
+# Several relay nodes: their shared state (Redis) cannot be reached right now.
+CLUSTER = "cluster"
 
 MESSAGES = {
     NO_SUCH_ROOM: (
@@ -69,6 +71,10 @@ LIMIT_MESSAGES = {
     ),
     MAX_ROOMS: "The relay has too many open transfers right now (at most {n}). Try again later.",
     ROOM_CODES: MESSAGES[LIMIT],
+    CLUSTER: (
+        "The relay cannot reach the state its nodes share right now, so it cannot start or "
+        "find transfers. Try again in a minute."
+    ),
 }
 
 PEER_GONE_MESSAGE = "The other side disconnected."

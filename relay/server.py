@@ -7,12 +7,13 @@ startup banner other tools parse, and graceful shutdown on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import ssl
 import sys
-from collections.abc import Callable
-from typing import cast
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, cast
 
 from hushdrop_relay.config import RelayConfig
 from hushdrop_relay.connection import connection_factory
@@ -20,6 +21,9 @@ from hushdrop_relay.http import HttpFrontend, StaticSite
 from hushdrop_relay.logs import event
 from hushdrop_relay.session import Relay
 from websockets.asyncio.server import ServerConnection, serve
+
+if TYPE_CHECKING:
+    from hushdrop_relay.cluster import Cluster
 
 log = logging.getLogger("hushdrop_relay.server")
 
@@ -86,6 +90,27 @@ def websocket_origins(config: RelayConfig) -> list[str | None] | None:
     return None if allowed is None else [None, *allowed]
 
 
+def _cluster(config: RelayConfig) -> Cluster | None:
+    """This node's share of a cluster (--redis), started; None for a single node."""
+    if not config.redis:
+        return None
+    # Only here: a single node neither needs the redis package nor imports it.
+    from hushdrop_relay.cluster import Cluster
+
+    cluster = Cluster(config)
+    cluster.start()
+    return cluster
+
+
+@contextlib.asynccontextmanager
+async def _cluster_closed(cluster: Cluster | None) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        if cluster is not None:
+            await cluster.aclose()
+
+
 async def serve_forever(
     config: RelayConfig,
     ready: ReadyCallback | None = None,
@@ -97,41 +122,46 @@ async def serve_forever(
     config asked for port 0.
     """
     context = tls_context(config)
-    relay = Relay(config)
+    cluster = _cluster(config)
+    relay = Relay(config, cluster=cluster)
     frontend = HttpFrontend(
         StaticSite(config.site_dir),
         config.csp,
         metrics=relay.render_metrics if config.metrics else None,
+        links=cluster is not None,
     )
-    async with serve(
-        relay.handle,
-        config.host,
-        config.port,
-        ssl=context,
-        origins=websocket_origins(config),
-        process_request=frontend.process_request,
-        process_response=frontend.process_response,
-        server_header=None,
-        compression=None,
-        max_size=config.max_frame,
-        max_queue=MAX_QUEUE,
-        write_limit=WRITE_LIMIT,
-        ping_interval=PING_INTERVAL,
-        ping_timeout=None,
-        # RelayConnection bounds the opening handshake itself (see connection.py): a single
-        # overall timeout would also cut off slow but steady downloads of the web client.
-        open_timeout=None,
-        create_connection=cast(
-            "type[ServerConnection]",
-            connection_factory(
-                config.open_timeout,
-                config.stall_timeout,
-                max_unread(config.max_frame),
-                relay.metrics,
+    async with (
+        _cluster_closed(cluster),
+        serve(
+            relay.handle,
+            config.host,
+            config.port,
+            ssl=context,
+            origins=websocket_origins(config),
+            process_request=frontend.process_request,
+            process_response=frontend.process_response,
+            server_header=None,
+            compression=None,
+            max_size=config.max_frame,
+            max_queue=MAX_QUEUE,
+            write_limit=WRITE_LIMIT,
+            ping_interval=PING_INTERVAL,
+            ping_timeout=None,
+            # RelayConnection bounds the opening handshake itself (see connection.py): a single
+            # overall timeout would also cut off slow but steady downloads of the web client.
+            open_timeout=None,
+            create_connection=cast(
+                "type[ServerConnection]",
+                connection_factory(
+                    config.open_timeout,
+                    config.stall_timeout,
+                    max_unread(config.max_frame),
+                    relay.metrics,
+                ),
             ),
-        ),
-        close_timeout=CLOSE_TIMEOUT,
-    ) as server:
+            close_timeout=CLOSE_TIMEOUT,
+        ) as server,
+    ):
         port = server.sockets[0].getsockname()[1]
         if ready is not None:
             ready(config.host, port)
@@ -140,6 +170,7 @@ async def serve_forever(
             "relay ready",
             metrics=config.metrics,
             log_identifiers=config.log_identifiers,
+            cluster=cluster is not None,
         )
         await (stop.wait() if stop is not None else asyncio.Future())
         log.info("relay shutting down")
@@ -162,6 +193,8 @@ async def run(config: RelayConfig) -> None:
         # Exactly this first line is parsed by the test harness and the CLI; keep it stable.
         where = display_url(host, port, tls=bool(config.tls_cert))
         print(f"Hushdrop relay listening on {where}", flush=True)
+        if config.redis:
+            print(f"Cluster node, reached by other nodes at {config.advertise}", flush=True)
         if config.site_dir.is_dir():
             print(f"Serving the web client from {config.site_dir}", flush=True)
         else:
