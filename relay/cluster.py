@@ -63,6 +63,7 @@ BEAT = 2.0
 NODE_TTL = 10
 # A Redis command that takes longer than this fails, and so does the request that needed it.
 REDIS_TIMEOUT = 2.0
+REDIS_CONNECTIONS = 32
 # Opening a link to another node; after that the link is bounded like any peer.
 LINK_OPEN_TIMEOUT = 5.0
 # A link request older or newer than this (by the sender's clock) is refused: replays of a
@@ -169,15 +170,23 @@ class Cluster:
         self._link_secret = hmac.new(secret, b"hushdrop cluster links", hashlib.sha256).digest()
         # Client keys are the same on every node (limits.ClientIdentifier takes this secret).
         self.client_secret = hmac.new(secret, b"hushdrop client keys", hashlib.sha256).digest()[:16]
-        self.redis = aioredis.Redis.from_url(
+        # A bounded pool: a burst of rooms closing at once queues for connections instead of
+        # opening hundreds of them.
+        pool = aioredis.BlockingConnectionPool.from_url(
             config.redis,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_TIMEOUT,
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
             retry=Retry(ConstantBackoff(0.05), 1),
         )
+        self.redis = aioredis.Redis(connection_pool=pool)
         self._published: dict[Room[Any], _Published] = {}
         self._seats: Counter[str] = Counter()  # this node's seats by Redis key
         self._unsynced: set[str] = set()  # seat keys whose last update may not have landed
+        # Directory entries of closed rooms whose removal failed (Redis away): retried at the
+        # next heartbeat, at most one per room that closed meanwhile.
+        self._unreleased: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._beat: asyncio.Task[None] | None = None
         self._reachable = True
@@ -210,6 +219,9 @@ class Cluster:
                         await self._republish()
                     elif self._unsynced:
                         await self._sync_seats(set(self._unsynced))
+                    for key, value in list(self._unreleased.items()):
+                        await self.redis.eval(_CAS_DEL, 1, key, value)
+                        del self._unreleased[key]
                 if not self._reachable:
                     event(log, "redis reachable again")
                 self._reachable = True
@@ -353,7 +365,12 @@ class Cluster:
         """Unpublish a closed local room or slot (if the directory still names it)."""
         entry = self._published.pop(room, None)
         if entry is not None:
-            self._later(self.redis.eval(_CAS_DEL, 1, entry.key, entry.home.encode()))
+            key, value = entry.key, entry.home.encode()
+
+            def retry() -> None:
+                self._unreleased[key] = value
+
+            self._later(self.redis.eval(_CAS_DEL, 1, key, value), retry)
 
     # Links -------------------------------------------------------------------------------
 
@@ -383,6 +400,7 @@ class Cluster:
 
     async def open_link(self, home: Home, request: str) -> ClientConnection | None:
         """A link to ``home`` carrying ``request``, or None if that node or room is gone."""
+        # The same bounds as a client's connection (server.py): a few frames per direction.
         from hushdrop_relay.server import CLOSE_TIMEOUT, MAX_QUEUE, PING_INTERVAL, WRITE_LIMIT
 
         try:
