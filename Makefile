@@ -16,7 +16,7 @@ BROWSER_PACKAGES := chromium:chromium firefox-esr:firefox-esr webkit2gtk-driver:
 	xvfb:Xvfb
 
 .PHONY: setup site serve test test-unit test-integration test-browser browsers chromium lint \
-	format bench bench-load cluster-tools lock clean deploy-tools wheel
+	format bench bench-load bench-cluster cluster-tools lock clean deploy-tools wheel
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -97,6 +97,9 @@ bench: setup
 
 bench-load: setup
 	$(BIN)/python bench/load.py
+
+bench-cluster: setup cluster-tools
+	$(BIN)/python bench/cluster.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock: setup
