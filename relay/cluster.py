@@ -7,9 +7,10 @@ only when ``--redis`` is given, so a single relay needs neither Redis nor the ``
   *home*: the node its first peer reached. Redis maps each to its home (node id, advertised URL
   and a token naming this incarnation of the room); nothing else about a room is in Redis.
 * **Links.** A peer that reaches another node is carried to the home over one WebSocket, node
-  to node, on the internal endpoint `LINK_PATH` of the home's advertised URL. The home treats
-  the link like a local peer; the joining node copies frames both ways, one at a time, so
-  backpressure works end to end and file data never passes through Redis.
+  to node, on the endpoint `LINK_PATH` of the home's advertised URL, authenticated by HMACs
+  under the cluster secret (on the upgrade request, and on the request it carries). The home
+  treats the link like a local peer; the joining node copies frames both ways, one at a time,
+  so backpressure works end to end and file data never passes through Redis.
 * **Shared limits.** Rate limits (rooms and failed joins per address per minute) are token
   buckets in Redis; concurrent budgets (connections, waiting rooms per address) are one counter
   per node and address, summed over the nodes that are alive (each node refreshes a key every
@@ -40,6 +41,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from hushdrop_relay import protocol
 from hushdrop_relay.config import RelayConfig
+from hushdrop_relay.http import LINK_HEADER, LINK_PATH
 from hushdrop_relay.limits import ClientKey, ClusterUnavailable
 from hushdrop_relay.logs import event
 from hushdrop_relay.metrics import Metrics
@@ -54,8 +56,6 @@ from websockets.frames import CloseCode
 
 log = logging.getLogger("hushdrop_relay.cluster")
 
-# The node-to-node WebSocket endpoint, on the same port as everything else.
-LINK_PATH = "/v1/node"
 PREFIX = "hushdrop:"
 # Heartbeat period and the lifetime of a node's liveness key: a node killed outright stops
 # counting toward the shared budgets within NODE_TTL.
@@ -378,6 +378,18 @@ class Cluster:
         text = f"{node}\n{ts}\n{request}".encode()
         return hmac.new(self._link_secret, text, hashlib.sha256).hexdigest()
 
+    def link_header(self) -> str:
+        """The `LINK_HEADER` value that opens a link: the time and its MAC."""
+        ts = int(time.time())
+        return f"{ts}.{self._link_mac('upgrade', ts, '')}"
+
+    def accepts_link(self, header: str | None) -> bool:
+        """Whether an upgrade to `LINK_PATH` comes from a node of this cluster (recently)."""
+        ts, _, mac = (header or "").partition(".")
+        if not ts.isdigit() or abs(time.time() - int(ts)) > LINK_MAX_SKEW:
+            return False
+        return hmac.compare_digest(self._link_mac("upgrade", int(ts), ""), mac)
+
     def link_request(self, home: Home, request: str) -> str:
         ts = int(time.time())
         mac = self._link_mac(home.node, ts, request)
@@ -415,6 +427,7 @@ class Cluster:
                 ping_timeout=None,
                 close_timeout=CLOSE_TIMEOUT,
                 user_agent_header=None,
+                additional_headers={LINK_HEADER: self.link_header()},
             )
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             event(log, "node unreachable", level=logging.WARNING, error=type(exc).__name__)

@@ -27,6 +27,8 @@ WS_PATH = "/v1/ws"
 HEALTH_PATH = "/healthz"
 # Node-to-node links of a relay cluster (cluster.py); a WebSocket endpoint only with --redis.
 LINK_PATH = "/v1/node"
+# The header by which a node proves, before the upgrade, that it is one (cluster.py).
+LINK_HEADER = "X-Hushdrop-Node"
 METRICS_PATH = "/metrics"
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -203,7 +205,8 @@ class HttpFrontend:
 
     ``metrics``, when given, renders the Prometheus text served at ``/metrics``; without it
     that path is just another (normally missing) site file. ``links`` opens the node-to-node
-    WebSocket endpoint of a relay cluster at ``LINK_PATH``.
+    WebSocket endpoint of a relay cluster at ``LINK_PATH``, to requests whose `LINK_HEADER` it
+    accepts; anything else there is refused before it becomes a WebSocket.
     """
 
     def __init__(
@@ -211,7 +214,7 @@ class HttpFrontend:
         site: StaticSite,
         csp: str,
         metrics: Callable[[], str] | None = None,
-        links: bool = False,
+        links: Callable[[str | None], bool] | None = None,
     ) -> None:
         self.site = site
         self.links = links
@@ -221,7 +224,11 @@ class HttpFrontend:
     async def process_request(self, connection: object, request: Request) -> Response | None:
         """Answer plain HTTP requests; return None to let the WebSocket handshake proceed."""
         path = request.path.split("?", 1)[0]
-        if path == WS_PATH or (path == LINK_PATH and self.links):
+        if path == LINK_PATH and self.links is not None:
+            if not self.links(request.headers.get(LINK_HEADER)):
+                return text_response(HTTPStatus.FORBIDDEN, "Forbidden\n")
+            return None
+        if path == WS_PATH:
             # websockets itself answers non-upgrade requests here with 426 / 405.
             return None
         if request.method not in ("GET", "HEAD"):

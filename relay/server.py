@@ -128,7 +128,7 @@ async def serve_forever(
         StaticSite(config.site_dir),
         config.csp,
         metrics=relay.render_metrics if config.metrics else None,
-        links=cluster is not None,
+        links=cluster.accepts_link if cluster is not None else None,
     )
     async with (
         _cluster_closed(cluster),

@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hushdrop_relay.config import RelayConfig
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.conftest import REPO_ROOT, RelayFactory, RelayProcess
 from tests.integration.cli import receive, send, sha256_file
@@ -258,3 +261,45 @@ def test_a_single_relay_does_not_import_redis():
         "assert not any(m == 'redis' or m.startswith('redis.') for m in sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, timeout=60)
+
+
+def test_only_nodes_open_links(nodes):
+    async def scenario() -> None:
+        for headers in ({}, {"X-Hushdrop-Node": f"{int(time.time())}.{'0' * 64}"}):
+            url = nodes[0].ws_url.replace("/v1/ws", "/v1/node")
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(url, additional_headers=headers, open_timeout=10)
+            assert refused.value.response.status_code == 403
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--redis", "redis://127.0.0.1:6379/0"], {}, "--redis needs --advertise"),
+        (
+            ["--redis", "redis://127.0.0.1:6379/0", "--advertise", "http://10.0.0.1:8780"],
+            {"HUSHDROP_CLUSTER_SECRET": "short"},
+            "HUSHDROP_CLUSTER_SECRET",
+        ),
+        (["--advertise", "http://10.0.0.1:8780"], {}, "give --redis too"),
+    ],
+)
+def test_cluster_flags_are_checked(capsys, argv, env, message):
+    with pytest.raises(SystemExit):
+        RelayConfig.from_args(argv, env=env)
+    assert message in capsys.readouterr().err
+
+
+def test_cluster_flags_from_the_environment():
+    config = RelayConfig.from_args(
+        [],
+        env={
+            "HUSHDROP_REDIS": "redis://127.0.0.1:6379/0",
+            "HUSHDROP_ADVERTISE": "http://10.0.0.1:8780",
+            "HUSHDROP_CLUSTER_SECRET": "s" * 32,
+        },
+    )
+    assert (config.redis, config.advertise) == ("redis://127.0.0.1:6379/0", "http://10.0.0.1:8780")
+    assert "s" * 32 not in repr(config)
