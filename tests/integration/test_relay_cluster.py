@@ -140,7 +140,8 @@ def test_resume_slots_pair_across_nodes(nodes):
         assert (await recv_json(receiver))["op"] == "peer-gone"
 
     run(scenario)
-    assert metric(nodes[0], "hushdrop_relay_resumes_total") == 1
+    # Paired once, on whichever node got the slot first (both requests race to Redis).
+    assert sum(metric(node, "hushdrop_relay_resumes_total") for node in nodes) == 1
 
 
 def test_per_address_limits_are_shared(relay_factory, redis):
