@@ -285,3 +285,17 @@ def test_without_a_service_worker_small_downloads_still_work(web_relay, new_page
     assert download.suggested_filename == "small.bin"
     assert sha256_file(tmp_path / "saved.bin") == sha256_file(source)
     expect_sent(sender, "1 file")
+
+
+def test_a_single_empty_file_page_to_page(web_relay, new_page, tmp_path):
+    source = tmp_path / "empty.txt"
+    source.write_bytes(b"")
+    sender, _ = new_page(web_relay.url)
+    link, _ = create_link(sender, files=[source])
+    receiver, _ = new_page(link)
+    accept_download(receiver, tmp_path / "saved.txt")
+    assert (tmp_path / "saved.txt").read_bytes() == b""
+    expect_received(receiver, "1 file, 0 B")
+    expect_sent(sender, "1 file, 0 B")
+    expect(sender.get_by_role("alert")).to_have_count(0)  # no "receiver closed the page"
+    expect(sender.get_by_text(re.compile("reconnecting", re.IGNORECASE))).to_have_count(0)

@@ -141,7 +141,16 @@ class SendFlow:
         """Before any file data moves: the direct connection if it is open (or opens within
         DIRECT_GRACE); else the relay now, and the direct connection if it opens later."""
         link = self.direct
+        session = self.pump.session
+        if link is not None and session.bytes_done >= session.bytes_total:
+            # Nothing to read (only empty files): the whole stream is already queued and goes
+            # through the relay with the signaling; moving would leave the receiver's COMPLETE
+            # behind on the relay connection.
+            self._drop_direct(link)
+            link = None
         if link is not None and await self._wait_direct(link):
+            if session.finished:
+                return
             self.pump.switch(link.channel, announce=True)
             ui.show_route(self.view, "direct")
             return
@@ -174,7 +183,9 @@ class SendFlow:
         """Wait briefly for the data channel, still reading the receiver's messages (its answer
         may arrive after its acceptance)."""
         deadline = min(self.direct_deadline, time.monotonic() + DIRECT_GRACE)
-        while True:
+        # A small transfer (one empty file) may complete meanwhile: then the receiver's close
+        # that follows its COMPLETE is the pump's to see, not an error here.
+        while not self.pump.session.finished:
             opening = asyncio.ensure_future(link.wait_open(deadline))
             message = asyncio.ensure_future(self.pump.peer_message())
             done, _ = await asyncio.wait({opening, message}, return_when=asyncio.FIRST_COMPLETED)
@@ -184,6 +195,7 @@ class SendFlow:
             opening.cancel()
             for event in await self.pump.session.receive(message.result()):
                 await self._on_event(event)
+        return False
 
     @property
     def total(self) -> int:
