@@ -127,6 +127,8 @@ def test_a_direct_connection_that_opens_late_takes_over_midway(web_relay, new_pa
         sender.evaluate("window.releaseAnswer()")
         for page in (sender, receiver):
             expect(page.get_by_text(DIRECT)).to_be_visible(timeout=STEP_TIMEOUT)
+            # Moving to the direct connection lost nothing: no "Reconnected" for it.
+            expect(page.get_by_text("Reconnected")).to_have_count(0)
     assert_saved_intact(info, tmp_path / "saved.bin", source)
     expect_sent(sender, "1 file, 120.0 MiB")
     relayed = relayed_bytes(web_relay) - before

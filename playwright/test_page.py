@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from conftest import chromium_path
 from pagetools import (
+    CHROMIUM_FLAGS,
     PYTHON_READY_TIMEOUT,
     STEP_TIMEOUT,
     accept_download,
@@ -145,3 +147,25 @@ def test_share_link_has_qr_code_and_copy_button(web_relay, new_page, tmp_path):
     expect(page.get_by_role("button", name="Copied")).to_be_visible(timeout=STEP_TIMEOUT)
     assert page.evaluate("navigator.clipboard.readText()") == link
     assert code.split("-")[0] == link.split("#")[1][:6]
+
+
+def test_plain_http_from_another_address_says_to_use_https(browser, web_relay):
+    # Opened as http://<a LAN name>:port, as a phone on the same network would: not a secure
+    # context, so no WebCrypto and no service worker. The page must say what to do.
+    port = web_relay.url.rsplit(":", 1)[1]
+    lan = browser.browser_type.launch(
+        executable_path=chromium_path(),
+        args=[*CHROMIUM_FLAGS, "--host-resolver-rules=MAP hushdrop-lan.test 127.0.0.1"],
+    )
+    try:
+        page = lan.new_page()
+        page.goto(f"http://hushdrop-lan.test:{port}/")
+        assert page.evaluate("window.isSecureContext") is False
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("HTTPS", timeout=STEP_TIMEOUT)
+        expect(alert).to_contain_text("--tls-cert")
+        page.wait_for_timeout(3000)  # the engine's own failure must not replace the reason
+        expect(alert).to_contain_text("Open this page over HTTPS")
+        expect(page.get_by_role("button", name="Create link")).to_be_disabled()
+    finally:
+        lan.close()

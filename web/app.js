@@ -41,7 +41,7 @@ function showAlert(text) {
 
 // ------------------------------------------------------------------------- engine state
 
-const engine = { ready: false, handlers: null, failed: false };
+const engine = { ready: false, handlers: null, failed: false, platformFailed: false };
 
 function setEngineText(text, failed = false) {
   const box = $("engine");
@@ -60,12 +60,15 @@ function checkPlatform() {
     );
     return false;
   }
-  if (!globalThis.crypto || !globalThis.crypto.subtle) {
-    engine.failed = true;
+  if (!globalThis.isSecureContext || !globalThis.crypto || !globalThis.crypto.subtle) {
+    engine.failed = engine.platformFailed = true;
     setEngineText("Hushdrop cannot start here.", true);
     showAlert(
-      "This page must be opened over https:// (or from localhost): browsers only offer the " +
-        "cryptography Hushdrop needs to secure pages.",
+      "Open this page over HTTPS. Browsers give the encryption Hushdrop needs only to secure " +
+        "pages: https:// addresses, or http://localhost on the same computer — not plain http " +
+        "from another device. If you run this server yourself, serve it over HTTPS: " +
+        "hushdrop serve --tls-cert FILE --tls-key FILE, or Caddy or nginx in front of it " +
+        '(see "Deployment" in the README).',
     );
     return false;
   }
@@ -770,9 +773,10 @@ globalThis.hushdrop = {
   },
   engineFailed(message) {
     engine.failed = true;
+    updateButtons();
+    if (engine.platformFailed) return; // its reason, already shown, is the one that helps
     setEngineText("The secure engine failed to start.", true);
     showAlert(message);
-    updateButtons();
   },
   setBusy(busy) {
     document.body.dataset.busy = busy ? "true" : "false";

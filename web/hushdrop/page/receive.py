@@ -76,6 +76,7 @@ class ReceiveFlow:
         self.plan: DownloadPlan | None = None
         self.progress: ui.ProgressView | None = None
         self.streaming = True  # downloads go through the service worker
+        self.lost = False  # a Reconnecting came, and no Resumed yet
 
     async def run(self) -> None:
         view = self.view
@@ -156,11 +157,15 @@ class ReceiveFlow:
         elif isinstance(event, FileCompleted):
             self.writer.complete(event.index)
         elif isinstance(event, Reconnecting):
+            self.lost = True
             view.status("Connection lost — reconnecting… The download continues where it stopped.")
             self.direct = None  # the pump closed it; the relay carries the rest
             self._show_route("relayed")
         elif isinstance(event, Resumed):
-            view.status("Reconnected. Receiving… keep this tab open until the download is done.")
+            # A move to the direct connection resumes too; only a real loss says "Reconnected".
+            again = "Reconnected. " if self.lost else ""
+            view.status(f"{again}Receiving… keep this tab open until the download is done.")
+            self.lost = False
         elif isinstance(event, Completed):
             await self.writer.finish()
             await session.finish()

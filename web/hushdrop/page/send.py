@@ -67,6 +67,7 @@ class SendFlow:
         # The typed code works only once it was shown (PROTOCOL.md §2): a transfer shared by its
         # link alone keeps the link's 128 bits.
         self.short_code_shown = False
+        self.lost = False  # a Reconnecting came, and no Resumed yet
         self.direct_deadline = 0.0
 
     async def run(self) -> None:
@@ -229,11 +230,14 @@ class SendFlow:
             if self.direct is not None:
                 direct.in_background(self.direct, self.direct.on_signal(event.payload))
         elif isinstance(event, Reconnecting):
+            self.lost = True
             view.status("Connection lost — reconnecting… The transfer continues where it stopped.")
             self.direct = None  # the pump closed it; the relay carries the rest
             ui.show_route(view, "relayed")
         elif isinstance(event, Resumed):
-            view.status("Reconnected. Sending…")
+            # A move to the direct connection resumes too; only a real loss says "Reconnected".
+            view.status("Reconnected. Sending…" if self.lost else "Sending…")
+            self.lost = False
             if self.progress is not None:
                 self.progress.update(event.done)
         elif isinstance(event, Verified):
