@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import REPO_ROOT, RelayFactory, RelayProcess
-from tests.integration.cli import receive, send, sha256_file
+from tests.integration.cli import CliProcess, receive, send, sha256_file
 from tests.integration.cluster import HAProxy, RedisServer, metric, start_nodes
 from tests.integration.proxy import CuttableProxy
 from tests.integration.test_cli import random_file
@@ -179,7 +179,10 @@ def test_a_node_killed_mid_transfer_is_resumed_through_the_balancer(
 ):
     src = random_file(tmp_path / "big.bin", SIZE)
     slow = CuttableProxy(balancer.port, RATE)  # the receiver's network
+    small = random_file(tmp_path / "small.bin", 1 << 20)
+    waiting: dict[RelayProcess, CliProcess] = {node: send(node.url, small) for node in nodes}
     try:
+        codes = {node: process.wait_event("code")["code"] for node, process in waiting.items()}
         # Round robin puts the sender and the receiver on two nodes, the room on the sender's.
         sender = send(balancer.url, src)
         receiver = receive(slow.url, sender.wait_event("code")["code"], out)
@@ -189,12 +192,25 @@ def test_a_node_killed_mid_transfer_is_resumed_through_the_balancer(
             others = [node for node in nodes if node is not home]
             joining = next((n for n in others if metric(n, BYTES) > 0), home)
             assert joining is not home, "round robin put both peers on one node"
-            (home if victim == "home" else joining)._proc.kill()
+            killed = home if victim == "home" else joining
+            killed._proc.kill()
             assert_resumed_intact(sender, receiver, src, out / src.name)
+            # The rooms waiting on the other nodes are still there, through any node.
+            for i, (node, code) in enumerate(codes.items()):
+                if node is killed:
+                    continue
+                target = tmp_path / f"waited{i}"
+                target.mkdir()
+                got = receive(balancer.url, code, target)
+                assert got.wait() == 0, got.stderr
+                assert waiting[node].wait() == 0, waiting[node].stderr
+                assert sha256_file(target / small.name) == sha256_file(small)
         finally:
             receiver.stop()
             sender.stop()
     finally:
+        for process in waiting.values():
+            process.stop()
         slow.close()
 
 
