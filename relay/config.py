@@ -103,7 +103,7 @@ class RelayConfig:
     log_identifiers: bool = False
     # Several nodes (cluster.py): the shared Redis, this node's URL as the other nodes reach it,
     # and the secret all nodes share (environment only, so it stays out of the process list).
-    redis: str = ""
+    redis: str = field(default="", repr=False)  # may hold a password
     advertise: str = ""
     cluster_secret: str = field(default="", repr=False)
 
