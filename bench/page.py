@@ -182,12 +182,13 @@ def chromium(playwright: Playwright, work: Path, name: str) -> Iterator[tuple[Br
         context.close()
 
 
-# Records when "Create link" becomes enabled, on the page's clock (0 = start of the navigation),
+# Records when "Receive" becomes enabled (as "Create link" does once files are chosen), on the
+# page's clock (0 = start of the navigation),
 # so the load time has neither Playwright's polling interval nor its round trips in it.
 READY_PROBE = """
 (() => {
   new MutationObserver((_, observer) => {
-    const button = document.getElementById("create-link");
+    const button = document.getElementById("receive-button");
     if (button && !button.disabled) {
       globalThis.__hushdropReadyAt = performance.now();
       observer.disconnect();

@@ -125,10 +125,11 @@ def expect_received(tab: Tab, summary: str) -> None:
 
 
 def wait_until_ready(tab: Tab) -> None:
-    """Python has started: the button that needs it is enabled."""
+    """Python has started: the button that needs it is enabled ("Create link" also needs
+    files)."""
     wait_for(
         tab,
-        "() => { const b = document.getElementById('create-link'); return b && !b.disabled; }",
+        "() => { const b = document.getElementById('receive-button'); return b && !b.disabled; }",
         timeout=READY_S,
         what="the secure engine never became ready",
     )

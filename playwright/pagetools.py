@@ -83,10 +83,9 @@ def sha256_file(path: Path) -> str:
 
 
 def wait_until_ready(page: Page) -> None:
-    """Python has started: the buttons that need it are enabled."""
-    expect(page.get_by_role("button", name="Create link")).to_be_enabled(
-        timeout=PYTHON_READY_TIMEOUT
-    )
+    """Python has started: the buttons that need it are enabled ("Receive"; "Create link" also
+    needs files)."""
+    expect(page.locator("#receive-button")).to_be_enabled(timeout=PYTHON_READY_TIMEOUT)
 
 
 def create_link(
@@ -130,11 +129,15 @@ def accept_download(page: Page, target: Path) -> Download:
 
 
 def expect_sent(page: Page, summary: str) -> None:
-    expect(page.get_by_text(f"Sent {summary}")).to_be_visible(timeout=TRANSFER_TIMEOUT)
+    done = page.locator("[data-part=done]")  # the heading says it too, once done
+    expect(done).to_contain_text(f"Sent {summary}", timeout=TRANSFER_TIMEOUT)
+    expect(done).to_be_visible()
 
 
 def expect_received(page: Page, summary: str) -> None:
-    expect(page.get_by_text(f"Received {summary}")).to_be_visible(timeout=TRANSFER_TIMEOUT)
+    done = page.locator("[data-part=done]")  # the heading says it too, once done
+    expect(done).to_contain_text(f"Received {summary}", timeout=TRANSFER_TIMEOUT)
+    expect(done).to_be_visible()
 
 
 def verification_code(page: Page) -> str:

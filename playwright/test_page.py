@@ -169,3 +169,25 @@ def test_plain_http_from_another_address_says_to_use_https(browser, web_relay):
         expect(page.get_by_role("button", name="Create link")).to_be_disabled()
     finally:
         lan.close()
+
+
+def test_create_link_needs_files_and_headings_say_how_it_ended(web_relay, new_page, tmp_path):
+    name = "x" * 200 + ".bin"  # one long word: the offer must wrap it, not overflow the card
+    source = random_file(tmp_path / name, 1000)
+    sender, _ = new_page(web_relay.url)
+    wait_until_ready(sender)
+    create = sender.get_by_role("button", name="Create link")
+    expect(create).to_be_disabled()
+    link, _ = create_link(sender, files=[source])
+    receiver, _ = new_page(link)
+    offer = receiver.get_by_role("list", name="Incoming files")
+    expect(offer).to_contain_text(name[:50], timeout=PYTHON_READY_TIMEOUT)
+    card = receiver.locator(".card.transfer")
+    assert card.evaluate("c => c.scrollWidth <= c.clientWidth"), "the offer overflows the card"
+    accept_download(receiver, tmp_path / "saved.bin")
+    expect(receiver.get_by_role("heading", name="Received 1 file", exact=False)).to_be_visible(
+        timeout=STEP_TIMEOUT
+    )
+    expect(sender.get_by_role("heading", name="Sent 1 file", exact=False)).to_be_visible(
+        timeout=STEP_TIMEOUT
+    )

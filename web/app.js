@@ -77,7 +77,8 @@ function checkPlatform() {
 
 function updateButtons() {
   const ready = engine.ready && !engine.failed;
-  home.createLink.disabled = !ready;
+  // Nothing chosen, nothing to send: the button says so by being off.
+  home.createLink.disabled = !ready || !globalThis.hushdrop.hasSelection();
   home.receive.disabled = !ready;
 }
 
@@ -200,6 +201,7 @@ const selection = new Selection();
 const home = {};
 
 function render() {
+  if (home.createLink) updateButtons();
   const box = home.selection;
   const list = home.list;
   const groups = selection.groups();

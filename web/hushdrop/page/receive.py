@@ -109,9 +109,11 @@ class ReceiveFlow:
             task.uncancel()  # the user's Cancel: handled here, not propagated
             await self._stop("Cancelled.", peer_reason="The receiver cancelled the transfer.")
             view.status("You cancelled the transfer.")
+            view.text("title", "Receiving cancelled")
         except HushdropError as exc:
             await self._stop(str(exc), peer_reason=str(exc) if exc.kind == "local" else None)
             view.status("The transfer did not complete.")
+            view.text("title", "Receiving stopped")
             gone = isinstance(exc, PeerGoneError) and exc.left
             ui.alert(SENDER_GONE if gone else str(exc))
         finally:
@@ -308,6 +310,7 @@ class ReceiveFlow:
             done += f" in {human_duration(seconds)} ({human_size(total / seconds)}/s)"
         done += f', every file verified. Saved as "{plan.name}".'
         view.text("done", done)
+        view.text("title", f"Received {files_summary(len(session.manifest.files), total)}")
         view.show("done")
         view.status("Done.")
         js.document.title = "Received — Hushdrop"

@@ -110,12 +110,14 @@ class SendFlow:
                 await pump.session.cancel("The sender cancelled the transfer.")
                 await pump.send_final()
             view.status("You cancelled the transfer.")
+            view.text("title", "Sending cancelled")
         except HushdropError as exc:
             if pump is not None:
                 if exc.kind == "local":
                     await pump.session.cancel(str(exc))
                 await pump.send_final()
             view.status("The transfer did not complete.")
+            view.text("title", "Sending stopped")
             gone = isinstance(exc, PeerGoneError) and exc.left
             ui.alert(RECEIVER_GONE if gone else str(exc))
         finally:
@@ -257,6 +259,7 @@ class SendFlow:
             if seconds > 0 and self.total:
                 done += f" in {human_duration(seconds)} ({human_size(self.total / seconds)}/s)"
             view.text("done", done + ". The receiver verified every file.")
+            view.text("title", f"Sent {files_summary(len(self.manifest.files), self.total)}")
             view.show("done")
             view.status("Done.")
             js.document.title = "Sent — Hushdrop"
