@@ -15,10 +15,10 @@ Measures, in one run:
   peer: what one page can receive and send when it does not share the machine with another;
 * **receiver memory**: proportional set size (PSS) of the receiving browser's whole process tree
   during a `--memory-size` transfer, above its idle level with the page loaded (goal: < 256 MB);
-* **page load**: from navigation start to "ready to send" (the Receive button enabled; Create link also needs files), read
-  from the page's own clock: cold (new profile, empty cache), warm (reload; median of 3) and
-  revisit (the tab closed, the site opened again in a new one) — goals ≤ 3.5 s cold and ≤ 1 s
-  warm. `--runs N` repeats this with N fresh profiles and reports medians.
+* **page load**: from navigation start to "ready" (the Receive button enabled; Create link also
+  needs files), read from the page's own clock: cold (new profile, empty cache), warm (reload;
+  median of 3) and revisit (the tab closed, the site opened again in a new one) — goals ≤ 3.5 s
+  cold and ≤ 1 s warm. `--runs N` repeats this with N fresh profiles and reports medians.
 
 Each browser is its own Chromium instance with its own profile, so their processes (and memory)
 are told apart. The transfers drive Chromium over the DevTools protocol without Playwright
