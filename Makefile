@@ -12,10 +12,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The browser tests' Debian packages, each as package:program-it-provides. Chromium is driven by
 # Playwright, Firefox over WebDriver BiDi, WebKitGTK's MiniBrowser through WebKitWebDriver on an
 # Xvfb display.
-BROWSER_PACKAGES := chromium:chromium firefox-esr:firefox-esr webkit2gtk-driver:WebKitWebDriver \
-	xvfb:Xvfb
 
-.PHONY: setup site serve test test-unit test-integration test-browser browsers chromium lint \
+.PHONY: setup site serve test test-unit test-integration test-browser test-tools browsers chromium lint \
 	format bench bench-load bench-cluster cluster-tools lock clean deploy-tools wheel
 
 setup: $(STAMP) $(NODE_STAMP)
@@ -40,37 +38,21 @@ serve: site
 wheel: site
 	$(BIN)/python -m build --outdir dist
 
-# Browser tests use Debian's browsers; never a downloaded one. Installs only what is missing.
-browsers:
-	@missing=""; for entry in $(BROWSER_PACKAGES); do \
-		command -v "$${entry#*:}" >/dev/null 2>&1 || missing="$$missing $${entry%%:*}"; done; \
+# What the tests need from Debian (browsers, never a downloaded one; the deployment and cluster
+# servers, started by the tests themselves): apt installs only what is missing. RUNLEVEL=1 keeps
+# the packages' own services from starting.
+TEST_PACKAGES := chromium firefox-esr webkit2gtk-driver xvfb caddy nginx openssl redis-server \
+	haproxy
+test-tools:
+	@missing=""; for package in $(TEST_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$package" 2>/dev/null | grep -q "ok installed" || \
+		missing="$$missing $$package"; done; \
 	if [ -n "$$missing" ]; then \
-		echo "Installing Debian's$$missing for the browser tests"; \
-		$(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
-
-chromium: browsers  # its former name
-
-# The tests of several relay nodes run Debian's Redis and HAProxy (as their own processes).
-CLUSTER_PACKAGES := redis-server:redis-server haproxy:haproxy
-cluster-tools:
-	@missing=""; for entry in $(CLUSTER_PACKAGES); do \
-		command -v "$${entry#*:}" >/dev/null 2>&1 || missing="$$missing $${entry%%:*}"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "Installing Debian's$$missing for the relay cluster tests"; \
-		$(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
-
-# The deployment tests put Debian's caddy and nginx in front of a relay; installs only what is
-# missing. RUNLEVEL=1 keeps the packages from starting their system services: tests run their own.
-DEPLOY_PACKAGES := caddy:caddy nginx:nginx openssl:openssl
-deploy-tools:
-	@missing=""; for entry in $(DEPLOY_PACKAGES); do \
-		command -v "$${entry#*:}" >/dev/null 2>&1 || missing="$$missing $${entry%%:*}"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "Installing Debian's$$missing for the deployment tests"; \
+		echo "Installing Debian's$$missing for the tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
-			apt-get install -y -qq --no-install-recommends $$missing; fi
+			apt-get install -y -qq $$missing; fi
+
+browsers chromium cluster-tools deploy-tools: test-tools  # former names
 
 lint: setup
 	$(BIN)/ruff check .
@@ -80,7 +62,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup lint browsers deploy-tools cluster-tools
+test: setup lint test-tools
 	$(BIN)/pytest -q
 
 test-unit: setup
@@ -89,7 +71,7 @@ test-unit: setup
 test-integration: setup
 	$(BIN)/pytest -q tests/integration
 
-test-browser: setup browsers
+test-browser: setup test-tools
 	$(BIN)/pytest -q playwright
 
 bench: setup
@@ -98,7 +80,7 @@ bench: setup
 bench-load: setup
 	$(BIN)/python bench/load.py
 
-bench-cluster: setup cluster-tools
+bench-cluster: setup test-tools
 	$(BIN)/python bench/cluster.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
