@@ -11,6 +11,7 @@ import pytest
 from hushdrop.protocol import events as ev
 from hushdrop.protocol.codes import Code, parse_code
 from hushdrop.protocol.constants import (
+    CREDIT_BATCH,
     DATA_FRAME_SIZE,
     FORM_LINK,
     INITIAL_CREDIT,
@@ -291,3 +292,28 @@ def test_the_protocols_manifest_limits_are_checked_before_sending():
     long_names = Manifest(tuple(FileEntry(f"{i:05d}" + "y" * 4000, 0) for i in range(4500)))
     with pytest.raises(ProtocolError, match="MiB"):
         long_names.encode()
+
+
+def test_the_sender_shows_what_the_receiver_verified_never_more():
+    # Both sides show progress, speed and time left from the same number: the content bytes the
+    # receiver verified and stored, which it reports in CREDIT (§7). The sender's own reads run
+    # up to a credit window (16 MiB) ahead and must not be shown as progress.
+    data = os.urandom(40 * 1024 * 1024)
+    pair = Pair({"big.bin": data})
+    shown: list[int] = []
+    receive = pair.sender.receive
+
+    async def checked(message: bytes):
+        events = await receive(message)
+        for event in events:
+            if isinstance(event, ev.Progress):
+                assert event.done <= pair.receiver.bytes_done
+                assert event.total == len(data)
+                shown.append(event.done)
+        return events
+
+    pair.sender.receive = checked
+    outcome = run(pair)
+    assert outcome.received[0] == data
+    assert shown == sorted(shown) and len(shown) >= 5
+    assert len(data) - shown[-1] <= 2 * CREDIT_BATCH

@@ -54,6 +54,9 @@ class FileCompleted:
 
 @dataclass(frozen=True)
 class Progress:
+    """The sender's view of the transfer: `done` content bytes the receiver says it verified and
+    stored (its CREDIT, §7), so both sides show the same number, speed and time left."""
+
     done: int
     total: int
 

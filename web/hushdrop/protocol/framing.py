@@ -209,6 +209,17 @@ def encode_u64(value: int) -> bytes:
     return _U64.pack(value)
 
 
+def encode_credit(grant: int, verified: int) -> bytes:
+    """CREDIT (§7): more credit, and the content bytes verified and stored so far."""
+    return _U64.pack(grant) + _U64.pack(verified)
+
+
+def decode_credit(body: bytes) -> tuple[int, int]:
+    if len(body) != 16:
+        raise ProtocolError("Received a malformed credit message.")
+    return _U64.unpack_from(body, 0)[0], _U64.unpack_from(body, 8)[0]
+
+
 def decode_u64(body: bytes) -> int:
     if len(body) != 8:
         raise ProtocolError("Received a malformed number.")

@@ -51,7 +51,7 @@ from .events import (
     SwitchDirect,
     Verified,
 )
-from .framing import decode_abort, encode_resume_at, encode_u64, message_type
+from .framing import decode_abort, encode_credit, encode_resume_at, encode_u64, message_type
 from .handshake import ReceiverHandshake
 from .keys import SealedChannel, SessionKeys
 from .manifest import Manifest
@@ -266,7 +266,7 @@ class ReceiverSession(PeerSession):
         if self._state == "receiving" and self._received - self._credited >= CREDIT_BATCH:
             grant = self._received - self._credited
             self._credited = self._received
-            await self._send_sealed(KIND_CREDIT, encode_u64(grant))
+            await self._send_sealed(KIND_CREDIT, encode_credit(grant, self.bytes_done))
         return events
 
     async def _consume(self, f: _IncomingFile, data: memoryview, events: list[Event]) -> memoryview:

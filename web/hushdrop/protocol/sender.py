@@ -34,8 +34,8 @@ from .constants import (
     SIDE_SENDER,
 )
 from .errors import DeclinedError, HushdropError, ProtocolError
-from .events import Accepted, Completed, Event, Resumed, Verified
-from .framing import decode_abort, decode_resume_at, decode_u64, message_type
+from .events import Accepted, Completed, Event, Progress, Resumed, Verified
+from .framing import decode_abort, decode_credit, decode_resume_at, decode_u64, message_type
 from .handshake import SenderHandshake
 from .keys import SealedChannel
 from .manifest import Manifest
@@ -84,7 +84,8 @@ class SenderSession(PeerSession):
         # encrypted, after its digest, as credit makes room.
         self._padding = stream_padding(manifest)
         self._padded: int | None = None  # None until the last file's digest is in the stream
-        self.bytes_done = 0
+        self.bytes_done = 0  # content read and encrypted (up to a credit window ahead)
+        self.bytes_acknowledged = 0  # content the receiver verified and stored (its CREDIT)
         self.bytes_total = manifest.total_size
         self._sent_everything = False
 
@@ -161,9 +162,13 @@ class SenderSession(PeerSession):
                 return [Accepted()]
         elif self._state == "sending":
             if kind == KIND_CREDIT:
-                self._credit += decode_u64(body)
+                grant, verified = decode_credit(body)
+                self._credit += grant
                 await self._advance_files()
-                return []
+                if verified <= self.bytes_acknowledged:
+                    return []
+                self.bytes_acknowledged = min(verified, self.bytes_total)
+                return [Progress(self.bytes_acknowledged, self.bytes_total)]
             if kind == KIND_COMPLETE:
                 if self._index < len(self.manifest.files) or self._ready or self._fill > 1:
                     raise ProtocolError(
@@ -192,6 +197,7 @@ class SenderSession(PeerSession):
         self._encryptor = None
         self._padded = None
         self.bytes_done = sum(f.size for f in files[: at.index]) + at.offset
+        self.bytes_acknowledged = self.bytes_done  # the receiver holds everything before it
         await self._advance_files()
         return [*events, Resumed(self.bytes_done)]
 

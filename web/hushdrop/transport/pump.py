@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from ..protocol.constants import SIDE_SENDER
 from ..protocol.errors import PeerGoneError, RelayError
-from ..protocol.events import Event, Progress, Reconnecting
+from ..protocol.events import Event, Reconnecting
 from ..protocol.resume import SIDE_NAMES
 from ..protocol.session import PeerSession
 from .rendezvous import STALL, RelayChannel, connection_lost
@@ -135,7 +135,6 @@ class Pump:
             request = session.next_read() if self._read is not None else None
             if request is not None:
                 await session.send_plaintext(await self._read(*request))
-                await self._on_event(Progress(session.bytes_done, session.bytes_total))
                 await self._flush()
                 if self._incoming.empty():
                     continue
