@@ -226,7 +226,11 @@ function render() {
     remove.className = "remove";
     remove.textContent = "×";
     remove.setAttribute("aria-label", `Remove ${group.name}`);
-    remove.addEventListener("click", () => selection.removeTop(group.name));
+    remove.addEventListener("click", () => {
+      const index = [...list.querySelectorAll("button.remove")].indexOf(remove);
+      selection.removeTop(group.name);
+      focusAfterRemoval(index);
+    });
     item.append(icon, name, size, remove);
     list.append(item);
   }
@@ -241,6 +245,14 @@ function render() {
   home.summary.textContent = emptyDirs
     ? plural(selection.dirs.length, "empty folder")
     : `${plural(count, "file")}, ${humanSize(selection.size)}`;
+}
+
+// The removed row's button is gone: focus goes to the next row's (or the last), or to the file
+// picker once the list is empty, never back to <body>.
+function focusAfterRemoval(index) {
+  const buttons = home.list.querySelectorAll("button.remove");
+  const next = buttons[Math.min(index, buttons.length - 1)];
+  (next || $("file-input")).focus();
 }
 
 function addPickedFiles(fileList, useRelativePaths) {
@@ -318,7 +330,10 @@ function setUpSelection() {
     addPickedFiles(folderInput.files, true);
     folderInput.value = "";
   });
-  $("clear-selection").addEventListener("click", () => selection.clear());
+  $("clear-selection").addEventListener("click", () => {
+    selection.clear();
+    fileInput.focus(); // the Clear button itself is hidden now
+  });
 
   const zone = $("drop-zone");
   let depth = 0;
@@ -719,6 +734,46 @@ function setUpCopyButtons() {
   });
 }
 
+// ------------------------------------------------------------------------- announcements
+
+const ANNOUNCE_INTERVAL_MS = 10_000;
+const ANNOUNCE_STEP = 0.25;
+
+function announce(text) {
+  $("announcer").textContent = text;
+}
+
+// The progress line that Python repaints (≤ 4×/s) becomes the progress bar's aria-valuetext, and
+// the polite live region repeats it at each 25 % step, or after 10 s without news: often enough
+// to follow, rarely enough not to drown out everything else.
+function watchProgress() {
+  const spoken = new WeakMap(); // progress bar → {at, step}
+  const observer = new MutationObserver((mutations) => {
+    for (const mutation of mutations) {
+      const target = mutation.target;
+      const node = target.nodeType === Node.ELEMENT_NODE ? target : target.parentElement;
+      const line = node?.closest?.("[data-part=progress-text]");
+      if (!line) continue;
+      const bar = line.parentElement.querySelector("progress");
+      if (!bar) continue;
+      const fraction = bar.max > 0 ? Math.min(1, bar.value / bar.max) : 0;
+      const percent = Math.floor(fraction * 100);
+      const text = `${percent}%: ${line.textContent}`;
+      bar.setAttribute("aria-valuetext", text);
+      const now = performance.now();
+      const last = spoken.get(bar) || { at: now, step: 0 };
+      const step = Math.floor(fraction / ANNOUNCE_STEP);
+      if (fraction < 1 && (step > last.step || now - last.at >= ANNOUNCE_INTERVAL_MS)) {
+        announce(text);
+        spoken.set(bar, { at: now, step });
+      } else if (!spoken.has(bar)) {
+        spoken.set(bar, last);
+      }
+    }
+  });
+  observer.observe($("view"), { subtree: true, childList: true, characterData: true });
+}
+
 function setUpForms() {
   // Forms never submit anywhere (the CSP forbids it too): Enter and buttons go to Python.
   document.addEventListener("submit", (event) => event.preventDefault(), true);
@@ -757,6 +812,7 @@ function start() {
   setUpSelection();
   setUpCopyButtons();
   setUpForms();
+  watchProgress();
   render();
   if (!checkPlatform()) return;
   registerServiceWorker();
@@ -780,6 +836,7 @@ globalThis.hushdrop = {
     setEngineText("The secure engine failed to start.", true);
     showAlert(message);
   },
+  announce,
   setBusy(busy) {
     document.body.dataset.busy = busy ? "true" : "false";
   },

@@ -28,6 +28,11 @@ def clear_alert() -> None:
     js.document.getElementById("alert").textContent = ""
 
 
+def announce(message: str) -> None:
+    """Say it in the polite live region (screen readers read it when they are not busy)."""
+    js.hushdrop.announce(message)
+
+
 def set_busy(busy: bool) -> None:
     """While busy, leaving the page asks for confirmation (app.js)."""
     js.hushdrop.setBusy(busy)
@@ -77,6 +82,14 @@ class View:
     def hide(self, *names: str) -> None:
         for name in names:
             self._parts[name].hidden = True
+        self._keep_focus()
+
+    def _keep_focus(self) -> None:
+        """Focus that was inside a part now hidden (or on a button just disabled, which browsers
+        send back to <body>) goes to the view's heading, not the top of the page."""
+        active = js.document.activeElement
+        if active is None or active == js.document.body or not active.getClientRects().length:
+            self._parts["title"].focus()
 
     def on(self, name: str, event: str, handler: Callable) -> None:
         proxy = create_proxy(handler)
@@ -112,16 +125,29 @@ class View:
         return future
 
     def end(self) -> None:
-        """The transfer is over (either way): swap Cancel for the button that starts anew."""
+        """The transfer is over (either way): swap Cancel for the button that starts anew, and
+        say how it ended."""
         self.hide("cancel")
         self.show("again")
+        self._announce_end()
 
         def again(_event) -> None:
             self.release()
             clear_alert()
             show_home()
+            js.document.getElementById("send-title").focus()  # the button clicked is gone
 
         self.on("again", "click", again)
+
+    def _announce_end(self) -> None:
+        parts = [self._parts["title"].textContent + "."]
+        done = self._parts["done"]
+        if not done.hidden and done.textContent:
+            parts.append(done.textContent)
+        else:
+            parts.append(self._parts["status"].textContent)
+            parts.append(js.document.getElementById("alert").textContent)
+        announce(" ".join(part for part in parts if part))
 
     def release(self) -> None:
         """Detach every listener this view added (their proxies would otherwise leak)."""
