@@ -734,6 +734,23 @@ function setUpCopyButtons() {
   });
 }
 
+function setUpShareButtons() {
+  // The system share sheet (phones, some desktops); the button is hidden where there is none.
+  if (typeof navigator.share === "function") document.documentElement.classList.add("can-share");
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-share]");
+    if (!button) return;
+    const source = document.getElementById(button.dataset.share);
+    if (!source) return;
+    try {
+      await navigator.share({ title: "Hushdrop", url: source.value });
+    } catch (error) {
+      // AbortError: the person closed the share sheet. Anything else: Copy still works.
+      if (error && error.name !== "AbortError") console.warn("Hushdrop: share failed:", error);
+    }
+  });
+}
+
 // ------------------------------------------------------------------------- announcements
 
 const ANNOUNCE_INTERVAL_MS = 10_000;
@@ -811,6 +828,7 @@ function start() {
   if (/^#\d{6}[-_ ]/.test(location.hash)) $("home").hidden = true;
   setUpSelection();
   setUpCopyButtons();
+  setUpShareButtons();
   setUpForms();
   watchProgress();
   render();

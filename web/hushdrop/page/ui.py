@@ -47,6 +47,10 @@ def show_home() -> None:
     js.document.title = "Hushdrop — private file transfer"
 
 
+# Parts that ask the user to act while a transfer runs; hidden when it ends (see View.end).
+ENDED_PROMPTS = ("share", "password-form", "offer")
+
+
 class View:
     """One transfer's part of the page."""
 
@@ -127,7 +131,9 @@ class View:
     def end(self) -> None:
         """The transfer is over (either way): swap Cancel for the button that starts anew, and
         say how it ended."""
-        self.hide("cancel")
+        # What asked for an action that can no longer happen goes: a dead link, an offer that
+        # can no longer be downloaded, a password nobody checks.
+        self.hide("cancel", *(name for name in ENDED_PROMPTS if name in self._parts))
         self.show("again")
         self._announce_end()
 
