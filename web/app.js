@@ -761,8 +761,8 @@ function announce(text) {
 }
 
 // The progress line that Python repaints (≤ 4×/s) becomes the progress bar's aria-valuetext, and
-// the polite live region repeats it at each 25 % step, or after 10 s without news: often enough
-// to follow, rarely enough not to drown out everything else.
+// the polite live region says the percentage at each 25 % step, or after 10 s without news:
+// often enough to follow, rarely enough not to drown out everything else.
 function watchProgress() {
   const spoken = new WeakMap(); // progress bar → {at, step}
   const observer = new MutationObserver((mutations) => {
@@ -775,13 +775,12 @@ function watchProgress() {
       if (!bar) continue;
       const fraction = bar.max > 0 ? Math.min(1, bar.value / bar.max) : 0;
       const percent = Math.floor(fraction * 100);
-      const text = `${percent}%: ${line.textContent}`;
-      bar.setAttribute("aria-valuetext", text);
+      bar.setAttribute("aria-valuetext", `${percent}%: ${line.textContent}`);
       const now = performance.now();
       const last = spoken.get(bar) || { at: now, step: 0 };
       const step = Math.floor(fraction / ANNOUNCE_STEP);
       if (fraction < 1 && (step > last.step || now - last.at >= ANNOUNCE_INTERVAL_MS)) {
-        announce(text);
+        announce(`${percent}% done`); // the speed and time left are on the bar, when asked
         spoken.set(bar, { at: now, step });
       } else if (!spoken.has(bar)) {
         spoken.set(bar, last);

@@ -146,14 +146,13 @@ class View:
         self.on("again", "click", again)
 
     def _announce_end(self) -> None:
-        parts = [self._parts["title"].textContent + "."]
+        # The status line (role=status) and the alert announce themselves; this adds what they
+        # do not say: the heading's outcome, or the details of a completed transfer.
         done = self._parts["done"]
         if not done.hidden and done.textContent:
-            parts.append(done.textContent)
+            announce(f"Transfer complete. {done.textContent}")
         else:
-            parts.append(self._parts["status"].textContent)
-            parts.append(js.document.getElementById("alert").textContent)
-        announce(" ".join(part for part in parts if part))
+            announce(f"Transfer ended: {self._parts['title'].textContent}.")
 
     def release(self) -> None:
         """Detach every listener this view added (their proxies would otherwise leak)."""
