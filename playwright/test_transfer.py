@@ -6,6 +6,7 @@ compared by SHA-256 with what was sent.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import zipfile
 from pathlib import Path
@@ -298,4 +299,29 @@ def test_a_single_empty_file_page_to_page(web_relay, new_page, tmp_path):
     expect_received(receiver, "1 file, 0 B")
     expect_sent(sender, "1 file, 0 B")
     expect(sender.get_by_role("alert")).to_have_count(0)  # no "receiver closed the page"
-    expect(sender.get_by_text(re.compile("reconnecting", re.IGNORECASE))).to_have_count(0)
+    expect(sender.get_by_text(re.compile("connection lost", re.IGNORECASE))).to_have_count(0)
+
+
+def test_a_sender_that_vanishes_shows_the_receiver_a_countdown(web_relay, new_page, tmp_path):
+    source = random_file(tmp_path / "big.bin", 200 * MiB)
+    sender, _ = new_page(web_relay.url)
+    link, _ = create_link(sender, files=[source])
+    receiver, _ = new_page(link)
+    button = receiver.get_by_role("button", name="Download")
+    expect(button).to_be_visible(timeout=STEP_TIMEOUT)
+    with receiver.expect_download(timeout=STEP_TIMEOUT):
+        button.click()
+    expect(receiver.get_by_text(re.compile(r"^[1-9][\d.]* MiB of 200\.0 MiB"))).to_be_visible(
+        timeout=STEP_TIMEOUT
+    )
+    # The sender's tab crashes: no goodbye, so the receiver waits for it to come back.
+    with contextlib.suppress(Exception):
+        sender.goto("chrome://crash", timeout=5000)
+    countdown = re.compile(r"waiting for the sender to come back \(\d:\d\d left\)")
+    expect(receiver.get_by_text(countdown)).to_be_visible(timeout=STEP_TIMEOUT)
+    # No frozen speed or time left while nothing moves; the tab title says what is going on.
+    expect(receiver.get_by_text(re.compile(r"MiB of 200\.0 MiB · paused$"))).to_be_visible()
+    assert receiver.title() == "Reconnecting — Hushdrop"
+    expect(receiver.get_by_role("alert")).to_contain_text("did not come back", timeout=STEP_TIMEOUT)
+    expect(receiver.get_by_role("heading", name="Receiving stopped")).to_be_visible()
+    assert receiver.title() == "Stopped — Hushdrop"

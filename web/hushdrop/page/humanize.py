@@ -95,6 +95,12 @@ class RateMeter:
         self.rate = instant if self.rate == 0 else self.rate + weight * (instant - self.rate)
         self._last_time, self._last_done = now, done
 
+    def restart(self, done: int) -> None:
+        """After a pause (a lost connection): no speed until new samples, none from before."""
+        self.rate = 0.0
+        self._last_time, self._last_done = self._clock(), done
+        self._last_paint = -math.inf
+
     def elapsed(self) -> float:
         """Seconds since the meter started."""
         return self._clock() - self.started

@@ -77,6 +77,7 @@ class ReceiveFlow:
         self.progress: ui.ProgressView | None = None
         self.streaming = True  # downloads go through the service worker
         self.lost = False  # a Reconnecting came, and no Resumed yet
+        self.countdown: ui.ResumeCountdown | None = None
 
     async def run(self) -> None:
         view = self.view
@@ -114,9 +115,11 @@ class ReceiveFlow:
             await self._stop(str(exc), peer_reason=str(exc) if exc.kind == "local" else None)
             view.status("The transfer did not complete.")
             view.text("title", "Receiving stopped")
+            js.document.title = "Stopped — Hushdrop"
             gone = isinstance(exc, PeerGoneError) and exc.left
             ui.alert(SENDER_GONE if gone else str(exc))
         finally:
+            self._stop_countdown()
             if self.direct is not None:
                 self.direct.close()
             if self.pump is not None:
@@ -160,10 +163,14 @@ class ReceiveFlow:
             self.writer.complete(event.index)
         elif isinstance(event, Reconnecting):
             self.lost = True
-            view.status("Connection lost — reconnecting… The download continues where it stopped.")
+            self._stop_countdown()
+            self.countdown = ui.ResumeCountdown(
+                view, self.progress, self.ctx.resume_window, "sender"
+            )
             self.direct = None  # the pump closed it; the relay carries the rest
             self._show_route("relayed")
         elif isinstance(event, Resumed):
+            self._stop_countdown()
             # A move to the direct connection resumes too; only a real loss says "Reconnected".
             again = "Reconnected. " if self.lost else ""
             view.status(f"{again}Receiving… keep this tab open until the download is done.")
@@ -172,6 +179,11 @@ class ReceiveFlow:
             await self.writer.finish()
             await session.finish()
             self._show_done()
+
+    def _stop_countdown(self) -> None:
+        if self.countdown is not None:
+            self.countdown.stop()
+            self.countdown = None
 
     def _on_signal(self, payload: bytes) -> None:
         """The sender offers a direct connection (PROTOCOL.md §8.4): answer it, or decline."""

@@ -68,6 +68,7 @@ class SendFlow:
         # link alone keeps the link's 128 bits.
         self.short_code_shown = False
         self.lost = False  # a Reconnecting came, and no Resumed yet
+        self.countdown: ui.ResumeCountdown | None = None
         self.direct_deadline = 0.0
 
     async def run(self) -> None:
@@ -118,15 +119,22 @@ class SendFlow:
                 await pump.send_final()
             view.status("The transfer did not complete.")
             view.text("title", "Sending stopped")
+            js.document.title = "Stopped — Hushdrop"
             gone = isinstance(exc, PeerGoneError) and exc.left
             ui.alert(RECEIVER_GONE if gone else str(exc))
         finally:
+            self._stop_countdown()
             if self.direct is not None:
                 self.direct.close()
             with contextlib.suppress(Exception):
                 await (pump.close() if pump is not None else connection.close())
             ui.set_busy(False)
             self.view.end()
+
+    def _stop_countdown(self) -> None:
+        if self.countdown is not None:
+            self.countdown.stop()
+            self.countdown = None
 
     def _try_direct(self) -> None:
         """Offer a direct connection while the receiver looks at the offer (PROTOCOL.md §8.4)."""
@@ -233,10 +241,14 @@ class SendFlow:
                 direct.in_background(self.direct, self.direct.on_signal(event.payload))
         elif isinstance(event, Reconnecting):
             self.lost = True
-            view.status("Connection lost — reconnecting… The transfer continues where it stopped.")
+            self._stop_countdown()
+            self.countdown = ui.ResumeCountdown(
+                view, self.progress, self.ctx.resume_window, "receiver"
+            )
             self.direct = None  # the pump closed it; the relay carries the rest
             ui.show_route(view, "relayed")
         elif isinstance(event, Resumed):
+            self._stop_countdown()
             # A move to the direct connection resumes too; only a real loss says "Reconnected".
             view.status("Reconnected. Sending…" if self.lost else "Sending…")
             self.lost = False

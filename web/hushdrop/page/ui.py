@@ -9,6 +9,8 @@ holds one "Password" field and one "Verification code". Elements are found once,
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Callable
 
 import js
@@ -181,6 +183,13 @@ class ProgressView:
         self._text.textContent = self.meter.text(0)
         view.show("progress-block")
 
+    def pause(self) -> None:
+        """No data flows (a lost connection): drop the speed and time left; the next update
+        measures afresh."""
+        done = int(self._bar.value) if self.meter.total else 0
+        self.meter.restart(done)
+        self._text.textContent = f"{self.meter.text(done)} · paused"
+
     def update(self, done: int) -> None:
         if self.meter.due(done):
             total = self.meter.total
@@ -191,6 +200,35 @@ class ProgressView:
                 self._title_at = now
                 percent = 100 * done // total if total else 100
                 js.document.title = f"{percent}% {self._verb} — Hushdrop"
+
+
+class ResumeCountdown:
+    """While a lost connection is being restored: the time left of the resume window, counted
+    down in the status line, the stale speed and time left cleared, the tab title saying so."""
+
+    def __init__(
+        self, view: View, progress: ProgressView | None, window: float, waiting_for: str
+    ) -> None:
+        self._view = view
+        self._progress = progress
+        self._deadline = time.monotonic() + window
+        self._waiting_for = waiting_for
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        if self._progress is not None:
+            self._progress.pause()
+        js.document.title = "Reconnecting — Hushdrop"
+        while (left := self._deadline - time.monotonic()) > 0:
+            minutes, seconds = divmod(math.ceil(left), 60)
+            self._view.status(
+                f"Connection lost — waiting for the {self._waiting_for} to come back "
+                f"({minutes}:{seconds:02d} left). The transfer continues where it stopped."
+            )
+            await asyncio.sleep(min(1.0, left))
+
+    def stop(self) -> None:
+        self._task.cancel()
 
 
 ROUTES = {

@@ -174,6 +174,13 @@ class DataChannelConnection(RelayChannel):
             proxy = create_proxy(handler)
             self._proxies.append(proxy)
             self._dc.addEventListener(event, proxy)
+        # A peer that vanished (a crashed tab, a machine gone to sleep) stops answering ICE
+        # consent checks: the connection turns "disconnected" within seconds, long before the
+        # channel itself would close. Give it up then: the relay carries on from the last
+        # verified byte (§8.4), and the page can say what it waits for.
+        proxy = create_proxy(self._on_connection_state)
+        self._proxies.append(proxy)
+        self._pc.addEventListener("connectionstatechange", proxy)
 
     def _on_message(self, event) -> None:
         piece = event.data.to_bytes()
@@ -181,6 +188,11 @@ class DataChannelConnection(RelayChannel):
         if piece[:1] == bytes([LAST]):
             message, self._pieces = b"".join(self._pieces), []
             self._messages.put_nowait(message)
+
+    def _on_connection_state(self, _event) -> None:
+        if self._pc.connectionState in ("disconnected", "failed", "closed") and not self._closed:
+            self._on_close(None)
+            self.close_now()
 
     def _on_close(self, _event) -> None:
         self._closed = True
