@@ -191,3 +191,16 @@ def test_create_link_needs_files_and_headings_say_how_it_ended(web_relay, new_pa
     expect(sender.get_by_role("heading", name="Sent 1 file", exact=False)).to_be_visible(
         timeout=STEP_TIMEOUT
     )
+
+
+def test_a_sender_who_reloads_is_told_the_transfer_was_interrupted(web_relay, new_page, tmp_path):
+    source = random_file(tmp_path / "report.pdf", 1000)
+    sender, _ = new_page(web_relay.url)
+    create_link(sender, files=[source])
+    sender.reload()
+    alert = sender.get_by_role("alert")
+    expect(alert).to_contain_text("Sending 1 file", timeout=STEP_TIMEOUT)
+    expect(alert).to_contain_text("was interrupted")
+    sender.reload()  # said once, not on every later load
+    wait_until_ready(sender)
+    expect(sender.get_by_role("alert")).to_have_count(0)

@@ -39,6 +39,20 @@ function showAlert(text) {
   $("alert").textContent = text;
 }
 
+// A transfer this tab was running when it was reloaded (or navigated away): Python keeps its
+// description in sessionStorage while it runs, and removes it when it ends.
+const INTERRUPTED_KEY = "hushdrop-running";
+
+function sayIfInterrupted() {
+  const running = sessionStorage.getItem(INTERRUPTED_KEY);
+  if (running === null) return;
+  sessionStorage.removeItem(INTERRUPTED_KEY);
+  showAlert(
+    `${running} was interrupted when this page was reloaded or left, and the other side was ` +
+      "told it ended. Nothing more was sent; create a new link to send again.",
+  );
+}
+
 // ------------------------------------------------------------------------- engine state
 
 const engine = { ready: false, handlers: null, failed: false, platformFailed: false };
@@ -831,6 +845,7 @@ function start() {
   setUpForms();
   watchProgress();
   render();
+  sayIfInterrupted();
   if (!checkPlatform()) return;
   registerServiceWorker();
   watchEngineStart();

@@ -50,6 +50,7 @@ RECEIVER_GONE = (
     "The receiver closed the page before the transfer finished. Nothing was completed on their "
     "side."
 )
+RUNNING_KEY = "hushdrop-running"  # app.js INTERRUPTED_KEY
 
 
 class SendFlow:
@@ -75,7 +76,10 @@ class SendFlow:
         view = self.view
         task = asyncio.current_task()
         view.on("cancel", "click", lambda _event: task.cancel())
-        view.text("title", f"Sending {files_summary(len(self.manifest.files), self.total)}")
+        title = f"Sending {files_summary(len(self.manifest.files), self.total)}"
+        view.text("title", title)
+        # Said on the next load if this tab is reloaded or left mid-way (app.js).
+        js.sessionStorage.setItem(RUNNING_KEY, title)
         ui.set_busy(True)
         connection: BrowserRelayConnection | None = None
         pump: Pump | None = None
@@ -123,6 +127,7 @@ class SendFlow:
             gone = isinstance(exc, PeerGoneError) and exc.left
             ui.alert(RECEIVER_GONE if gone else str(exc))
         finally:
+            js.sessionStorage.removeItem(RUNNING_KEY)
             self._stop_countdown()
             if self.direct is not None:
                 self.direct.close()
