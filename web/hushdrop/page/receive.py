@@ -234,6 +234,7 @@ class ReceiveFlow:
                 await self.pump.send_final()
                 view.hide("offer")
                 view.status("You declined the files. Nothing was downloaded.")
+                view.text("title", "Declined")
                 raise Finished
             buttons = [view.part(name) for name in ("download", "save-as", "decline")]
             for button in buttons:

@@ -224,7 +224,7 @@ class SendFlow:
         view.on("show-code", "click", lambda _event: self._show_code())
         view.part("qr").src = qr_data_uri(link)
         hint = "The link works once"
-        hint += f" and expire in {human_duration(ttl)}." if ttl > 0 else "."
+        hint += f" and expires in {human_duration(ttl)}." if ttl > 0 else "."
         if self.password:
             hint += " Tell the receiver the password separately: it is not part of the link."
         hint += " Keep this tab open until the transfer is done."
