@@ -141,9 +141,12 @@ def expect_received(page: Page, summary: str) -> None:
 
 
 def verification_code(page: Page) -> str:
-    """The verification code the page shows, once it shows one (`FD79-FDBB`)."""
+    """The verification code the page shows, once it shows one (`FD79-FDBB`). It may wait for
+    the other page's cold start too (a link just opened), not only for one protocol step."""
     shown = page.get_by_label("Verification code")
-    expect(shown).to_have_text(re.compile(r"^[0-9A-F]{4}-[0-9A-F]{4}$"), timeout=STEP_TIMEOUT)
+    expect(shown).to_have_text(
+        re.compile(r"^[0-9A-F]{4}-[0-9A-F]{4}$"), timeout=PYTHON_READY_TIMEOUT + STEP_TIMEOUT
+    )
     return shown.inner_text()
 
 
