@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 from tests.conftest import REPO_ROOT
+from tests.deploy.process import ServerProcess
 from tests.deploy.tls import TestCA
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -42,7 +41,7 @@ def program(name: str) -> str:
     return path
 
 
-class Proxy:
+class Proxy(ServerProcess):
     """A proxy process; `url` is its https address, `ca` the root certificate it chains to."""
 
     url: str
@@ -77,26 +76,6 @@ class Proxy:
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> Proxy:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class Nginx(Proxy):

@@ -7,17 +7,17 @@ ours, no CSP among them.
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
+
+from tests.deploy.process import ServerProcess
 
 _SERVING = re.compile(rb"port (\d+)")
 
 
-class StaticServer:
+class StaticServer(ServerProcess):
     def __init__(self, root: Path, port: int = 0) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", str(port)],
@@ -37,23 +37,3 @@ class StaticServer:
         self.proc.stdout.close()
         self.port = int(match.group(1))
         self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> StaticServer:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
