@@ -10,6 +10,8 @@ The output folder is plain files any static host can serve:
 * the Python that runs in the page — the shared `hushdrop` core (without the CPython-only CLI,
   asyncio transport and pyca backend), the page driver and segno for QR codes — as one zip whose
   name carries its content hash, unpacked by PyScript at start;
+* `manifest.webmanifest`, the web app manifest that makes the site an installable app, its
+  icons (`icons/`, drawn from favicon.svg by icons/make_icons.py) under hashed names;
 * `pyscript.<hash>.json` pointing PyScript at those local files, and `config.json` with the relay
   address (empty means: the page's own origin);
 * the known-answer test vectors for `selftest.html`;
@@ -52,7 +54,20 @@ PYC_CACHE = ROOT / "build" / "pyc-cache"
 # Copied under their own names: the pages, and the service worker (its URL is its identity).
 STATIC_FILES = ["index.html", "selftest.html", "sw.js"]
 # Copied under content-hashed names; the pages refer to them by these names and are rewritten.
-HASHED_FILES = ["app.css", "app.js", "crypto-batch.js", "page.py", "selftest.py", "favicon.svg"]
+HASHED_FILES = [
+    "app.css",
+    "app.js",
+    "crypto-batch.js",
+    "page.py",
+    "selftest.py",
+    "favicon.svg",
+    # The installed app's icons (drawn from favicon.svg by icons/make_icons.py).
+    "icons/icon-192.png",
+    "icons/icon-512.png",
+    "icons/icon-maskable-512.png",
+]
+# The web app manifest: a fixed address (pages link to it), its icons rewritten to built names.
+APP_MANIFEST = "manifest.webmanifest"
 PAGES = ["index.html", "selftest.html"]
 # What the page needs from the shared package; everything else in web/hushdrop is CPython-only.
 PAGE_PACKAGES = ["hushdrop/protocol", "hushdrop/crypto", "hushdrop/page"]
@@ -284,6 +299,16 @@ def rewrite_page(html: str, names: dict[str, str]) -> str:
     return re.sub(r'\b(src|href|config)="(\./)?([^"#?]+)"', replace, html)
 
 
+def app_manifest(text: str, names: dict[str, str]) -> str:
+    """The web app manifest with its icons pointing at the built files' names."""
+    manifest = json.loads(text)
+    for icon in manifest.get("icons", []):
+        if icon["src"] not in names:
+            sys.exit(f"{APP_MANIFEST}: icon {icon['src']} is not one of HASHED_FILES")
+        icon["src"] = names[icon["src"]]
+    return json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+
+
 def page_csp(relay: str) -> str:
     """The relay's policy for a site on another origin: it may also connect to `relay`.
 
@@ -319,7 +344,9 @@ def build(out: Path, relay: str = "", settings: dict | None = None) -> Path:
     for name in HASHED_FILES:
         data = (WEB / name).read_bytes()
         names[name] = hashed_name(name, data)
+        (out / names[name]).parent.mkdir(parents=True, exist_ok=True)
         (out / names[name]).write_bytes(data)
+    (out / APP_MANIFEST).write_text(app_manifest((WEB / APP_MANIFEST).read_text(), names))
 
     pyodide_dir = NODE_MODULES / "pyodide"
     built = compiled(
