@@ -131,7 +131,8 @@ class OutgoingFiles:
         self._buffer = bytearray()
 
     @classmethod
-    def collect(cls, paths: list[str]) -> OutgoingFiles:
+    def collect(cls, paths: list[str], text: str | None = None) -> OutgoingFiles:
+        """The files and folders at `paths`, and `text` (PROTOCOL.md §6.1) if one goes too."""
         files: list[FileEntry] = []
         dirs: list[DirEntry] = []
         sources: list[Path] = []
@@ -153,7 +154,7 @@ class OutgoingFiles:
                 sources.append(path)
             else:
                 raise LocalFileError(f"{raw} is not a regular file or a directory.")
-        manifest = Manifest(tuple(files), tuple(dirs))
+        manifest = Manifest(tuple(files), tuple(dirs), text)
         manifest.encode()  # within the protocol's limits, checked before a code is made
         return cls(manifest, sources)
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ..protocol.codes import parse_code
+from ..protocol.constants import MAX_TEXT_BYTES
 from ..protocol.errors import (
     CodeFormatError,
     HushdropError,
@@ -19,6 +20,7 @@ from ..protocol.errors import (
     TamperedError,
     WrongCodeError,
 )
+from ..protocol.manifest import TextError, text_bytes
 from .allocator import tune_allocator
 from .output import Reporter
 
@@ -62,12 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
             help="print one JSON object per line instead of text, for scripts (never prompts)",
         )
 
-    send = commands.add_parser("send", help="send files or directories")
+    send = commands.add_parser("send", help="send files or directories, or a text")
     send.add_argument(
         "paths",
-        nargs="+",
+        nargs="*",
         metavar="PATH",
         help="a file or folder to send (folders go with everything in them); several allowed",
+    )
+    send.add_argument(
+        "--text",
+        metavar="TEXT",
+        help=f"send this text (at most {MAX_TEXT_BYTES >> 20} MiB of UTF-8), alone or with the "
+        "PATHs; the receiver sees it, no file is saved. '-' reads it from standard input: use "
+        "that for secrets, since a TEXT on the command line is visible to other users in the "
+        "process list (ps) and may stay in your shell history",
     )
     send.add_argument(
         "--password",
@@ -95,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     receive.add_argument(
         "-o",
         "--output",
-        default=".",
         metavar="DIR",
-        help="the folder to save into, created if missing (default: the current folder)",
+        help="the folder to save into, created if missing (default: the current folder); a "
+        "received text is printed on standard output and never saved",
     )
     receive.add_argument(
         "-y",
@@ -203,7 +213,7 @@ def _relay_url(args: argparse.Namespace, link_site: str | None = None) -> str:
 
 
 def _exit_code(error: HushdropError) -> int:
-    if isinstance(error, (UsageError, CodeFormatError)):
+    if isinstance(error, (UsageError, CodeFormatError, TextError)):
         return EXIT_USAGE
     if isinstance(error, WrongCodeError):
         return EXIT_WRONG_CODE
@@ -230,10 +240,38 @@ def _resume_window() -> float:
     return window
 
 
+def _text_to_send(given: str | None) -> str | None:
+    """The text of `--text`: as given, or standard input for '-' (read whole, bounded)."""
+    if given is None:
+        return None
+    if given != "-":
+        text_bytes(given)  # too large, or bytes that are not UTF-8 on the command line
+        return given
+    if sys.stdin is None:
+        raise UsageError("--text - reads the text from standard input, but there is none.")
+    if _interactive():
+        print("Type the text, then Ctrl-D on a line of its own:", file=sys.stderr, flush=True)
+    data = sys.stdin.buffer.read(MAX_TEXT_BYTES + 1)
+    if len(data) > MAX_TEXT_BYTES:
+        raise TextError(
+            f"The text on standard input is more than {MAX_TEXT_BYTES >> 20} MiB, the most one "
+            "transfer carries as text. Send it as a file instead."
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TextError(
+            "The text on standard input is not UTF-8 text; send it as a file instead."
+        ) from exc
+
+
 def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
     if args.command == "send":
         from .send import send
 
+        if not args.paths and args.text is None:
+            raise UsageError("Name a file or folder to send, or a text with --text.")
+        text = _text_to_send(args.text)
         password = _password(args.password, confirm=True)
         asyncio.run(
             send(
@@ -243,6 +281,7 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
                 args.ttl,
                 reporter,
                 resume_window=_resume_window(),
+                text=text,
             )
         )
         return
@@ -260,13 +299,14 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
         receive(
             code,
             _relay_url(args, code.site),
-            Path(args.output),
+            Path(args.output or "."),
             password=password,
             ask_password=lambda: _password(True, confirm=False),
             ask_accept=_ask_accept if (_interactive() and not args.yes and not args.json) else None,
             overwrite=args.overwrite,
             reporter=reporter,
             resume_window=_resume_window(),
+            check_output=args.output is not None,
         )
     )
 

@@ -10,7 +10,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from ..protocol.manifest import Manifest
-from ..protocol.text import printable
+from ..protocol.text import printable, printable_text
 
 PROGRESS_INTERVAL = 0.5  # seconds between JSON progress events
 PLAIN_PROGRESS_INTERVAL = 10.0  # seconds between progress lines when stderr is not a terminal
@@ -79,9 +79,17 @@ class Reporter:
     def offer(self, manifest: Manifest, targets: list[str]) -> None:
         if self.json_mode:
             files = [{"path": f.path, "size": f.size} for f in manifest.files]
-            self._emit("offer", files=files, total=manifest.total_size, saving_to=targets[:50])
+            text = {} if manifest.text is None else {"text_bytes": manifest.text_size}
+            self._emit(
+                "offer", files=files, total=manifest.total_size, saving_to=targets[:50], **text
+            )
             return
         count = len(manifest.files)
+        if manifest.text is not None:
+            where = "printed below" if _isatty(self._out) else "to standard output"
+            self._say(f"Incoming: a text of {human_size(manifest.text_size)} ({where})")
+            if not count and not manifest.dirs:
+                return
         self._say(
             f"Incoming: {count} file{'s' if count != 1 else ''}, {human_size(manifest.total_size)}"
         )
@@ -89,6 +97,26 @@ class Reporter:
             self._say(f"  {target}  ({human_size(entry.size)})")
         if count > 20:
             self._say(f"  … and {count - 20} more")
+
+    def text(self, text: str) -> None:
+        """A received text: in JSON mode an event; else on standard output, as its exact bytes
+        when that is a file or pipe, made printable (and ended with a newline) on a terminal,
+        where a hostile sender's control sequences could otherwise act."""
+        if self.json_mode:
+            self._emit("text", text=text, bytes=len(text.encode("utf-8")))
+            return
+        self._close_bar()
+        if _isatty(self._out):
+            shown = printable_text(text)
+            print(shown, end="" if shown.endswith("\n") else "\n", file=self._out, flush=True)
+            return
+        binary = getattr(self._out, "buffer", None)
+        if binary is None:
+            self._out.write(text)
+        else:
+            self._out.flush()
+            binary.write(text.encode("utf-8"))
+        self._out.flush()
 
     def start_progress(self, total: int, verb: str = "Transferred") -> None:
         self._started = self._last_progress = time.monotonic()
@@ -137,15 +165,27 @@ class Reporter:
         if self.json_mode:
             self._emit("file", path=path, sha256=sha256)
 
-    def done(self, files: int, size: int) -> None:
+    def done(self, files: int, size: int, text_size: int | None = None) -> None:
+        """The end: `files` and their `size`; `text_size` when a text went too (else None)."""
         self._close_bar()
         elapsed = time.monotonic() - (self._started or time.monotonic())
         rate = size / elapsed if elapsed > 0 else 0
         if self.json_mode:
-            self._emit("done", files=files, bytes=size, seconds=round(elapsed, 3), rate=round(rate))
+            text = {} if text_size is None else {"text_bytes": text_size}
+            self._emit(
+                "done",
+                files=files,
+                bytes=size,
+                seconds=round(elapsed, 3),
+                rate=round(rate),
+                **text,
+            )
+        elif text_size is not None and not files:
+            self._say(f"Done: a text of {human_size(text_size)}.")
         else:
+            also = "" if text_size is None else f" and a text of {human_size(text_size)}"
             self._say(
-                f"Done: {files} file{'s' if files != 1 else ''}, {human_size(size)} in "
+                f"Done: {files} file{'s' if files != 1 else ''}, {human_size(size)}{also} in "
                 f"{elapsed:.1f} s ({human_size(rate)}/s)."
             )
 

@@ -25,8 +25,10 @@ from ..protocol.events import (
     PasswordRequired,
     Reconnecting,
     Resumed,
+    TextReceived,
     Verified,
 )
+from ..protocol.manifest import Manifest
 from ..protocol.receiver import ReceiverSession
 from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
@@ -67,6 +69,8 @@ class Receiving:
             reporter.verification(event.sas)
         elif isinstance(event, Offered):
             await self._offer(event)
+        elif isinstance(event, TextReceived):
+            reporter.text(event.text)
         elif isinstance(event, FileStarted):
             files.start(event.index)
         elif isinstance(event, FileData):
@@ -87,10 +91,23 @@ class Receiving:
             await session.finish()
             self._forget()
             reporter.progress(session.bytes_total, session.bytes_total)
-            reporter.done(len(session.manifest.files), session.bytes_total)
+            reporter.done(
+                len(session.manifest.files), session.bytes_total, session.manifest.text_size
+            )
 
     async def _offer(self, event: Offered) -> None:
         session, files, reporter = self.session, self.files, self.reporter
+        manifest = event.manifest
+        if not manifest.files and not manifest.dirs:
+            # Only a text: it goes to standard output, so nothing is planned, created or
+            # recorded in the output folder (a text is small; an interrupted one is sent again).
+            reporter.offer(manifest, [])
+            if self.ask_accept is not None and not await self.ask_accept():
+                await session.decline("they said no.")
+                raise HushdropError("You declined the transfer.")
+            for follow_up in await session.accept():
+                await self.handle(follow_up)
+            return
         try:
             files.plan(event.manifest)
         except LocalFileError as exc:
@@ -151,8 +168,12 @@ async def receive(
     overwrite: bool,
     reporter: Reporter,
     resume_window: float = RESUME_WINDOW,
+    check_output: bool = True,
 ) -> None:
-    check_output_dir(output)
+    """`check_output`: refuse an unusable output folder before the code is used; otherwise it
+    is checked only when files come (a text needs no folder)."""
+    if check_output:
+        check_output_dir(output)
     backend = PycaBackend()
     files = IncomingFiles(output, overwrite)
     previous = find_record(output, code)
@@ -224,3 +245,7 @@ def _restore(
     reporter.verification(record.keys.sas)
     reporter.start_progress(record.manifest.total_size, "Received")
     return session
+
+
+def _text_size(manifest: Manifest) -> int | None:
+    return None if manifest.text is None else manifest.text_size

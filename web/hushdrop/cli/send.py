@@ -9,6 +9,7 @@ from ..crypto.pyca import PycaBackend
 from ..protocol.codes import new_sender_secrets
 from ..protocol.errors import HushdropError
 from ..protocol.events import Accepted, Completed, Progress, Reconnecting, Resumed, Verified
+from ..protocol.manifest import Manifest
 from ..protocol.sender import SenderSession
 from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
@@ -24,8 +25,9 @@ async def send(
     reporter: Reporter,
     *,
     resume_window: float = RESUME_WINDOW,
+    text: str | None = None,
 ) -> None:
-    files = OutgoingFiles.collect(paths)
+    files = OutgoingFiles.collect(paths, text)
     backend = PycaBackend()
     connection = await RelayConnection.open(relay)
     pump: Pump | None = None
@@ -83,4 +85,10 @@ async def _on_event(session: SenderSession, reporter: Reporter, event: object) -
         reporter.progress(event.done, session.bytes_total)
     elif isinstance(event, Completed):
         reporter.progress(session.bytes_total, session.bytes_total)
-        reporter.done(len(session.manifest.files), session.bytes_total)
+        reporter.done(
+            len(session.manifest.files), session.bytes_total, _text_size(session.manifest)
+        )
+
+
+def _text_size(manifest: Manifest) -> int | None:
+    return None if manifest.text is None else manifest.text_size

@@ -1,8 +1,8 @@
-"""Every wire constant of protocol version 2 (docs/PROTOCOL.md): labels, sizes, message types."""
+"""Every wire constant of protocol version 3 (docs/PROTOCOL.md): labels, sizes, message types."""
 
 from __future__ import annotations
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 # §2 codes
 ROOM_DIGITS = 6
@@ -70,6 +70,7 @@ KIND_SWITCH = 0x0A
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_MANIFEST_ENTRIES = 100_000
 MAX_PATH_BYTES = 4096
+MAX_TEXT_BYTES = 1024 * 1024  # §6.1 a text sent instead of (or with) files, UTF-8 bytes
 
 # §7 data stream
 FILE_CONTEXT_PREFIX = b"hushdrop/1 file"

@@ -32,6 +32,14 @@ class Accepted:
 
 
 @dataclass(frozen=True)
+class TextReceived:
+    """The receiver accepted an offer with a text (PROTOCOL.md §6.1): show it now. It came in the
+    manifest, so it is whole and authenticated; nothing is written anywhere."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class FileStarted:
     index: int
 
@@ -96,6 +104,7 @@ Event = (
     | Verified
     | Offered
     | Accepted
+    | TextReceived
     | FileStarted
     | FileData
     | FileCompleted

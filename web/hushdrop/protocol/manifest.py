@@ -1,16 +1,46 @@
-"""The manifest: what a sender offers (PROTOCOL.md §6.1), encoded, decoded and validated."""
+"""The manifest: what a sender offers (PROTOCOL.md §6.1), encoded, decoded and validated.
+
+Besides files and folders it may carry a text (a message, a password, a link): the text travels
+inside the manifest, so it is sealed and padded exactly like a file list (§6, §6.2, §7.1).
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
-from .constants import MAX_MANIFEST_BYTES, MAX_MANIFEST_ENTRIES, MAX_PATH_BYTES
-from .errors import ProtocolError, UnsafePathError
+from .constants import MAX_MANIFEST_BYTES, MAX_MANIFEST_ENTRIES, MAX_PATH_BYTES, MAX_TEXT_BYTES
+from .errors import HushdropError, ProtocolError, UnsafePathError
 from .paths import fold, sanitize_all
 
 MANIFEST_VERSION = 1
 MAX_FILE_SIZE = 1 << 50  # C2SP's 2^38 chunks of 16 KiB is 4 PiB; stay far below.
+
+
+class TextError(HushdropError):
+    """A text this side wants to send cannot go (too large, or not Unicode text)."""
+
+    kind = "usage"
+
+
+def text_bytes(text: str) -> bytes:
+    """`text` as the UTF-8 bytes that travel; raises TextError when it cannot be sent."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TextError(
+            "The text is not valid Unicode text (UTF-8); send it as a file instead."
+        ) from exc
+    if len(data) > MAX_TEXT_BYTES:
+        raise TextError(
+            f"The text is {_mib(len(data))}; at most {_mib(MAX_TEXT_BYTES)} of text goes in one "
+            "transfer. Send it as a file instead."
+        )
+    return data
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 else f"{size:,} bytes"
 
 
 @dataclass(frozen=True)
@@ -31,10 +61,17 @@ class DirEntry:
 class Manifest:
     files: tuple[FileEntry, ...]
     dirs: tuple[DirEntry, ...] = field(default_factory=tuple)
+    text: str | None = None  # a text sent with (or instead of) files; None when there is none
 
     @property
     def total_size(self) -> int:
+        """Bytes of file content (the data stream); a text is not part of it."""
         return sum(f.size for f in self.files)
+
+    @property
+    def text_size(self) -> int:
+        """UTF-8 bytes of the text, 0 when there is none."""
+        return 0 if self.text is None else len(self.text.encode("utf-8", "surrogatepass"))
 
     def encode(self) -> bytes:
         doc = {
@@ -45,6 +82,9 @@ class Manifest:
             ],
             "dirs": [{"path": _utf8(d.path), "mode": d.mode} for d in self.dirs],
         }
+        if self.text is not None:
+            text_bytes(self.text)
+            doc["text"] = self.text
         entries = len(self.files) + len(self.dirs)
         if entries > MAX_MANIFEST_ENTRIES:
             raise ProtocolError(
@@ -89,7 +129,7 @@ class Manifest:
         dirs = tuple(
             DirEntry(_path(e), _int(e, "mode", 0, 0o7777, 0o755) & 0o777) for e in dirs_raw
         )
-        return cls(files, dirs)
+        return cls(files, dirs, _text(doc.get("text")))
 
     def safe_paths(self) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
         """Sanitised components for files and dirs; refuses collisions and file/dir overlaps."""
@@ -130,6 +170,20 @@ def _path(entry: object) -> str:
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         raise ProtocolError("The sender's file list has a name that is too long.")
     return path
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError("The sender's text is malformed.")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # a lone surrogate, escaped in the JSON
+        raise ProtocolError("The sender's text is not valid Unicode text.") from exc
+    if size > MAX_TEXT_BYTES:
+        raise ProtocolError(f"The sender's text is larger than {_mib(MAX_TEXT_BYTES)}.")
+    return value
 
 
 def _int(entry: dict, key: str, low: int, high: int, default: int | None = None) -> int:

@@ -1,7 +1,8 @@
 """The receiver's session: handshake, offer, then decrypting and verifying the data stream.
 
 Driver contract (sans-I/O): pass every binary message from the relay to `receive()` and act on the
-events in order (FileData: append to the file's `.part`; FileCompleted: give it its final name);
+events in order (TextReceived: show the text; FileData: append to the file's `.part`;
+FileCompleted: give it its final name);
 answer PasswordRequired with `provide_password()` and Offered with `accept()` or `decline()`; once
 Completed arrived and every file is saved, call `finish()`. After every call, send everything
 `data_to_send()` returns, in order. When the connection closes, see
@@ -49,6 +50,7 @@ from .events import (
     PasswordRequired,
     Resumed,
     SwitchDirect,
+    TextReceived,
     Verified,
 )
 from .framing import decode_abort, encode_credit, encode_resume_at, encode_u64, message_type
@@ -220,12 +222,14 @@ class ReceiverSession(PeerSession):
         return self._keys
 
     async def accept(self) -> list[Event]:
-        """Accept the offer: grant the initial credit. Returns Completed at once if no files."""
+        """Accept the offer: grant the initial credit. Returns the offer's text (TextReceived),
+        if any, then Completed at once if no files."""
         if self._state != "offered" or self._channel is None:
             raise ProtocolError("There is no offer to accept.")
         await self._send_sealed(KIND_ACCEPT, encode_u64(INITIAL_CREDIT))
         self._state = "receiving"
-        return self._maybe_completed()
+        text = [] if self.manifest.text is None else [TextReceived(self.manifest.text)]
+        return [*text, *self._maybe_completed()]
 
     async def decline(self, reason: str) -> None:
         if self._state != "offered" or self._channel is None:

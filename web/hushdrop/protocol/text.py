@@ -30,6 +30,14 @@ def printable(text: str, limit: int | None = None) -> str:
     return cleaned
 
 
+def printable_text(text: str) -> str:
+    """A whole text from the peer (PROTOCOL.md §6.1) made safe for a terminal: like
+    `printable`, but its line breaks and tabs stay (CR LF and lone CR become LF) and it is not
+    cut."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join("\t".join(printable(part) for part in line.split("\t")) for line in lines)
+
+
 def peer_text(body: bytes) -> str:
     """A reason the peer sent (UTF-8), decoded leniently and made printable."""
     return printable(body.decode("utf-8", "replace").strip(), MAX_PEER_TEXT)
