@@ -89,7 +89,7 @@ def test_a_small_texts_manifest_is_as_long_on_the_wire_as_a_small_files():
 
 def test_text_bytes_refuses_a_text_over_the_limit_with_a_clear_message():
     text_bytes("x" * MAX_TEXT_BYTES)
-    with pytest.raises(TextError, match="at most 1.0 MiB of text"):
+    with pytest.raises(TextError, match=r"at most 1\.0 MiB of text"):
         text_bytes("x" * (MAX_TEXT_BYTES + 1))
 
 
@@ -114,7 +114,7 @@ def test_manifest_round_trips_its_text():
     [
         (5, "text is malformed"),
         (["a"], "text is malformed"),
-        ("x" * (MAX_TEXT_BYTES + 1), "larger than 1.0 MiB"),
+        ("x" * (MAX_TEXT_BYTES + 1), r"larger than 1\.0 MiB"),
     ],
 )
 def test_a_received_manifest_with_a_bad_text_is_refused(text, message):
