@@ -52,6 +52,7 @@ LABEL_CONTROL_R2S = b"hushdrop/1 control receiver->sender"
 LABEL_DATA = b"hushdrop/1 data"
 LABEL_SAS = b"hushdrop/1 verification code"
 LABEL_RESUME = b"hushdrop/1 resume"
+LABEL_DIRECT = b"hushdrop/3 direct"  # authenticates direct TCP connections (§8.5)
 SAS_SIZE = 4
 
 # §6 sealed control messages
@@ -83,6 +84,15 @@ CREDIT_BATCH = 4 * 1024 * 1024
 # §8.4 direct connections
 MAX_SIGNAL_BYTES = 64 * 1024
 SIGNAL_UNSUPPORTED = b'{"type": "unsupported"}'  # the answer of a peer without WebRTC
+
+# §8.5 direct TCP connections
+SIGNAL_TCP = "tcp"  # the "type" of a SIGNAL carrying TCP connection hints
+MAX_HINTS = 16
+DIRECT_MAGIC = b"hushdrop direct\n"
+DIRECT_NONCE_SIZE = 16
+DIRECT_TAG_SIZE = 32
+DIRECT_GO = 0x01
+MAX_DIRECT_MESSAGE = DATA_FRAME_SIZE + 4096  # a peer message on the connection, as on the relay
 
 # §8 reconnecting and resuming
 LABEL_RESUME_ID = b"hushdrop/1 resume id"

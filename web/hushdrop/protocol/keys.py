@@ -12,6 +12,7 @@ from .constants import (
     LABEL_CONTROL_R2S,
     LABEL_CONTROL_S2R,
     LABEL_DATA,
+    LABEL_DIRECT,
     LABEL_RESUME,
     LABEL_SAS,
     MSG_SEALED,
@@ -33,6 +34,9 @@ class SessionKeys:
     data: bytes
     sas: str
     resume: bytes  # RS of PROTOCOL.md §8
+    # Authenticates direct TCP connections (§8.5). Empty in a restored resume record, which
+    # does not keep it: a restarted receiver makes no direct connections.
+    direct: bytes = b""
 
     @classmethod
     async def derive(cls, backend: CryptoBackend, isk: bytes) -> SessionKeys:
@@ -44,6 +48,7 @@ class SessionKeys:
             data=await hkdf_expand(backend, prk, LABEL_DATA, 32),
             sas=format_sas(sas),
             resume=await hkdf_expand(backend, prk, LABEL_RESUME, 32),
+            direct=await hkdf_expand(backend, prk, LABEL_DIRECT, 32),
         )
 
 

@@ -88,6 +88,7 @@ class SenderSession(PeerSession):
         self.bytes_acknowledged = 0  # content the receiver verified and stored (its CREDIT)
         self.bytes_total = manifest.total_size
         self._sent_everything = False
+        self._held = False
 
     async def start(self) -> None:
         if self._state != "new":
@@ -231,9 +232,15 @@ class SenderSession(PeerSession):
         """The lost connection had carried every file's data; only COMPLETE was missing."""
         return self._sent_everything
 
+    def hold(self, held: bool) -> None:
+        """While held, no file data is read (`next_read()` says wait): the driver is waiting
+        for a direct connection (PROTOCOL.md §8.5), and data sent through the relay meanwhile
+        would be sent again on it. Messages from the receiver are processed as usual."""
+        self._held = held
+
     def next_read(self) -> tuple[int, int, int] | None:
         """The next file range to read as (file index, offset, length), or None to wait."""
-        if self._state != "sending" or self._ready:
+        if self._state != "sending" or self._ready or self._held:
             return None
         if self._index >= len(self.manifest.files) or self._padded is not None:
             return None  # all read; what is left is padding (or nothing)

@@ -114,6 +114,12 @@ class PeerSession:
         return self._keys.sas if self._keys else None
 
     @property
+    def direct_key(self) -> bytes:
+        """The key that authenticates direct TCP connections (§8.5); empty without keys or in
+        a session restored from a resume record."""
+        return self._keys.direct if self._keys else b""
+
+    @property
     def state(self) -> str:
         return self._state
 

@@ -102,6 +102,11 @@ class Pump:
         self._announce = announce
         self._incoming.put_nowait(_WAKE)
 
+    def wake(self) -> None:
+        """Make a loop waiting for the peer look at the session again (e.g. a held data
+        stream was released). May be called from outside the loop."""
+        self._incoming.put_nowait(_WAKE)
+
     async def flush(self) -> None:
         """Send what the session queued outside the loop (e.g. a signaling message) now."""
         if self.channel is not None and not self.session.reconnecting:
