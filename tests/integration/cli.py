@@ -39,13 +39,17 @@ class CliProcess:
         json_mode: bool = True,
         umask: int | None = None,
         obey_permissions: bool = False,
+        direct: bool = False,
     ) -> None:
         """`json_mode=False` runs the plain text mode (its events list stays empty); `umask` is
         applied in the child; `obey_permissions` runs it, when root, without the capabilities
-        that let root ignore file permissions (as an ordinary user would be)."""
+        that let root ignore file permissions (as an ordinary user would be). Transfers stay on
+        the relay (`--no-direct`: nothing listens beyond 127.0.0.1) unless `direct`."""
         clean = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
         full_env = {**clean, **(env or {})}
 
+        if not direct and args[:1] in (["send"], ["receive"]):
+            args = [args[0], "--no-direct", *args[1:]]
         command = [sys.executable, "-m", "hushdrop.cli.main", *args]
         if json_mode:
             command.append("--json")

@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
             f"${ENV_RELAY}, else {DEFAULT_RELAY}; a link brings its own)",
         )
         sub.add_argument(
+            "--no-direct",
+            action="store_true",
+            help="keep all data on the relay: never offer or accept a direct connection to "
+            "the other side (which would tell it this machine's addresses)",
+        )
+        sub.add_argument(
             "--json",
             action="store_true",
             help="print one JSON object per line instead of text, for scripts (never prompts)",
@@ -282,6 +288,7 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
                 reporter,
                 resume_window=_resume_window(),
                 text=text,
+                direct=not args.no_direct,
             )
         )
         return
@@ -307,6 +314,7 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
             reporter=reporter,
             resume_window=_resume_window(),
             check_output=args.output is not None,
+            direct=not args.no_direct,
         )
     )
 

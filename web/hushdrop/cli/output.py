@@ -40,6 +40,8 @@ class Reporter:
         self._started: float | None = None
         self._last_progress = 0.0
         self._verb = "Transferred"
+        self._route = "relay"  # what carries the data now (PROTOCOL.md §8.5)
+        self._moving = False
 
     def _emit(self, event: str, **fields: object) -> None:
         print(json.dumps({"event": event, **fields}), file=self._out, flush=True)
@@ -149,6 +151,17 @@ class Reporter:
                 f"{human_size(done / elapsed)}/s"
             )
 
+    def route(self, route: str, peer: str) -> None:
+        """The data now goes `route`: "direct" (a TCP connection to the `peer`) or "relay"."""
+        self._route = route
+        self._moving = route == "direct"  # the resume on the new connection is no reconnect
+        if self.json_mode:
+            self._emit("route", route=route)
+        elif route == "direct":
+            self._say(f"Connected directly to the {peer}; the data no longer passes the relay.")
+        else:
+            self._say("No direct connection; the data goes through the relay.")
+
     def reconnecting(self) -> None:
         if self.json_mode:
             self._emit("reconnecting")
@@ -156,6 +169,9 @@ class Reporter:
             self._say("Connection lost; reconnecting… (the transfer continues where it stopped)")
 
     def resumed(self, done: int) -> None:
+        if self._moving:
+            self._moving = False
+            return
         if self.json_mode:
             self._emit("resumed", bytes=done)
         else:
@@ -179,6 +195,7 @@ class Reporter:
                 seconds=round(elapsed, 3),
                 rate=round(rate),
                 **text,
+                route=self._route,
             )
         elif text_size is not None and not files:
             self._say(f"Done: a text of {human_size(text_size)}.")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from ..crypto.pyca import PycaBackend
 from ..protocol.codes import Code
-from ..protocol.constants import SIGNAL_UNSUPPORTED
 from ..protocol.errors import HushdropError
 from ..protocol.events import (
     Completed,
@@ -25,6 +24,7 @@ from ..protocol.events import (
     PasswordRequired,
     Reconnecting,
     Resumed,
+    SwitchDirect,
     TextReceived,
     Verified,
 )
@@ -32,6 +32,7 @@ from ..protocol.manifest import Manifest
 from ..protocol.receiver import ReceiverSession
 from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
+from .direct import ReceiverRoute
 from .files import IncomingFiles, LocalFileError, check_output_dir, save_error
 from .output import Reporter
 from .resume_record import ResumeRecord, code_tag, find_record, record_path
@@ -51,8 +52,10 @@ class Receiving:
         ask_password: AskPassword,
         ask_accept: AskAccept | None,
         code: Code,
+        route: ReceiverRoute,
     ) -> None:
         self.session = session
+        self.route = route
         self.files = files
         self.reporter = reporter
         self.ask_password = ask_password
@@ -81,8 +84,11 @@ class Receiving:
             self._saved(event.index + 1)
             reporter.file_saved(str(target), event.sha256)
         elif isinstance(event, DirectSignal):
-            await session.send_signal(SIGNAL_UNSUPPORTED)  # a page's WebRTC offer: relay only
+            await self.route.on_signal(event.payload)
+        elif isinstance(event, SwitchDirect):
+            await self.route.on_switch()
         elif isinstance(event, Reconnecting):
+            self.route.lost()
             reporter.reconnecting()
         elif isinstance(event, Resumed):
             reporter.resumed(event.done)
@@ -169,6 +175,7 @@ async def receive(
     reporter: Reporter,
     resume_window: float = RESUME_WINDOW,
     check_output: bool = True,
+    direct: bool = True,
 ) -> None:
     """`check_output`: refuse an unusable output folder before the code is used; otherwise it
     is checked only when files come (a text needs no folder)."""
@@ -181,7 +188,8 @@ async def receive(
         session = _restore(backend, code, previous, files, reporter)
     else:
         session = ReceiverSession(backend, code, password)
-    receiving = Receiving(session, files, reporter, ask_password, ask_accept, code)
+    route = ReceiverRoute(backend, session, reporter, direct)
+    receiving = Receiving(session, files, reporter, ask_password, ask_accept, code, route)
     receiving.record = previous
     connection: RelayConnection | None = None
     pump: Pump | None = None
@@ -197,6 +205,7 @@ async def receive(
             on_event=receiving.handle,
             resume_window=resume_window,
         )
+        route.pump = pump
         await pump.run()
     except (HushdropError, OSError, asyncio.CancelledError, KeyboardInterrupt) as exc:
         # Ended for good (the sender is told why): only a process that dies without getting
@@ -214,6 +223,7 @@ async def receive(
         raise
     finally:
         files.close()
+        route.close()
         if pump is not None:
             await pump.close()
         elif connection is not None:

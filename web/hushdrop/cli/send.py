@@ -8,11 +8,20 @@ import functools
 from ..crypto.pyca import PycaBackend
 from ..protocol.codes import new_sender_secrets
 from ..protocol.errors import HushdropError
-from ..protocol.events import Accepted, Completed, Progress, Reconnecting, Resumed, Verified
+from ..protocol.events import (
+    Accepted,
+    Completed,
+    DirectSignal,
+    Progress,
+    Reconnecting,
+    Resumed,
+    Verified,
+)
 from ..protocol.manifest import Manifest
 from ..protocol.sender import SenderSession
 from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
+from .direct import SenderRoute
 from .files import LocalFileError, OutgoingFiles
 from .output import Reporter
 
@@ -26,11 +35,13 @@ async def send(
     *,
     resume_window: float = RESUME_WINDOW,
     text: str | None = None,
+    direct: bool = True,
 ) -> None:
     files = OutgoingFiles.collect(paths, text)
     backend = PycaBackend()
     connection = await RelayConnection.open(relay)
     pump: Pump | None = None
+    route: SenderRoute | None = None
     try:
         room, granted_ttl = await connection.create_room(ttl)
         if ttl is not None and granted_ttl != ttl:
@@ -44,6 +55,7 @@ async def send(
         reporter.status("The receiver connected; checking the code…")
         session = SenderSession(backend, secrets, files.manifest, password)
         await session.start()
+        route = SenderRoute(backend, session, reporter, direct)
 
         async def read(index: int, offset: int, length: int) -> memoryview:
             return files.read(index, offset, length)
@@ -52,10 +64,11 @@ async def send(
             session,
             connection,
             reopen=functools.partial(RelayConnection.open, relay),
-            on_event=functools.partial(_on_event, session, reporter),
+            on_event=functools.partial(_on_event, session, reporter, route),
             read=read,
             resume_window=resume_window,
         )
+        route.pump = pump
         await pump.run()
     except (HushdropError, asyncio.CancelledError, KeyboardInterrupt) as exc:
         if pump is not None:
@@ -67,18 +80,27 @@ async def send(
         raise
     finally:
         files.close()
+        if route is not None:
+            route.close()
         await (pump.close() if pump is not None else connection.close())
 
 
-async def _on_event(session: SenderSession, reporter: Reporter, event: object) -> None:
+async def _on_event(
+    session: SenderSession, reporter: Reporter, route: SenderRoute, event: object
+) -> None:
     if isinstance(event, Progress):
         reporter.progress(event.done, event.total)
     elif isinstance(event, Verified):
         reporter.verification(event.sas)
+        await route.offer()
+    elif isinstance(event, DirectSignal):
+        await route.on_signal(event.payload)
     elif isinstance(event, Accepted):
         reporter.status("The receiver accepted; sending…")
         reporter.start_progress(session.bytes_total, "Sent")
+        route.accepted()
     elif isinstance(event, Reconnecting):
+        route.lost()
         reporter.reconnecting()
     elif isinstance(event, Resumed):
         reporter.resumed(event.done)
