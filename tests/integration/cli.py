@@ -40,11 +40,13 @@ class CliProcess:
         umask: int | None = None,
         obey_permissions: bool = False,
         direct: bool = False,
+        netns: str | None = None,
     ) -> None:
         """`json_mode=False` runs the plain text mode (its events list stays empty); `umask` is
         applied in the child; `obey_permissions` runs it, when root, without the capabilities
         that let root ignore file permissions (as an ordinary user would be). Transfers stay on
-        the relay (`--no-direct`: nothing listens beyond 127.0.0.1) unless `direct`."""
+        the relay (`--no-direct`: nothing listens beyond 127.0.0.1) unless `direct`; `netns`
+        runs it in that network namespace (one the test made)."""
         clean = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
         full_env = {**clean, **(env or {})}
 
@@ -55,6 +57,8 @@ class CliProcess:
             command.append("--json")
         if obey_permissions and os.geteuid() == 0:
             command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
+        if netns is not None:
+            command = ["ip", "netns", "exec", netns, *command]
         self.proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

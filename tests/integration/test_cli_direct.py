@@ -1,0 +1,235 @@
+"""Direct TCP connections between two CLIs (PROTOCOL.md §8.5), on a network the test builds.
+
+Two network namespaces, one per CLI, hang off one bridge; the relay listens on the bridge's
+own address, so both reach it. The relay's `bytes_relayed_total` says what went through it.
+Blocking the direct path means a route in each namespace that drops the other's address: the
+relay stays reachable, the peers no longer reach each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.integration.cli import TIMEOUT, CliProcess, receive, send, sha256_file
+
+if TYPE_CHECKING:
+    from tests.conftest import RelayFactory
+
+MIB = 1024 * 1024
+# The relay forwards the key exchange, the manifest, the hints and SWITCH in any case.
+CONTROL_ONLY = 64 * 1024
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None,
+    reason="needs root and iproute2 to build network namespaces",
+)
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@dataclass
+class Lan:
+    """Two namespaces on one bridge: `sender` and `receiver` with their addresses; the host
+    (the relay) at `gateway`."""
+
+    sender: str
+    receiver: str
+    sender_address: str
+    receiver_address: str
+    gateway: str
+
+    def cut(self, kind: str = "blackhole") -> None:
+        """No route between the two peers any more (the relay stays reachable)."""
+        ip("-n", self.sender, "route", "add", kind, f"{self.receiver_address}/32")
+        ip("-n", self.receiver, "route", "add", kind, f"{self.sender_address}/32")
+
+
+@pytest.fixture
+def lan() -> Iterator[Lan]:
+    tag = secrets.token_hex(3)
+    subnet = f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(250)}"
+    bridge, namespaces, host_ends = f"hdbr{tag}", [f"hds{tag}", f"hdr{tag}"], []
+    try:
+        ip("link", "add", bridge, "type", "bridge")
+        ip("addr", "add", f"{subnet}.1/24", "dev", bridge)
+        ip("link", "set", bridge, "up")
+        for number, namespace in enumerate(namespaces, start=2):
+            host_end, inner_end = f"hdv{tag}{number}", f"hdi{tag}{number}"
+            ip("netns", "add", namespace)
+            ip("link", "add", host_end, "type", "veth", "peer", "name", inner_end)
+            host_ends.append(host_end)
+            ip("link", "set", inner_end, "netns", namespace)
+            ip("link", "set", host_end, "master", bridge, "up")
+            ip("-n", namespace, "addr", "add", f"{subnet}.{number}/24", "dev", inner_end)
+            ip("-n", namespace, "link", "set", inner_end, "up")
+            ip("-n", namespace, "link", "set", "lo", "up")
+        yield Lan(namespaces[0], namespaces[1], f"{subnet}.2", f"{subnet}.3", f"{subnet}.1")
+    finally:
+        for namespace in namespaces:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                ip("netns", "del", namespace)
+        for link in [*host_ends, bridge]:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                ip("link", "del", link)
+
+
+def relayed(relay_url: str) -> int:
+    with urllib.request.urlopen(relay_url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    match = re.search(r"^hushdrop_relay_bytes_relayed_total (\d+)$", text, re.M)
+    assert match, text
+    return int(match.group(1))
+
+
+def transfer(
+    relay_url: str, lan: Lan, source: Path, out: Path, *, sender_extra=(), receiver_extra=()
+) -> tuple[CliProcess, CliProcess]:
+    sender = send(relay_url, source, extra=list(sender_extra), direct=True, netns=lan.sender)
+    code = sender.wait_event("code")["code"]
+    receiver = receive(
+        relay_url, code, out, extra=list(receiver_extra), direct=True, netns=lan.receiver
+    )
+    return sender, receiver
+
+
+def finish(*processes: CliProcess) -> None:
+    try:
+        for process in processes:
+            assert process.wait(TIMEOUT) == 0, (process.events, process.stderr)
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def routes(process: CliProcess) -> list[str]:
+    return [event["route"] for event in process.events if event.get("event") == "route"]
+
+
+def done(process: CliProcess) -> dict:
+    return process.wait_event("done")
+
+
+@pytest.fixture
+def lan_relay(lan: Lan, relay_factory: RelayFactory) -> str:
+    return relay_factory("--host", lan.gateway).url
+
+
+def test_two_clis_that_reach_each_other_move_the_data_off_the_relay(
+    lan: Lan, lan_relay: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(24 * MIB))
+    before = relayed(lan_relay)
+    sender, receiver = transfer(lan_relay, lan, source, tmp_path / "out")
+    finish(sender, receiver)
+    assert sha256_file(tmp_path / "out" / "data.bin") == sha256_file(source)
+    assert routes(sender) == routes(receiver) == ["direct"]
+    assert done(sender)["route"] == done(receiver)["route"] == "direct"
+    assert relayed(lan_relay) - before < CONTROL_ONLY
+
+
+def test_with_no_path_between_the_clis_the_relay_carries_the_file(
+    lan: Lan, lan_relay: str, tmp_path: Path
+) -> None:
+    lan.cut("unreachable")
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(8 * MIB))
+    before = relayed(lan_relay)
+    sender, receiver = transfer(lan_relay, lan, source, tmp_path / "out")
+    finish(sender, receiver)
+    assert sha256_file(tmp_path / "out" / "data.bin") == sha256_file(source)
+    assert done(sender)["route"] == done(receiver)["route"] == "relay"
+    assert routes(sender) == ["relay"]
+    assert routes(receiver) == []  # it never moved
+    assert relayed(lan_relay) - before >= 8 * MIB
+
+
+def test_no_direct_keeps_everything_on_the_relay(lan: Lan, lan_relay: str, tmp_path: Path) -> None:
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(8 * MIB))
+    before = relayed(lan_relay)
+    sender, receiver = transfer(
+        lan_relay, lan, source, tmp_path / "out", receiver_extra=["--no-direct"]
+    )
+    finish(sender, receiver)
+    assert sha256_file(tmp_path / "out" / "data.bin") == sha256_file(source)
+    assert routes(receiver) == []
+    assert done(sender)["route"] == done(receiver)["route"] == "relay"
+    assert relayed(lan_relay) - before >= 8 * MIB
+
+
+def test_a_sender_with_no_direct_offers_nothing(lan: Lan, lan_relay: str, tmp_path: Path) -> None:
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(MIB))
+    sender, receiver = transfer(
+        lan_relay, lan, source, tmp_path / "out", sender_extra=["--no-direct"]
+    )
+    finish(sender, receiver)
+    assert routes(sender) == routes(receiver) == []
+    assert done(receiver)["route"] == "relay"
+
+
+def test_a_direct_link_cut_mid_transfer_finishes_through_the_relay(
+    lan: Lan, lan_relay: str, tmp_path: Path
+) -> None:
+    # Slow links (tbf, 80 Mbit/s each way out of each namespace), so the cut lands mid-way.
+    for namespace in (lan.sender, lan.receiver):
+        device = _device(namespace)
+        tbf = ["tbf", "rate", "80mbit", "burst", "64kb", "latency", "100ms"]
+        subprocess.run(
+            ["ip", "netns", "exec", namespace, "tc", "qdisc", "add", "dev", device, "root", *tbf],
+            check=True,
+            capture_output=True,
+        )
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(96 * MIB))
+    sender, receiver = transfer(lan_relay, lan, source, tmp_path / "out")
+    try:
+        receiver.wait_event("route", timeout=60)
+        _wait_progress(receiver, 8 * MIB)
+        lan.cut("blackhole")  # packets vanish: no reset, no error, just silence
+    except BaseException:
+        sender.stop()
+        receiver.stop()
+        raise
+    finish(sender, receiver)
+    assert sha256_file(tmp_path / "out" / "data.bin") == sha256_file(source)
+    assert routes(sender) == routes(receiver) == ["direct", "relay"]
+    assert done(receiver)["route"] == "relay"
+    assert any(event.get("event") == "resumed" for event in receiver.events)
+
+
+def _device(namespace: str) -> str:
+    links = subprocess.run(
+        ["ip", "-n", namespace, "-o", "link", "show"], check=True, capture_output=True, text=True
+    ).stdout
+    return next(
+        line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if "hdi" in line
+    )
+
+
+def _wait_progress(process: CliProcess, at_least: int, timeout: float = 60) -> None:
+    """Until the receiver reported `at_least` bytes (a wait, not a timed assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(
+            e.get("event") == "progress" and e["bytes"] >= at_least for e in list(process.events)
+        ):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no progress to {at_least} bytes: {process.events[-5:]}")
