@@ -55,9 +55,11 @@ def test_page_sends_to_the_cli(web_relay, new_page, tmp_path, processes):
     out = tmp_path / "out"
     out.mkdir()
 
-    cli = receive(web_relay.url, code, out, extra=["--yes"])
+    # As a user runs it, direct connections on: the page's WebRTC offer is declined.
+    cli = receive(web_relay.url, code, out, extra=["--yes"], direct=True)
     processes.append(cli)
     assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+    assert cli.wait_event("done")["route"] == "relay"
 
     for source in sources:
         assert sha256_file(out / source.name) == sha256_file(source)
@@ -82,7 +84,9 @@ def test_page_link_with_password_works_in_the_cli(web_relay, new_page, tmp_path,
 
 def test_cli_sends_to_the_page(web_relay, new_page, tmp_path, processes):
     source = random_file(tmp_path / "archive.tar", 30 * MiB + 11)
-    cli = send(web_relay.url, source)
+    # As a user runs it: the CLI offers direct TCP hints (PROTOCOL.md §8.5); the page answers
+    # that it makes no such connections, and the relay carries the file.
+    cli = send(web_relay.url, source, direct=True)
     processes.append(cli)
     link = cli.wait_event("code")["link"]
     assert link.startswith(f"{web_relay.url}/#")
@@ -98,6 +102,8 @@ def test_cli_sends_to_the_page(web_relay, new_page, tmp_path, processes):
         cli.wait_event("verification")["sas"]
         == receiver.get_by_label("Verification code").inner_text()
     )
+    assert [e["route"] for e in cli.events if e["event"] == "route"] == ["relay"]
+    assert cli.wait_event("done")["route"] == "relay"
 
 
 def test_cli_sends_a_folder_to_the_page_as_a_zip(web_relay, new_page, tmp_path, processes):

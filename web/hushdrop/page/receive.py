@@ -19,6 +19,7 @@ import js
 from pyodide.ffi import JsException, to_js
 
 from ..protocol.codes import Code
+from ..protocol.direct import TcpHints, read_signal
 from ..protocol.errors import HushdropError, PeerGoneError, ProtocolError
 from ..protocol.events import (
     Completed,
@@ -187,6 +188,11 @@ class ReceiveFlow:
 
     def _on_signal(self, payload: bytes) -> None:
         """The sender offers a direct connection (PROTOCOL.md §8.4): answer it, or decline."""
+        if isinstance(read_signal(payload), TcpHints):
+            # A CLI's TCP hints (§8.5): a page opens no sockets, so it says so at once and the
+            # CLI sends through the relay without waiting for an answer.
+            direct.decline(self.session, self.pump)
+            return
         if self.direct is None:
             if not direct.available():
                 direct.decline(self.session, self.pump)
