@@ -11,6 +11,7 @@ It prints numbers and ratios and never asserts on them: the machines are shared 
 timing threshold here would only make a flaky check. See bench/README.md.
 
     .venv/bin/python bench/transfer.py [--size 256MiB] [--runs 3] [--skip-wormhole] [--json]
+        [--direct] [--wormhole-direct]
 """
 
 from __future__ import annotations
@@ -251,8 +252,14 @@ def json_event(name: str) -> Callable[[Line], bool]:
     return match
 
 
-def run_hushdrop(ctx: Context, run: int, profile_dir: Path | None = None) -> Measurement:
-    out_dir = ctx.work / f"hushdrop-out-{run}"
+def run_hushdrop(
+    ctx: Context, run: int, profile_dir: Path | None = None, *, direct: bool = False
+) -> Measurement:
+    """One transfer through the relay (`--no-direct` on both CLIs), or with `direct` as users
+    run it: the CLIs connect to each other over this host's own addresses (PROTOCOL.md §8.5)."""
+    tool = "hushdrop-direct" if direct else "hushdrop"
+    route = [] if direct else ["--no-direct"]
+    out_dir = ctx.work / f"{tool}-out-{run}"
     out_dir.mkdir()
     env = hushdrop_env(ctx.extra_env)
     prof = {r: profile_dir / f"{r}.prof" for r in HUSHDROP_ROLES} if profile_dir else {}
@@ -273,7 +280,15 @@ def run_hushdrop(ctx: Context, run: int, profile_dir: Path | None = None) -> Mea
 
         sender = group.start(
             "hushdrop sender",
-            [*hushdrop_cli(prof.get("sender")), "send", str(ctx.source), "--relay", url, "--json"],
+            [
+                *hushdrop_cli(prof.get("sender")),
+                "send",
+                *route,
+                str(ctx.source),
+                "--relay",
+                url,
+                "--json",
+            ],
             env=env,
         )
         code = json.loads(sender.wait_line(json_event("code"), STARTUP_TIMEOUT).text)["code"]
@@ -284,6 +299,7 @@ def run_hushdrop(ctx: Context, run: int, profile_dir: Path | None = None) -> Mea
             [
                 *hushdrop_cli(prof.get("receiver")),
                 "receive",
+                *route,
                 "-o",
                 str(out_dir),
                 "--relay",
@@ -300,22 +316,25 @@ def run_hushdrop(ctx: Context, run: int, profile_dir: Path | None = None) -> Mea
 
     if done["bytes"] != ctx.size:
         raise BenchError(f"hushdrop receiver reported {done['bytes']} bytes, not {ctx.size}.")
+    if direct and done.get("route") != "direct":
+        raise BenchError("the Hushdrop CLIs did not connect directly (no usable local address?).")
     assert receiver.exit is not None
     procs = {
         "sender": ProcStats.of(sender),
         "relay": ProcStats.of(relay),
         "receiver": ProcStats.of(receiver),
     }
-    verify_and_remove(out_dir / ctx.source.name, ctx, "hushdrop")
+    verify_and_remove(out_dir / ctx.source.name, ctx, tool)
     out_dir.rmdir()
     return Measurement(
-        tool="hushdrop",
+        tool=tool,
         run=run,
         size=ctx.size,
         wall_seconds=receiver.exit.at - receiver.started,
         transfer_seconds=float(done["seconds"]),
         procs=procs,
         profiles={role: str(path) for role, path in prof.items()},
+        path=done.get("route", "relay"),
     )
 
 
@@ -543,15 +562,18 @@ def build_report(
     hushdrop: list[Measurement],
     wormhole: list[Measurement],
     versions: dict[str, str],
+    hushdrop_direct: list[Measurement] | None = None,
 ) -> dict[str, Any]:
     hd = summarize(hushdrop)
     wh = summarize(wormhole)
+    hdd = summarize(hushdrop_direct or [])
     report: dict[str, Any] = {
         "size_bytes": size,
         "runs": runs,
         "machine": machine(),
         "hushdrop": hd,
         "wormhole": wh,
+        "hushdrop_direct": hdd,
         "wormhole_versions": {
             k: v for k, v in versions.items() if k.lower().startswith(("magic", "twisted"))
         },
@@ -567,6 +589,19 @@ def build_report(
         transfer = hd["transfer_mib_s"] / wh["transfer_mib_s"]
         report["ratio"] = {"wall": round(wall, 2), "transfer": round(transfer, 2)}
         goals["speed_met"] = wall >= SPEED_GOAL
+    if hdd and hd:
+        report["ratio_direct_vs_relay"] = {
+            "wall": round(hdd["wall_mib_s"] / hd["wall_mib_s"], 2),
+            "transfer": round(hdd["transfer_mib_s"] / hd["transfer_mib_s"], 2),
+        }
+    if hdd and wh:
+        wall = hdd["wall_mib_s"] / wh["wall_mib_s"]
+        report["ratio_direct_vs_wormhole"] = {
+            "wall": round(wall, 2),
+            "transfer": round(hdd["transfer_mib_s"] / wh["transfer_mib_s"], 2),
+            "wormhole_path": wh["path"],
+        }
+        goals["direct_speed_met"] = wall >= SPEED_GOAL
     report["goals"] = goals
     return report
 
@@ -577,6 +612,7 @@ def print_table(report: dict[str, Any]) -> None:
         (name, report[key], roles)
         for name, key, roles in (
             ("hushdrop", "hushdrop", HUSHDROP_ROLES),
+            ("hushdrop (direct)", "hushdrop_direct", HUSHDROP_ROLES),
             (f"wormhole ({(report['wormhole'] or {}).get('path')})", "wormhole", WORMHOLE_ROLES),
         )
         if report[key]
@@ -608,6 +644,17 @@ def print_table(report: dict[str, Any]) -> None:
             f"ratio hushdrop/wormhole: {ratio['wall']:.2f}x wall, "
             f"{ratio['transfer']:.2f}x transfer   (goal: >= {SPEED_GOAL:.0f}x)"
         )
+    for key, label in (
+        ("ratio_direct_vs_relay", "hushdrop direct/relay"),
+        ("ratio_direct_vs_wormhole", "hushdrop direct/wormhole"),
+    ):
+        if key in report:
+            ratio = report[key]
+            where = f" ({ratio['wormhole_path']})" if "wormhole_path" in ratio else ""
+            print(
+                f"ratio {label}{where}: {ratio['wall']:.2f}x wall, "
+                f"{ratio['transfer']:.2f}x transfer"
+            )
     hd = report["hushdrop"]
     if hd:
         print(
@@ -638,6 +685,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--wormhole-direct",
         action="store_true",
         help="let magic-wormhole connect its peers directly instead of through its transit relay",
+    )
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="also run Hushdrop with its CLIs connected directly (PROTOCOL.md §8.5), not "
+        "through the relay; compared with the relayed run and with magic-wormhole",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object to stdout")
     parser.add_argument("--tmpdir", type=Path, default=Path(tempfile.gettempdir()))
@@ -717,10 +770,13 @@ def bench(args: argparse.Namespace) -> dict[str, Any] | None:
                 return None
 
             hushdrop: list[Measurement] = []
+            hushdrop_direct: list[Measurement] = []
             wormhole: list[Measurement] = []
             for run in range(1, args.runs + 1):
                 # Interleaved, so that a noisy neighbour hurts both tools alike.
                 results = [run_hushdrop(ctx, run)]
+                if args.direct:
+                    results.append(run_hushdrop(ctx, run, direct=True))
                 if bin_dir is not None:
                     results.append(run_wormhole(ctx, run, bin_dir, args.wormhole_direct))
                 for r in results:
@@ -728,12 +784,14 @@ def bench(args: argparse.Namespace) -> dict[str, Any] | None:
                         f"run {run}/{args.runs} {r.tool}: wall {r.wall_mib_s:.1f} MiB/s "
                         f"({r.wall_seconds:.2f} s), transfer {r.transfer_mib_s:.1f} MiB/s"
                     )
-                hushdrop.append(results[0])
-                wormhole.extend(results[1:])
+                for r in results:
+                    {"hushdrop": hushdrop, "hushdrop-direct": hushdrop_direct}.get(
+                        r.tool, wormhole
+                    ).append(r)
     finally:
         sampler.close()
     versions = wormhole_versions(bin_dir) if bin_dir is not None else {}
-    report = build_report(args.size, args.runs, hushdrop, wormhole, versions)
+    report = build_report(args.size, args.runs, hushdrop, wormhole, versions, hushdrop_direct)
     report["machine"]["load_before"] = load_before
     report["hushdrop_env"] = args.env
     return report
