@@ -153,14 +153,16 @@ class Reporter:
 
     def route(self, route: str, peer: str) -> None:
         """The data now goes `route`: "direct" (a TCP connection to the `peer`) or "relay"."""
-        self._route = route
+        previous, self._route = self._route, route
         self._moving = route == "direct"  # the resume on the new connection is no reconnect
         if self.json_mode:
             self._emit("route", route=route)
         elif route == "direct":
             self._say(f"Connected directly to the {peer}; the data no longer passes the relay.")
+        elif previous == "direct":
+            self._say(f"The direct connection to the {peer} was lost; continuing via the relay.")
         else:
-            self._say("No direct connection; the data goes through the relay.")
+            self._say(f"No direct connection to the {peer}; the data goes through the relay.")
 
     def reconnecting(self) -> None:
         if self.json_mode:
