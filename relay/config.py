@@ -27,6 +27,10 @@ DEFAULT_SITE_DIR = (
 # 'wasm-unsafe-eval' lets Pyodide compile WebAssembly. 'unsafe-eval' is needed because PyScript
 # 0.7 builds its hook functions with Function() at start-up (core.js), even for main-thread
 # scripts; Pyodide alone would not need it.
+# Link lifetimes offered to senders (10 minutes, an hour, a day, a week), where the relay's
+# min and max room ttl allow them; the default ttl is always offered too.
+TTL_PRESETS = (600, 3600, 86400, 604800)
+
 DEFAULT_CSP = (
     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'; style-src 'self'; "
     "img-src 'self' data:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
@@ -180,6 +184,12 @@ class RelayConfig:
         """The origins whose pages may open WebSockets, or None for any origin."""
         entries = [o.strip().rstrip("/") for o in self.allowed_origins.split(",")]
         return [o for o in entries if o] or None
+
+    def ttl_presets(self) -> list[int]:
+        """The link lifetimes a client offers its sender: those of `TTL_PRESETS` within the
+        relay's range, and the default (PROTOCOL.md §3.2)."""
+        presets = {t for t in TTL_PRESETS if self.min_room_ttl <= t <= self.max_room_ttl}
+        return sorted(presets | {self.room_ttl})
 
     def clamp_ttl(self, requested: int | None) -> int:
         """Return the ttl granted for a room whose creator asked for ``requested`` seconds.

@@ -30,6 +30,8 @@ LINK_PATH = "/v1/node"
 # The header by which a node proves, before the upgrade, that it is one (cluster.py).
 LINK_HEADER = "X-Hushdrop-Node"
 METRICS_PATH = "/metrics"
+# What a client may ask of this relay: link lifetimes and receivers (PROTOCOL.md §3.2).
+INFO_PATH = "/v1/info"
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
@@ -215,8 +217,10 @@ class HttpFrontend:
         csp: str,
         metrics: Callable[[], str] | None = None,
         links: Callable[[str | None], bool] | None = None,
+        info: Callable[[], str] | None = None,
     ) -> None:
         self.site = site
+        self.info = info
         self.links = links
         self.headers = security_headers(csp)
         self.metrics = metrics
@@ -237,6 +241,20 @@ class HttpFrontend:
             return response
         if path == HEALTH_PATH:
             return text_response(HTTPStatus.OK, "ok", head=request.method == "HEAD")
+        if path == INFO_PATH and self.info is not None:
+            body = self.info().encode()
+            headers = [
+                ("Content-Type", "application/json"),
+                ("Cache-Control", "no-cache"),
+                # Public facts about the relay, for a page served from another origin too.
+                ("Access-Control-Allow-Origin", "*"),
+            ]
+            return make_response(
+                HTTPStatus.OK,
+                headers,
+                b"" if request.method == "HEAD" else body,
+                content_length=len(body),
+            )
         if path == METRICS_PATH and self.metrics is not None:
             body = self.metrics().encode()
             return make_response(

@@ -78,6 +78,14 @@ LIMIT_MESSAGES = {
 }
 
 PEER_GONE_MESSAGE = "The other side disconnected."
+# room-full for a link that admits several receivers (PROTOCOL.md §3.1).
+USED_UP_MESSAGE = "This link has been used by all its receivers."
+# The peer protocol version this relay's rendezvous belongs to (PROTOCOL.md §11).
+PROTOCOL_VERSION = 3
+# The most receivers one link may admit (PROTOCOL.md §3.1); a request for more is clamped.
+MAX_RECEIVERS = 10
+# The token that lets the sender attach its connections to a room's receivers (§3.1).
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 
 ROOM_CODE_RE = re.compile(r"^[0-9]{6}$")
 # A resume ID: 16 bytes in unpadded base64url (PROTOCOL.md §8.1).
@@ -91,9 +99,20 @@ class BadRequest(ValueError):
 
 @dataclass(frozen=True)
 class Create:
-    """A request to open a room; ``ttl`` is the requested lifetime in seconds, if any."""
+    """A request to open a room; ``ttl`` is the requested lifetime in seconds, if any, and
+    ``receivers`` how many receivers the link admits (1 unless the client asked for more)."""
 
     ttl: int | None
+    receivers: int = 1
+
+
+@dataclass(frozen=True)
+class Attach:
+    """The sender's connection for receiver number ``receiver`` of a several-receiver room."""
+
+    room: str
+    receiver: int
+    token: str
 
 
 @dataclass(frozen=True)
@@ -111,7 +130,12 @@ class Resume:
     side: str
 
 
-def parse_request(data: str | bytes) -> Create | Join | Resume:
+def _is_int(value: object) -> bool:
+    # bool is an int subclass in Python but never a sensible number on the wire.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_request(data: str | bytes) -> Create | Join | Resume | Attach:
     """Parse a client's first message; raise `BadRequest` when it is not a known request."""
     if not isinstance(data, str):
         raise BadRequest("The first message must be a JSON text message.")
@@ -124,10 +148,12 @@ def parse_request(data: str | bytes) -> Create | Join | Resume:
     op = obj.get("op")
     if op == "create":
         ttl = obj.get("ttl")
-        # bool is an int subclass in Python but never a sensible ttl on the wire.
-        if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool)):
+        if ttl is not None and not _is_int(ttl):
             raise BadRequest("The ttl must be an integer number of seconds.")
-        return Create(ttl=ttl)
+        receivers = obj.get("receivers", 1)
+        if not _is_int(receivers) or receivers < 1:
+            raise BadRequest("The number of receivers must be a positive integer.")
+        return Create(ttl=ttl, receivers=min(receivers, MAX_RECEIVERS))
     if op == "join":
         room = obj.get("room")
         if not isinstance(room, str):
@@ -140,6 +166,15 @@ def parse_request(data: str | bytes) -> Create | Join | Resume:
         if side not in SIDES:
             raise BadRequest('The side must be "sender" or "receiver".')
         return Resume(id=slot, side=side)
+    if op == "attach":
+        room, receiver, token = obj.get("room"), obj.get("receiver"), obj.get("token")
+        if not isinstance(room, str) or not is_room_code(room):
+            raise BadRequest("The room code must be 6 digits.")
+        if not _is_int(receiver) or not 1 <= receiver <= MAX_RECEIVERS:
+            raise BadRequest(f"The receiver must be a number from 1 to {MAX_RECEIVERS}.")
+        if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
+            raise BadRequest("The token must be 22 base64url characters.")
+        return Attach(room=room, receiver=receiver, token=token)
     raise BadRequest("Unknown operation.")
 
 
@@ -148,9 +183,28 @@ def is_room_code(value: str) -> bool:
     return ROOM_CODE_RE.fullmatch(value) is not None
 
 
-def created(room: str, ttl: int) -> str:
-    """The relay's answer to a successful create."""
-    return json.dumps({"op": "created", "room": room, "ttl": ttl})
+def created(room: str, ttl: int, receivers: int = 1, token: str | None = None) -> str:
+    """The relay's answer to a successful create (a token only for several receivers)."""
+    reply: dict[str, object] = {"op": "created", "room": room, "ttl": ttl, "receivers": receivers}
+    if token is not None:
+        reply["token"] = token
+    return json.dumps(reply)
+
+
+def info(version: int, ttl: int, ttl_min: int, ttl_max: int, presets: list[int]) -> str:
+    """The body of ``GET /v1/info`` (PROTOCOL.md §3.2)."""
+    return json.dumps(
+        {
+            "version": version,
+            "ttl": {"default": ttl, "min": ttl_min, "max": ttl_max, "presets": presets},
+            "receivers": MAX_RECEIVERS,
+        }
+    )
+
+
+def joined(receiver: int) -> str:
+    """Sent to a several-receiver room's creator: receiver number ``receiver`` joined."""
+    return json.dumps({"op": "joined", "receiver": receiver})
 
 
 def paired() -> str:

@@ -1,9 +1,12 @@
 """Room bookkeeping: code allocation, the waiting → paired → closed lifecycle, usage counters.
 
 This module owns the rule that a room admits exactly two peers ever (its creator and one
-joiner) and that a code stops resolving once its room is gone. Resume slots (PROTOCOL.md §8)
-are rooms too, found by a resume ID instead of a code and pairing a sender with a receiver as
-often as they reconnect. It does no I/O; the session module drives the state transitions.
+joiner) and that a code stops resolving once its room is gone. A link for several receivers
+(PROTOCOL.md §3.1) is a room whose creator keeps a control connection: each join opens a
+receiver room in which the joiner waits for the sender's own connection for it (an attach).
+Resume slots (PROTOCOL.md §8) are rooms too, found by a resume ID instead of a code and pairing
+a sender with a receiver as often as they reconnect. It does no I/O; the session module drives
+the state transitions.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ Peer = TypeVar("Peer")
 # one million codes are live, at which point refusing new rooms is the right answer.
 _MAX_CODE_DRAWS = 100
 
+# How long a receiver of a several-receiver link waits for the sender's connection. The sender
+# attaches as soon as the relay tells it of the receiver; a minute covers a slow, busy page.
+ATTACH_TIMEOUT = 60
+
 
 class RoomState(enum.Enum):
     WAITING = "waiting"
@@ -36,10 +43,12 @@ class RoomError(Exception):
     For ``code == protocol.LIMIT``, ``limit`` names the limit (a `protocol.LIMIT_MESSAGES` key).
     """
 
-    def __init__(self, code: str, limit: str | None = None) -> None:
+    def __init__(self, code: str, limit: str | None = None, reply: str | None = None) -> None:
         super().__init__(code)
         self.code = code
         self.limit = limit
+        # The whole error message for the client, when it is not the code's standard one.
+        self.reply = reply
 
 
 @dataclass(eq=False)
@@ -64,11 +73,20 @@ class Room(Generic[Peer]):
     # same side took its place.
     side: str | None = None
     replaced: bool = False
+    # Several receivers (PROTOCOL.md §3.1): how many the link admits and how many joined, the
+    # token the sender attaches with, and the receiver rooms (a receiver room: its number).
+    receivers: int = 1
+    joined: int = 0
+    token: str | None = None
+    receiver_rooms: list[Room[Peer]] = field(default_factory=list)
+    receiver: int = 0
+    # A receiver room whose sender went away before attaching: the receiver is told so.
+    abandoned: bool = False
 
     @property
     def log_code(self) -> str | None:
         """The code to name in logs: room numbers (if logging them is on), never resume IDs."""
-        return self.code if self.side is None else None
+        return self.code.split("/", 1)[0] if self.side is None else None
 
     def touch(self) -> None:
         """Record that a frame moved, for the idle timeout."""
@@ -82,6 +100,9 @@ class RoomRegistry(Generic[Peer]):
         self.max_rooms = max_rooms
         self._rooms: dict[str, Room[Peer]] = {}
         self._slots: dict[str, Room[Peer]] = {}  # resume slots by resume ID
+        # Receivers waiting for (or paired with) the sender's connection, by "<code>/<n>".
+        # Not counted toward max_rooms: each belongs to a room (at most MAX_RECEIVERS of them).
+        self._receiver_rooms: dict[str, Room[Peer]] = {}
 
     def __len__(self) -> int:
         return len(self._rooms) + len(self._slots)
@@ -95,14 +116,16 @@ class RoomRegistry(Generic[Peer]):
         paired = sum(1 for room in rooms if room.state is RoomState.PAIRED)
         return len(rooms) - paired, paired
 
-    def create(self, creator: Peer, ttl: int) -> Room[Peer]:
+    def create(self, creator: Peer, ttl: int, receivers: int = 1) -> Room[Peer]:
         """Open a waiting room under a fresh random code unique among live rooms."""
         if self.full():
             raise RoomError(protocol.LIMIT, protocol.MAX_ROOMS)
         for _ in range(_MAX_CODE_DRAWS):
             code = f"{secrets.randbelow(1_000_000):06d}"
             if code not in self._rooms:
-                room = Room(code=code, creator=creator, ttl=ttl)
+                room = Room(code=code, creator=creator, ttl=ttl, receivers=receivers)
+                if receivers > 1:
+                    room.token = secrets.token_urlsafe(16)
                 self._rooms[code] = room
                 return room
         raise RoomError(protocol.LIMIT, protocol.ROOM_CODES)
@@ -115,6 +138,8 @@ class RoomRegistry(Generic[Peer]):
         room = self._rooms.get(code)
         if room is None or room.state is RoomState.CLOSED:
             raise RoomError(protocol.NO_SUCH_ROOM)
+        if room.receivers > 1:
+            return self._join_receiver(room, joiner)
         if room.state is RoomState.PAIRED:
             raise RoomError(protocol.ROOM_FULL)
         room.joiner = joiner
@@ -122,6 +147,51 @@ class RoomRegistry(Generic[Peer]):
         room.touch()
         room.paired.set()
         return room
+
+    def _join_receiver(self, room: Room[Peer], joiner: Peer) -> Room[Peer]:
+        """A new receiver room for ``joiner``; the link's creator learns of it (``paired``)."""
+        if room.joined >= room.receivers:
+            raise RoomError(
+                protocol.ROOM_FULL,
+                reply=protocol.error(protocol.ROOM_FULL, protocol.USED_UP_MESSAGE),
+            )
+        room.joined += 1
+        code = f"{room.code}/{room.joined}"
+        receiver_room = Room(code=code, creator=joiner, ttl=ATTACH_TIMEOUT, token=room.token)
+        receiver_room.receiver = room.joined
+        room.receiver_rooms.append(receiver_room)
+        self._receiver_rooms[code] = receiver_room
+        room.touch()
+        room.paired.set()  # wakes the creator's task, which announces the receiver
+        return receiver_room
+
+    def attach(self, code: str, receiver: int, token: str, peer: Peer) -> Room[Peer]:
+        """Pair the sender's connection ``peer`` with receiver number ``receiver`` of a link.
+
+        Works after the link's room closed to joins (expired), for receivers that joined
+        before. Runs without awaiting, like `join`.
+        """
+        room = self._receiver_rooms.get(f"{code}/{receiver}")
+        if (
+            room is None
+            or room.state is not RoomState.WAITING
+            or room.token is None
+            or not secrets.compare_digest(room.token, token)
+        ):
+            raise RoomError(protocol.NO_SUCH_ROOM)
+        room.joiner = peer
+        room.state = RoomState.PAIRED
+        room.touch()
+        room.paired.set()
+        return room
+
+    def abandon_receivers(self, room: Room[Peer]) -> None:
+        """The sender of a link left: end the receiver rooms still waiting for it."""
+        for receiver_room in room.receiver_rooms:
+            if receiver_room.state is RoomState.WAITING:
+                receiver_room.abandoned = True
+                self.close(receiver_room)
+                receiver_room.paired.set()  # wakes the receiver's task, which tells it
 
     @property
     def waiting_slots(self) -> dict[str, Room[Peer]]:
@@ -160,6 +230,11 @@ class RoomRegistry(Generic[Peer]):
         Idempotent. Does not set ``finished``: the caller does once its goodbyes are sent.
         """
         room.state = RoomState.CLOSED
-        table = self._rooms if room.side is None else self._slots
+        if room.side is not None:
+            table = self._slots
+        elif room.receiver:
+            table = self._receiver_rooms
+        else:
+            table = self._rooms
         if table.get(room.code) is room:
             del table[room.code]

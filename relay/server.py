@@ -129,6 +129,7 @@ async def serve_forever(
         config.csp,
         metrics=relay.render_metrics if config.metrics else None,
         links=cluster.accepts_link if cluster is not None else None,
+        info=relay.render_info,
     )
     async with (
         _cluster_closed(cluster),

@@ -65,6 +65,13 @@ class Relay:
         self.failed_joins = RateLimiter(config.failed_joins_per_ip_per_minute)
         self.forwarder = Forwarder(config, self.rooms, self.metrics)
 
+    def render_info(self) -> str:
+        """What ``GET /v1/info`` says: the link lifetimes and receivers this relay allows."""
+        c = self.config
+        return protocol.info(
+            protocol.PROTOCOL_VERSION, c.room_ttl, c.min_room_ttl, c.max_room_ttl, c.ttl_presets()
+        )
+
     def render_metrics(self) -> str:
         return self.metrics.render(*self.rooms.count_by_state())
 
@@ -116,11 +123,14 @@ class Relay:
 
         try:
             if isinstance(request, protocol.Create):
-                await self._create(ws, client, seat, self.config.clamp_ttl(request.ttl))
+                ttl = self.config.clamp_ttl(request.ttl)
+                await self._create(ws, client, seat, ttl, request.receivers)
             elif isinstance(request, protocol.Resume):
                 await self._resume(ws, client, seat, request)
+            elif isinstance(request, protocol.Attach):
+                await self._attach(ws, client, request)
             else:
-                await self._join(ws, client, request.room)
+                await self._join(ws, client, seat, request.room)
         except ClusterUnavailable:
             # Raised only before a peer waits or forwards: nothing else is under way yet.
             await self._refuse_limit(ws, client, protocol.CLUSTER, 0)
@@ -169,7 +179,12 @@ class Relay:
         await finish(ws, protocol.limit_reached(limit, value), CloseCode.TRY_AGAIN_LATER)
 
     async def _create(
-        self, ws: ServerConnection, client: Client, seat: Seat | SharedSeat, ttl: int
+        self,
+        ws: ServerConnection,
+        client: Client,
+        seat: Seat | SharedSeat,
+        ttl: int,
+        receivers: int = 1,
     ) -> None:
         # The relay-wide cap first, so that a full relay does not eat into client budgets.
         if self.rooms.full():
@@ -185,19 +200,25 @@ class Relay:
             await self._refuse_limit(ws, client, protocol.ROOMS_PER_IP, limit)
             return
         try:
-            room = await self._open_room(ws, ttl)
+            room = await self._open_room(ws, ttl, receivers)
         except RoomError as exc:
             await self._refuse_limit(ws, client, exc.limit or protocol.ROOM_CODES, len(self.rooms))
             return
         self.metrics.rooms_created += 1
         live = len(self.rooms)
         event(log, "room created", room=room.code, client=client.address, live_rooms=live)
-        await self._host(room, seat, protocol.created(room.code, ttl))
+        greeting = protocol.created(room.code, ttl, receivers, room.token)
+        if receivers > 1:
+            await self._host_link(room, greeting)
+        else:
+            await self._host(room, seat, greeting)
 
-    async def _open_room(self, ws: ServerConnection, ttl: int) -> Room[ServerConnection]:
+    async def _open_room(
+        self, ws: ServerConnection, ttl: int, receivers: int = 1
+    ) -> Room[ServerConnection]:
         """A new waiting room, under a number no other node of the cluster has either."""
         for _ in range(CLAIM_ATTEMPTS):
-            room = self.rooms.create(ws, ttl)
+            room = self.rooms.create(ws, ttl, receivers)
             if self.cluster is None:
                 return room
             claimed = False
@@ -289,8 +310,9 @@ class Relay:
             if greeting is not None:
                 await ws.send(greeting)
             pending = await self._wait_for_joiner(room)
-            if pending is not None and seat is not None:
-                seat.release()  # the pair now counts through its joiner
+            if pending is not None:
+                if seat is not None:
+                    seat.release()  # the pair now counts through its joiner
                 await self.forwarder.run_pair(room, pending)
         except ConnectionClosed:
             event(log, "room closed", room=room.log_code, reason="creator-left")
@@ -300,6 +322,94 @@ class Relay:
                 self.cluster.release(room)
             # Only now may the joiner's handler return (which closes its connection).
             room.finished.set()
+
+    async def _host_link(self, room: Room[ServerConnection], greeting: str) -> None:
+        """Run a several-receiver link from its creator's control connection (PROTOCOL.md §3.1).
+
+        Announces each receiver that joins until all did and the sender closes the control
+        connection, or the link's ttl passes (then ``expired``, and no further joins). The
+        control connection keeps its seat in the waiting-room budget all along.
+        """
+        ws = room.creator
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + room.ttl
+        receive: asyncio.Future[Data] | None = None
+        announced = 0
+        reason = "expired"
+        try:
+            await ws.send(greeting)
+            receive = asyncio.ensure_future(ws.recv())
+            while True:
+                while announced < room.joined:
+                    announced += 1
+                    await ws.send(protocol.joined(announced))
+                room.paired.clear()  # no await since the check above: no join is missed
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                joined = asyncio.ensure_future(room.paired.wait())
+                try:
+                    await asyncio.wait(
+                        {receive, joined}, timeout=left, return_when="FIRST_COMPLETED"
+                    )
+                finally:
+                    joined.cancel()
+                if receive.done():
+                    reason = "creator-left"
+                    break
+            # Retire the code before any await so that nobody can join a room being closed.
+            self.rooms.close(room)
+            if reason == "expired":
+                receive.cancel()
+                event(log, "room closed", room=room.log_code, reason="expired", joined=announced)
+                if room.joined == 0:
+                    self.metrics.error("expired")
+                await finish(ws, protocol.error(protocol.EXPIRED), CloseCode.NORMAL_CLOSURE)
+            elif isinstance(receive.exception(), ConnectionClosed):
+                self.rooms.abandon_receivers(room)
+                event(log, "room closed", room=room.log_code, reason="creator-left")
+            else:
+                self.rooms.abandon_receivers(room)
+                self.metrics.error("bad-request")
+                event(log, "room closed", room=room.log_code, reason="bad-request")
+                message = "Only receivers' joins are announced on this connection."
+                await finish(ws, protocol.error(protocol.BAD_REQUEST, message))
+        except ConnectionClosed:
+            self.rooms.abandon_receivers(room)
+            event(log, "room closed", room=room.log_code, reason="creator-left")
+        finally:
+            if receive is not None:
+                receive.cancel()
+            self.rooms.close(room)
+            if self.cluster is not None:
+                self.cluster.release(room)
+            room.finished.set()
+
+    async def _attach(self, ws: ServerConnection, client: Client, request: protocol.Attach) -> None:
+        """The sender's connection for one receiver of a several-receiver link."""
+        try:
+            if self.cluster is not None:
+                carried = json.dumps(
+                    {
+                        "op": "attach",
+                        "room": request.room,
+                        "receiver": request.receiver,
+                        "token": request.token,
+                    }
+                )
+                linked = await self._link_home(request.room, carried, self.cluster)
+                if linked is not None:
+                    await self._proxy(ws, *linked)
+                    return
+            room = self.rooms.attach(request.room, request.receiver, request.token, ws)
+        except RoomError as exc:
+            await self._spend_failed_join(client)
+            self.metrics.error(exc.code)
+            event(log, "attach refused", client=client.address, reason=exc.code)
+            await finish(ws, exc.reply or protocol.error(exc.code), CloseCode.NORMAL_CLOSURE)
+            return
+        # The receiver's task runs the pair; returning earlier would close this connection.
+        await room.finished.wait()
 
     async def _wait_for_joiner(self, room: Room[ServerConnection]) -> asyncio.Task[Data] | None:
         """Wait until the room is paired (return the creator's pending receive) or ends."""
@@ -324,6 +434,11 @@ class Relay:
             self.metrics.error("replaced")
             await finish(ws, protocol.error(protocol.REPLACED), CloseCode.NORMAL_CLOSURE)
             return None
+        if room.abandoned:
+            receive.cancel()
+            event(log, "room closed", room=room.log_code, reason="sender-left")
+            await finish(ws, protocol.peer_gone(True), CloseCode.NORMAL_CLOSURE)
+            return None
         if not receive.done():
             receive.cancel()
             self.metrics.error("expired")
@@ -343,7 +458,9 @@ class Relay:
             )
         return None
 
-    async def _join(self, ws: ServerConnection, client: Client, code: str) -> None:
+    async def _join(
+        self, ws: ServerConnection, client: Client, seat: Seat | SharedSeat, code: str
+    ) -> None:
         # Only a well-formed code is worth logging (and it is logged only if identifiers are on).
         shown = code if protocol.is_room_code(code) else None
         if await self._joins_blocked(client):
@@ -354,7 +471,8 @@ class Relay:
             if shown is None:
                 raise RoomError(protocol.NO_SUCH_ROOM)
             if self.cluster is not None:
-                linked = await self._join_elsewhere(code, self.cluster)
+                carried = json.dumps({"op": "join", "room": code})
+                linked = await self._link_home(code, carried, self.cluster)
                 if linked is not None:
                     event(log, "room paired", room=code, client=client.address, linked=True)
                     await self._proxy(ws, *linked)
@@ -364,16 +482,22 @@ class Relay:
             await self._spend_failed_join(client)
             self.metrics.error(exc.code)
             event(log, "join refused", room=shown, client=client.address, reason=exc.code)
-            await finish(ws, protocol.error(exc.code), CloseCode.NORMAL_CLOSURE)
+            await finish(ws, exc.reply or protocol.error(exc.code), CloseCode.NORMAL_CLOSURE)
+            return
+        if room.receiver:
+            # One receiver of a several-receiver link: it waits for the sender's connection.
+            event(log, "receiver joined", room=code, client=client.address)
+            await self._host(room, seat, None)
             return
         event(log, "room paired", room=code, client=client.address)
         # The creator's task runs the pair; returning earlier would close this connection.
         await room.finished.wait()
 
-    async def _join_elsewhere(
-        self, code: str, cluster: Cluster
+    async def _link_home(
+        self, code: str, carried: str, cluster: Cluster
     ) -> tuple[ClientConnection, str | bytes] | None:
-        """A link to the room's node and its first answer, or None if the room lives here.
+        """A link to the room's node carrying ``carried`` (a join or an attach) and its first
+        answer, or None if the room lives here.
 
         Raises `RoomError` when the room does not exist (or its node is gone) or is taken.
         """
@@ -384,7 +508,7 @@ class Relay:
             raise RoomError(protocol.NO_SUCH_ROOM)
         if home.node == cluster.node:
             return None
-        link = await cluster.open_link(home, json.dumps({"op": "join", "room": code}))
+        link = await cluster.open_link(home, carried)
         if link is None:
             cluster.forget_room(code, home)
             raise RoomError(protocol.NO_SUCH_ROOM)
@@ -397,7 +521,7 @@ class Relay:
         refused = is_refusal(first)
         if refused is not None:
             await link.close()
-            raise RoomError(refused)
+            raise RoomError(refused, reply=first if isinstance(first, str) else None)
         return link, first
 
     async def _proxy(
@@ -440,7 +564,17 @@ class Relay:
             try:
                 room = self.rooms.join(request.room, ws)
             except RoomError as exc:
-                await finish(ws, protocol.error(exc.code), CloseCode.NORMAL_CLOSURE)
+                await finish(ws, exc.reply or protocol.error(exc.code), CloseCode.NORMAL_CLOSURE)
+                return
+            if room.receiver:
+                await self._host(room, None, None)
+            else:
+                await room.finished.wait()
+        elif isinstance(request, protocol.Attach):
+            try:
+                room = self.rooms.attach(request.room, request.receiver, request.token, ws)
+            except RoomError as exc:
+                await finish(ws, exc.reply or protocol.error(exc.code), CloseCode.NORMAL_CLOSURE)
                 return
             await room.finished.wait()
         elif isinstance(request, protocol.Resume):

@@ -180,6 +180,11 @@ class OutgoingFiles:
                     files.append(_entry(f"{prefix}/{filename}", info))
                     sources.append(file_path)
 
+    def reader(self) -> OutgoingFiles:
+        """The same files with a handle and buffer of their own: one per receiver of a link,
+        which each read the files at their own pace."""
+        return OutgoingFiles(self.manifest, self._sources)
+
     def read(self, index: int, offset: int, length: int) -> memoryview:
         """Bytes [offset, offset+length) of file `index`, in a buffer reused by the next read."""
         if self._open_index != index:

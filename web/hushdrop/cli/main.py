@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ..protocol.codes import parse_code
-from ..protocol.constants import MAX_TEXT_BYTES
+from ..protocol.constants import MAX_RECEIVERS, MAX_TEXT_BYTES
 from ..protocol.errors import (
     CodeFormatError,
     HushdropError,
@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long the code waits for the receiver, in seconds (default: the relay's, "
         "3600 on a default relay; the relay keeps it within its own limits)",
     )
+    send.add_argument(
+        "--receivers",
+        type=_receivers,
+        default=1,
+        metavar="N",
+        help="how many receivers may use the code or link, each with its own key exchange and "
+        "verification code (1 to 10; default: 1)",
+    )
     common(send)
 
     receive = commands.add_parser("receive", help="receive with a code or link")
@@ -155,6 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
         "`hushdrop serve` serves: this checkout's build/site, or the installed package's)",
     )
     return parser
+
+
+def _receivers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_RECEIVERS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_RECEIVERS}")
+    return value
 
 
 def _seconds(text: str) -> int:
@@ -286,6 +304,7 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
                 password,
                 args.ttl,
                 reporter,
+                receivers=args.receivers,
                 resume_window=_resume_window(),
                 text=text,
                 direct=not args.no_direct,

@@ -53,9 +53,20 @@ class Reporter:
         else:
             print(text, file=self._err, flush=True)
 
-    def code(self, code: str, link: str, ttl: int, password: bool) -> None:
+    def for_receiver(self, number: int) -> Reporter:
+        """What to report one receiver of a link through (PROTOCOL.md §3.1)."""
+        return ReceiverReporter(self, number)
+
+    def code(self, code: str, link: str, ttl: int, password: bool, receivers: int = 1) -> None:
         if self.json_mode:
-            self._emit("code", code=code, link=link, expires_in=ttl, password=password)
+            self._emit(
+                "code",
+                code=code,
+                link=link,
+                expires_in=ttl,
+                password=password,
+                receivers=receivers,
+            )
             return
         print(f"Code: {code}", file=self._out, flush=True)
         print(f"Link: {link}", file=self._out, flush=True)
@@ -63,7 +74,8 @@ class Reporter:
         self._say(
             f"On the other machine open the link, or run `hushdrop receive` and type the code."
             f"{extra} "
-            f"Waiting for the receiver (the code expires in {ttl // 60} min)…"
+            f"Waiting for {'the receiver' if receivers == 1 else f'up to {receivers} receivers'} "
+            f"(the code expires in {ttl // 60} min)…"
         )
 
     def status(self, message: str) -> None:
@@ -219,6 +231,28 @@ class Reporter:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class ReceiverReporter(Reporter):
+    """One receiver of a link: its lines start with "Receiver N:", its JSON events carry
+    ``"receiver": N``; progress comes as lines (several bars at once would garble a terminal)."""
+
+    def __init__(self, parent: Reporter, number: int) -> None:
+        super().__init__(parent.json_mode, parent._out, parent._err)
+        self._tty = False
+        self.number = number
+
+    def _emit(self, event: str, **fields: object) -> None:
+        super()._emit(event, receiver=self.number, **fields)
+
+    def _say(self, text: str) -> None:
+        super()._say(f"Receiver {self.number}: {text}")
+
+    def error(self, kind: str, message: str) -> None:
+        if self.json_mode:
+            self._emit("error", kind=kind, message=message)
+        else:
+            self._say(f"Error: {message}")
 
 
 def _isatty(stream: TextIO) -> bool:

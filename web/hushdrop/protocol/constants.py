@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 PROTOCOL_VERSION = 3
+# The most receivers one link admits (PROTOCOL.md §3.1).
+MAX_RECEIVERS = 10
 
 # §2 codes
 ROOM_DIGITS = 6

@@ -27,11 +27,17 @@ def websocket_url(relay: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + WS_PATH, "", ""))
 
 
-def create_request(ttl: int | None = None) -> str:
+def create_request(ttl: int | None = None, receivers: int = 1) -> str:
     request: dict[str, object] = {"op": "create"}
     if ttl is not None:
         request["ttl"] = ttl
+    if receivers > 1:
+        request["receivers"] = receivers
     return json.dumps(request)
+
+
+def attach_request(room: str, receiver: int, token: str) -> str:
+    return json.dumps({"op": "attach", "room": room, "receiver": receiver, "token": token})
 
 
 def join_request(room: str) -> str:
@@ -104,6 +110,10 @@ class RelayChannel:
     """The rendezvous steps (PROTOCOL.md §3) over a transport's own `send` and `_recv`."""
 
     room: str | None = None
+    # A link for several receivers (PROTOCOL.md §3.1): how many the relay granted, and the
+    # token this sender attaches its connection for each of them with.
+    receivers: int = 1
+    token: str | None = None
 
     async def send(self, message: bytes | str) -> None:
         raise NotImplementedError
@@ -111,12 +121,39 @@ class RelayChannel:
     async def _recv(self) -> str | bytes:
         raise NotImplementedError
 
-    async def create_room(self, ttl: int | None = None) -> tuple[str, int]:
-        """Ask for a room; return its number and the granted lifetime in seconds."""
-        await self.send(create_request(ttl))
+    async def create_room(self, ttl: int | None = None, receivers: int = 1) -> tuple[str, int]:
+        """Ask for a room; return its number and the granted lifetime in seconds.
+
+        With ``receivers`` > 1 this connection becomes the link's control connection (§3.1):
+        `receivers` and `token` say what the relay granted.
+        """
+        await self.send(create_request(ttl, receivers))
         reply = expect(await self._recv(), "created")
         self.room = str(reply["room"])
+        granted = reply.get("receivers", 1)
+        self.receivers = granted if isinstance(granted, int) and granted >= 1 else 1
+        token = reply.get("token")
+        self.token = token if isinstance(token, str) else None
+        if receivers > 1 and (self.token is None or self.receivers < 2):
+            raise RelayError("This relay does not support links for several receivers.")
         return self.room, int(reply.get("ttl", 0))
+
+    async def next_receiver(self) -> int:
+        """On a link's control connection: wait until the relay announces a receiver (§3.1).
+
+        Raises what the relay said instead: `expired` once the link's lifetime is over.
+        """
+        reply = expect(await self._recv(), "joined")
+        number = reply.get("receiver")
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise RelayError("The relay sent a malformed message.")
+        return number
+
+    async def attach_room(self, room: str, receiver: int, token: str) -> None:
+        """Open this connection as the sender's side for receiver ``receiver`` of a link."""
+        self.room = room
+        await self.send(attach_request(room, receiver, token))
+        await self.wait_paired()
 
     async def join_room(self, room: str) -> None:
         """Join `room` and wait until the relay paired us with its creator."""

@@ -1,0 +1,105 @@
+"""`hushdrop send --receivers N` (PROTOCOL.md §3.1) with real CLI processes and a real relay:
+every receiver gets the files through its own key exchange, and a failed guess ends the link."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from .cli import receive, send, sha256_file
+from .test_cli import EXIT_CONNECTION, EXIT_WRONG_CODE, files_under, random_file
+
+
+def test_three_receivers_each_get_the_files_intact_with_their_own_verification_code(
+    relay, tmp_path
+):
+    src = tmp_path / "src"
+    random_file(src / "album" / "big.bin", 20 << 20)
+    random_file(src / "album" / "small.jpg", 12_345)
+    sender = send(relay.url, src / "album", extra=["--receivers", "3"])
+    code = sender.wait_event("code")
+    assert code["receivers"] == 3
+    outs = [tmp_path / f"out{n}" for n in (1, 2, 3)]
+    receivers = []
+    for out in outs:
+        out.mkdir()
+        receivers.append(receive(relay.url, code["code"], out))
+    for receiver in receivers:
+        assert receiver.wait() == 0, receiver.stderr
+    assert sender.wait() == 0, sender.stderr
+
+    expected = {"album/" + k: v for k, v in files_under(src / "album").items()}
+    for out in outs:
+        assert files_under(out) == expected
+        assert not list(out.rglob(".hushdrop-*"))
+    shown = {e["receiver"]: e["sas"] for e in sender.events if e["event"] == "verification"}
+    assert sorted(shown) == [1, 2, 3]
+    assert len(set(shown.values())) == 3  # a key exchange of its own for each receiver
+    assert {r.wait_event("verification")["sas"] for r in receivers} == set(shown.values())
+    done = [e for e in sender.events if e["event"] == "done"]
+    assert sorted(e["receiver"] for e in done) == [1, 2, 3]
+
+
+def test_a_receiver_beyond_the_links_count_is_told_it_was_used_by_all(relay, tmp_path):
+    src = random_file(tmp_path / "a.bin", 8 << 20)
+    sender = send(relay.url, src, extra=["--receivers", "2"])
+    code = sender.wait_event("code")["code"]
+    held = []
+    for n in (1, 2):
+        out = tmp_path / f"out{n}"
+        out.mkdir()
+        receiver = receive(relay.url, code, out)
+        receiver.wait_event("verification")
+        os.kill(receiver.proc.pid, signal.SIGSTOP)  # keep the link's sender running
+        held.append(receiver)
+    try:
+        late = receive(relay.url, code, tmp_path)
+        assert late.wait() == EXIT_CONNECTION
+        assert late.error()["message"] == "This link has been used by all its receivers."
+    finally:
+        for receiver in held:
+            os.kill(receiver.proc.pid, signal.SIGCONT)
+    for receiver in held:
+        assert receiver.wait() == 0, receiver.stderr
+    assert sender.wait() == 0, sender.stderr
+    assert sha256_file(tmp_path / "out1" / "a.bin") == sha256_file(src)
+
+
+def test_a_wrong_code_ends_the_link_for_every_receiver(relay, tmp_path):
+    src = random_file(tmp_path / "a.bin", 64 << 20)
+    sender = send(relay.url, src, extra=["--receivers", "3"])
+    code = sender.wait_event("code")["code"]
+    room, *words = code.split("-")
+    wrong = "-".join([room, "zoo" if words[0] != "zoo" else "zero", *words[1:]])
+
+    first_out = tmp_path / "first"
+    first_out.mkdir()
+    first = receive(relay.url, code, first_out)
+    first.wait_event("verification")
+    # Confirmed on both sides, so the sender can tell it why in a sealed CANCEL (an ABORT
+    # before confirmation carries no words, §5.4).
+    assert sender.wait_event("verification")["receiver"] == 1
+    os.kill(first.proc.pid, signal.SIGSTOP)  # mid-transfer when the guess comes
+    try:
+        guess = receive(relay.url, wrong, tmp_path / "guess")
+        assert guess.wait() == EXIT_WRONG_CODE
+        assert sender.wait() == EXIT_WRONG_CODE
+    finally:
+        os.kill(first.proc.pid, signal.SIGCONT)
+    assert "intercept" in sender.error()["message"]
+    assert first.wait() != 0
+    assert "wrong code" in first.error()["message"]
+    assert not (first_out / "a.bin").exists()
+    assert not list(first_out.rglob(".hushdrop-*"))
+
+    later = receive(relay.url, code, tmp_path)
+    assert later.wait() == EXIT_CONNECTION
+    assert later.error()["message"].startswith("No transfer is waiting")
+
+
+def test_receivers_out_of_range_is_a_usage_error(relay, tmp_path: Path):
+    src = random_file(tmp_path / "a.bin", 10)
+    sender = send(relay.url, src, extra=["--receivers", "11"])
+    assert sender.wait() == 2
+    assert "1 to 10" in sender.stderr
