@@ -8,7 +8,7 @@ No user's browser does that work, so the transfer benchmarks drive Chromium with
 which only ever enables what it uses (Runtime evaluation, file inputs, downloads).
 
 Only what bench/page.py needs: launch, open a page, evaluate, poll, set files, click, wait for a
-download.
+download, and plain commands in a tab's session (the CPU profiler).
 """
 
 from __future__ import annotations
@@ -182,6 +182,10 @@ class BarePage:
     def __init__(self, browser: BareChromium, session: str) -> None:
         self._browser = browser
         self._session = session
+
+    def command(self, method: str, **params: Any) -> dict:
+        """Any other DevTools command in this tab's session (e.g. the CPU profiler)."""
+        return self._browser.send(method, self._session, **params)
 
     def evaluate(self, expression: str, *, by_value: bool = True) -> Any:
         result = self._browser.send(

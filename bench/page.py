@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/page.py [--size 1GiB] [--memory-size 2GiB] [--skip-memory] [--json]
     .venv/bin/python bench/page.py --load-only --runs 3
+    .venv/bin/python bench/page.py --size 256MiB --profile DIR   # where the main threads spend it
 
 Measures, in one run:
 
@@ -10,9 +11,16 @@ Measures, in one run:
 * **page → relay → page**: one file of `--size` from a sending browser to a receiving browser,
   timed from the receiver's click on "Download" to the finished download, and its ratio to the
   ceiling (goal: at least 60 %); with the CPU time each part used per MiB moved (each page's main
-  thread, the rest of each browser, the relay), which says what the machine spent it on;
+  thread, the rest of each browser, the relay), which says what the machine spent it on, the
+  long tasks (> 50 ms) on each page's main thread during the transfer (Long Tasks API: count,
+  longest) and the receiving browser's memory above idle at its peak;
+* **reference JS** (bench/reference, README "Reference client"): the same file, in the same run,
+  through a plain-JavaScript client doing the same work on the same path (same relay and
+  framing, WebCrypto, SHA-256, the site's service-worker download), with the same figures:
+  what Hushdrop's Python engine costs against plain JavaScript (goal: Hushdrop ≥ 80 %);
 * **one page alone**: the same file CLI → page and page → CLI, each page with the CLI as its
   peer: what one page can receive and send when it does not share the machine with another;
+  and the reference page with its CLI peer (bench/reference/peer.py) both ways;
 * **receiver memory**: proportional set size (PSS) of the receiving browser's whole process tree
   during a `--memory-size` transfer, above its idle level with the page loaded (goal: < 256 MB);
 * **page load**: from navigation start to "ready" (the Receive button enabled; Create link also
@@ -30,11 +38,13 @@ printed, never asserted: these machines are shared and noisy.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -112,19 +122,21 @@ def process_tree(root_pid: int) -> list[int]:
     return tree
 
 
+def pss(pid: int) -> int:
+    """The PSS of one process in bytes (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def tree_pss(root_pid: int) -> int:
     """Sum of PSS (bytes) over `root_pid` and all its descendants."""
-    total = 0
-    for pid in process_tree(root_pid):
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as rollup:
-                for line in rollup:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-        except OSError:
-            continue
-    return total
+    return sum(map(pss, process_tree(root_pid)))
 
 
 def browser_pid(profile: Path) -> int:
@@ -144,9 +156,14 @@ def browser_pid(profile: Path) -> int:
 
 
 class PssSampler:
-    """Samples a browser's tree PSS on a thread; `peak` is the largest value seen."""
+    """Samples a browser's tree PSS on a thread; `peak` is the largest value seen.
 
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
+    The process tree is listed again every `REFRESH` samples only (a download or a service
+    worker may start a process), which keeps the sampler's own CPU small."""
+
+    REFRESH = 10
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
         self.pid = pid
         self.peak = 0
         self._stop = threading.Event()
@@ -154,8 +171,13 @@ class PssSampler:
         self._thread.start()
 
     def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            self.peak = max(self.peak, tree_pss(self.pid))
+        pids: list[int] = []
+        for count in itertools.count():
+            if self._stop.wait(interval):
+                return
+            if count % self.REFRESH == 0:
+                pids = process_tree(self.pid)
+            self.peak = max(self.peak, sum(map(pss, pids)))
 
     def stop(self) -> int:
         self._stop.set()
@@ -313,52 +335,172 @@ DOWNLOAD_SHOWN = """(() => {
 })()"""
 
 
+# Long tasks on a page's main thread (Long Tasks API): every entry since the page started, and
+# a mark the bench sets when the timed part begins, so only the transfer's tasks are counted.
+LONG_TASK_PROBE = """
+(() => {
+  const tasks = [];
+  let from = Infinity;
+  try {
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) tasks.push([entry.startTime, entry.duration]);
+    }).observe({type: "longtask", buffered: true});
+  } catch (error) {
+    globalThis.__benchLongTaskError = String(error);
+  }
+  globalThis.__benchMark = () => { from = performance.now(); };
+  globalThis.__benchLongTasks = () => {
+    const mine = tasks.filter(([start]) => start >= from).map(([, duration]) => duration);
+    return {count: mine.length, longest_ms: Math.max(0, ...mine),
+            total_ms: mine.reduce((sum, d) => sum + d, 0),
+            error: globalThis.__benchLongTaskError || null};
+  };
+})();
+"""
+
+REFERENCE_PATH = "bench-reference/"  # where the reference client is served, inside the SW's scope
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+
+
+def add_reference(site: Path) -> None:
+    """Serve the reference client from the bench's copy of the built site (never the real one)."""
+    target = site / REFERENCE_PATH
+    target.mkdir()
+    for name in ("index.html", "reference.js", "sha256.js"):
+        shutil.copyfile(REFERENCE_DIR / name, target / name)
+
+
+class Pair:
+    """The two pages of one page → page transfer, up to the receiver's "Download" click."""
+
+    sender: BarePage
+    receiver: BarePage
+
+    def click(self) -> None:
+        raise NotImplementedError
+
+    def check(self) -> dict[str, object]:
+        """After the download: raise if either side failed; extra figures for the result."""
+        return {}
+
+
+class HushdropPair(Pair):
+    def __init__(
+        self, sending: BareChromium, receiving: BareChromium, url: str, source: Path, init: str
+    ) -> None:
+        self.sender, link = bare_create_link(sending, url, source, init)
+        self.receiver = receiving.new_page(link, init)
+        self.receiver.wait_for(DOWNLOAD_SHOWN, LONG / 1000)
+
+    def click(self) -> None:
+        self.receiver.click("[data-part=download]")
+
+    def check(self) -> dict[str, object]:
+        ceiling = self.sender.evaluate(
+            f"({CEILING_JS})({json.dumps({'total': 256 * MiB, 'chunk': 16384, 'inflight': 64})})"
+        )
+        return {"ceiling_mib_s": ceiling / MiB}
+
+
+class ReferencePair(Pair):
+    """bench/reference: the plain-JavaScript client, on the same relay and service worker."""
+
+    def __init__(
+        self, sending: BareChromium, receiving: BareChromium, url: str, source: Path, init: str
+    ) -> None:
+        # The test key rides in the fragment, which the browser never sends to the relay.
+        page = f"{url}{REFERENCE_PATH}#isk={os.urandom(64).hex()}"
+        self.sender = sending.new_page(page, init)
+        self.sender.wait_for(READY, 60)
+        self.sender.set_files("#file", [source])
+        room = self.sender.evaluate("referenceSend()")
+        self.receiver = receiving.new_page(page, init)
+        self.receiver.wait_for(READY, 60)
+        self.receiver.evaluate(f"referenceJoin({json.dumps(room)})")
+        self.receiver.wait_for(reference_state("offered"), 60)
+
+    def click(self) -> None:
+        self.receiver.evaluate("referenceDownload()")
+
+    def check(self) -> dict[str, object]:
+        self.sender.wait_for(reference_state("done"), 60)
+        receiver = self.receiver.evaluate("globalThis.reference")
+        if receiver["error"]:
+            raise RuntimeError(f"reference receiver: {receiver['error']}")
+        return {"sha256_mib_s": self.sender.evaluate("globalThis.reference.sha256MiBs")}
+
+
+READY = "globalThis.reference?.state === 'ready'"
+
+
+def reference_state(state: str) -> str:
+    """A condition for wait_for: the reference page reached `state`; its error raises."""
+    return (
+        "(() => { const r = globalThis.reference;"
+        " if (r.error) throw new Error(r.error);"
+        f" return r.state === {json.dumps(state)}; }})()"
+    )
+
+
 def transfer(
     work: Path,
     url: str,
     relay_pid: int,
     source: Path,
-    sample_memory: bool,
+    client: type[Pair] = HushdropPair,
     route: str = "relayed",
-) -> dict[str, float]:
-    """One page → page transfer of `source`, through the relay or (route="direct") over WebRTC
-    if it connects: timing, the relay's share of the bytes, the CPU each part used, and
-    (optionally) the receiver's memory. The browsers run without Playwright (see bare.py)."""
-    name = f"{route}-{source.stat().st_size}"
+    profile: Path | None = None,
+) -> dict[str, object]:
+    """One page → page transfer of `source` by `client`, through the relay or (route="direct")
+    over WebRTC if it connects: timing, the relay's share of the bytes, the CPU each part used,
+    long tasks on each page's main thread, and the receiving browser's memory above idle.
+    The browsers run without Playwright (see bare.py). With `profile`, the pages' main threads
+    run under the DevTools CPU profiler instead (slower: for where the time goes, not speed)."""
     size = source.stat().st_size
+    name = f"{client.__name__}-{route}-{size}"
     # WebRTC finds no path in the relayed run, so the pages stay on the relay.
-    init = BLOCK_ICE if route == "relayed" else None
+    init = (BLOCK_ICE if route == "relayed" else "") + LONG_TASK_PROBE
     with (
         bare_browser(work, f"sender-{name}") as sending,
         bare_browser(work, f"receiver-{name}") as receiving,
     ):
         relayed_before = relayed_bytes(url)
-        sender, link = bare_create_link(sending, url, source, init)
-        receiver = receiving.new_page(link, init)
-        receiver.wait_for(DOWNLOAD_SHOWN, LONG / 1000)
+        pair = client(sending, receiving, url, source, init)
         time.sleep(1)  # let the idle page settle before taking its memory baseline
         idle = tree_pss(receiving.pid)
-        sampler = PssSampler(receiving.pid) if sample_memory else None
+        sampler = PssSampler(receiving.pid)
         cpu = CpuMeter({"sender": sending.pid, "receiver": receiving.pid, "relay": relay_pid})
+        for page in (pair.sender, pair.receiver):
+            page.evaluate("__benchMark()")
+            if profile:
+                page.command("Profiler.enable")
+                page.command("Profiler.setSamplingInterval", interval=500)
+                page.command("Profiler.start")
         start = time.perf_counter()
-        receiver.click("[data-part=download]")
+        pair.click()
         path = receiving.wait_download(LONG / 1000)
         elapsed = time.perf_counter() - start
         used = cpu.stop(size)
-        peak = sampler.stop() if sampler else 0
+        peak = sampler.stop()
+        if profile:
+            for side, page in (("sender", pair.sender), ("receiver", pair.receiver)):
+                cpu_profile = page.command("Profiler.stop")["profile"]
+                (profile / f"{side}.cpuprofile").write_text(json.dumps(cpu_profile))
+        long_tasks = {
+            side: page.evaluate("__benchLongTasks()")
+            for side, page in (("sender", pair.sender), ("receiver", pair.receiver))
+        }
         relayed = relayed_bytes(url) - relayed_before
         if sha256_file(path) != sha256_file(source):
             raise RuntimeError("the downloaded file differs from the source")
-        ceiling = sender.evaluate(
-            f"({CEILING_JS})({json.dumps({'total': 256 * MiB, 'chunk': 16384, 'inflight': 64})})"
-        )
         path.unlink()
-    result = {"seconds": elapsed, "mib_s": size / MiB / elapsed}
+        extra = pair.check()
+    result: dict[str, object] = {"seconds": elapsed, "mib_s": size / MiB / elapsed}
     result["relayed_share"] = relayed / size
-    result["ceiling_mib_s"] = ceiling / MiB
     result["cpu_ms_per_mib"] = used
-    if sample_memory:
-        result.update(idle_mb=idle / 1e6, peak_mb=peak / 1e6, above_idle_mb=(peak - idle) / 1e6)
+    result["long_tasks"] = long_tasks
+    result.update(idle_mb=idle / 1e6, peak_mb=peak / 1e6, above_idle_mb=(peak - idle) / 1e6)
+    result.update(extra)
     return result
 
 
@@ -380,15 +522,15 @@ def one_page(work: Path, relay_url: str, source: Path) -> dict[str, float]:
             path.unlink()
         finally:
             cli.stop()
-        page, _ = bare_create_link(browser, relay_url + "/", source, BLOCK_ICE)
-        code = page.evaluate("document.querySelector('code.code').innerText")
+        # The link, not the short code: the page accepts the short code only once it showed it.
+        page, link = bare_create_link(browser, relay_url + "/", source, BLOCK_ICE)
         target = work / "from-page"
         target.mkdir()
         start = time.perf_counter()
-        cli = receive(relay_url, code, target, extra=["--yes"])
+        cli = receive(relay_url, link, target, extra=["--yes"])
         try:
             if cli.wait(LONG / 1000) != 0:
-                raise RuntimeError(f"page → CLI failed: {cli.stderr}")
+                raise RuntimeError(f"page → CLI failed: {cli.stderr}{cli.stdout}")
             # Counted from the CLI's start, so a little slower than the page really sends.
             out["send_mib_s"] = size / MiB / (time.perf_counter() - start)
         finally:
@@ -396,6 +538,66 @@ def one_page(work: Path, relay_url: str, source: Path) -> dict[str, float]:
         if sha256_file(target / source.name) != sha256_file(source):
             raise RuntimeError("page → CLI: the saved file differs")
         shutil.rmtree(target)
+    return out
+
+
+PEER = Path(__file__).resolve().parent / "reference" / "peer.py"
+
+
+@contextmanager
+def reference_peer(relay_url: str, isk: str, *args: str) -> Iterator[subprocess.Popen]:
+    """bench/reference/peer.py (the reference's CLI peer) as a process, stopped at the end."""
+    env = {**os.environ, "HUSHDROP_BENCH_RELAY": relay_url, "HUSHDROP_BENCH_ISK": isk}
+    peer = subprocess.Popen(
+        [sys.executable, str(PEER), *args], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield peer
+    finally:
+        if peer.poll() is None:
+            peer.terminate()
+            try:
+                peer.wait(10)
+            except subprocess.TimeoutExpired:
+                peer.kill()
+                peer.wait()
+        peer.stdout.close()
+
+
+def reference_one_page(work: Path, relay_url: str, source: Path) -> dict[str, float]:
+    """The reference page with its CLI peer (peer.py), timed as `one_page` times the CLI."""
+    size = source.stat().st_size
+    out = {}
+    isk = os.urandom(64).hex()
+    page_url = f"{relay_url}/{REFERENCE_PATH}#isk={isk}"
+    with bare_browser(work, f"reference-alone-{size}") as browser:
+        with reference_peer(relay_url, isk, "send", str(source)) as peer:
+            room = json.loads(peer.stdout.readline())["room"]
+            page = browser.new_page(page_url)
+            page.wait_for(READY, 60)
+            page.evaluate(f"referenceJoin({json.dumps(room)})")
+            page.wait_for(reference_state("offered"), 60)
+            start = time.perf_counter()
+            page.evaluate("referenceDownload()")
+            path = browser.wait_download(LONG / 1000)
+            out["receive_mib_s"] = size / MiB / (time.perf_counter() - start)
+            if peer.wait(60) != 0 or sha256_file(path) != sha256_file(source):
+                raise RuntimeError("reference peer → page failed")
+            path.unlink()
+        page = browser.new_page(page_url)
+        page.wait_for(READY, 60)
+        page.set_files("#file", [source])
+        room = page.evaluate("referenceSend()")
+        target = work / "from-reference-page.bin"
+        start = time.perf_counter()
+        with reference_peer(relay_url, isk, "receive", room, str(target)) as peer:
+            if peer.wait(LONG / 1000) != 0:
+                raise RuntimeError("reference page → peer failed")
+            # From the peer's start, as `one_page` counts from the CLI's start.
+            out["send_mib_s"] = size / MiB / (time.perf_counter() - start)
+        if sha256_file(target) != sha256_file(source):
+            raise RuntimeError("reference page → peer: the saved file differs")
+        target.unlink()
     return out
 
 
@@ -413,6 +615,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="cold starts for the load times")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--tmpdir", type=Path, default=None)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="instead of measuring: one Hushdrop page → page transfer with both pages' main "
+        "threads under the DevTools CPU profiler; writes DIR/{sender,receiver}.cpuprofile and "
+        "prints the top functions",
+    )
     args = parser.parse_args(argv)
 
     results: dict[str, object] = {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
@@ -423,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.disk_usage(work).free < need:
             sys.exit(f"Not enough free space in {work}: need {need / 1e9:.1f} GB.")
         site = build_site.build(work / "site")
+        add_reference(site)
         relay = RelayProcess(["--site-dir", str(site)])
         try:
             relay.wait_ready()
@@ -433,22 +644,64 @@ def main(argv: list[str] | None = None) -> int:
             if args.load_only:
                 return finish(results, args)
             source = random_file(work / "payload.bin", args.size)
-            results["throughput"] = transfer(work, url, relay.pid, source, False)
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                results["profiled"] = transfer(work, url, relay.pid, source, profile=args.profile)
+                source.unlink()
+                return finish(results, args)
+            results["throughput"] = transfer(work, url, relay.pid, source)
+            results["reference_js"] = transfer(work, url, relay.pid, source, ReferencePair)
             if not args.skip_direct:
-                results["direct"] = transfer(work, url, relay.pid, source, False, "direct")
+                results["direct"] = transfer(work, url, relay.pid, source, route="direct")
             if not args.skip_single:
                 results["single"] = one_page(work, relay.url, source)
+                results["reference_js"]["single"] = reference_one_page(work, relay.url, source)
             source.unlink()
             if not args.skip_memory:
                 source = random_file(work / "payload-memory.bin", args.memory_size)
-                results["memory"] = transfer(work, url, relay.pid, source, True)
+                results["memory"] = transfer(work, url, relay.pid, source)
                 source.unlink()
         finally:
             relay.stop()
     return finish(results, args)
 
 
+def profile_summary(path: Path, top: int = 25) -> dict[str, object]:
+    """Self time of a DevTools .cpuprofile, by function and by script, idle time left out."""
+    profile = json.loads(path.read_text())
+    nodes = {node["id"]: node["callFrame"] for node in profile["nodes"]}
+    by_function: dict[str, float] = {}
+    by_script: dict[str, float] = {}
+    # timeDeltas[i] is the time from sample i-1 to sample i; credit it to sample i's node.
+    for node, delta in zip(profile["samples"], profile["timeDeltas"], strict=True):
+        frame = nodes[node]
+        if frame["functionName"] == "(idle)":
+            continue
+        script = frame["url"].rsplit("/", 1)[-1] or "(native)"
+        if script.startswith("wasm-"):  # wasm://wasm/<module>-<hash>: Pyodide's interpreter
+            script = "wasm"
+        function = f"{frame['functionName'] or '(anonymous)'} [{script}]"
+        by_function[function] = by_function.get(function, 0.0) + delta / 1000
+        by_script[script] = by_script.get(script, 0.0) + delta / 1000
+    busy = sum(by_function.values())
+
+    def ranked(table: dict[str, float], count: int) -> list[list]:
+        rows = sorted(table.items(), key=lambda item: -item[1])[:count]
+        return [[name, round(ms), round(100 * ms / busy, 1)] for name, ms in rows]
+
+    return {
+        "busy_ms": round(busy),
+        "by_script": ranked(by_script, 10),
+        "top": ranked(by_function, top),
+    }
+
+
 def finish(results: dict, args: argparse.Namespace) -> int:
+    if "profiled" in results:
+        results["profile"] = {
+            side: profile_summary(args.profile / f"{side}.cpuprofile")
+            for side in ("sender", "receiver")
+        }
     results["load_after"] = os.getloadavg()[0]
     print(json.dumps(results, indent=None if args.json else 2))
     if not args.json:
@@ -467,8 +720,40 @@ def report(results: dict, args: argparse.Namespace) -> None:
         )
     if "throughput" in results:
         report_transfers(results, args)
+    if "profile" in results:
+        report_profile(results, args)
     print(
         f"{results['cpus']} CPUs, load {results['load_before']:.2f} → {results['load_after']:.2f}"
+    )
+
+
+def report_profile(results: dict, args: argparse.Namespace) -> None:
+    p = results["profiled"]
+    print(
+        f"profiled page → relay → page, {args.size / MiB:.0f} MiB: {p['mib_s']:.1f} MiB/s "
+        f"(under the profiler: not a speed figure); profiles in {args.profile}"
+    )
+    for side, summary in results["profile"].items():
+        print(f"{side} main thread: {summary['busy_ms']} ms busy; by script (ms, %):")
+        for name, ms, share in summary["by_script"]:
+            print(f"    {ms:7d} {share:5.1f}%  {name}")
+        print("  top functions by self time (ms, %):")
+        for name, ms, share in summary["top"]:
+            print(f"    {ms:7d} {share:5.1f}%  {name}")
+
+
+def report_cpu(label: str, result: dict) -> None:
+    cpu = result["cpu_ms_per_mib"]
+    parts = ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
+    print(f"  {label} CPU per MiB moved (ms): {parts}; total {sum(cpu.values()):.1f}")
+    tasks = ", ".join(
+        f"{side} {t['count']} (longest {t['longest_ms']:.0f} ms, {t['total_ms']:.0f} ms in all)"
+        for side, t in result["long_tasks"].items()
+    )
+    print(f"  {label} long tasks (> 50 ms) on the main thread: {tasks}")
+    print(
+        f"  {label} receiving browser: {result['above_idle_mb']:.0f} MB above idle at its peak "
+        f"(idle {result['idle_mb']:.0f} MB, peak {result['peak_mb']:.0f} MB)"
     )
 
 
@@ -479,6 +764,12 @@ def report_transfers(results: dict, args: argparse.Namespace) -> None:
         f"page → relay → page (WebRTC blocked), {args.size / MiB:.0f} MiB: {t['mib_s']:.1f} MiB/s; "
         f"WebCrypto ceiling {t['ceiling_mib_s']:.1f} MiB/s; ratio {ratio:.0%} (goal ≥ 60 %)"
     )
+    r = results["reference_js"]
+    print(
+        f"reference JS page → relay → page, same file: {r['mib_s']:.1f} MiB/s; Hushdrop / "
+        f"reference {t['mib_s'] / r['mib_s']:.0%} (goal ≥ 80 %); the reference's JS SHA-256 "
+        f"ran at {r['sha256_mib_s'] or 0:.0f} MiB/s"
+    )
     if "direct" in results:
         d = results["direct"]
         print(
@@ -486,15 +777,17 @@ def report_transfers(results: dict, args: argparse.Namespace) -> None:
             f"{d['mib_s'] / t['mib_s']:.2f}× the relayed path (goal ≥ 1); the relay carried "
             f"{d['relayed_share']:.2%} of the file's size (relayed run: {t['relayed_share']:.0%})"
         )
-    cpu = t.get("cpu_ms_per_mib")
-    if cpu:
-        parts = ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
-        print(f"  CPU per MiB moved (ms): {parts}; total {sum(cpu.values()):.1f}")
+    report_cpu("Hushdrop", t)
+    report_cpu("reference", r)
     if "single" in results:
         single = results["single"]
+        ref = r["single"]
         print(
             f"one page alone, same file: CLI → page {single['receive_mib_s']:.1f} MiB/s, "
-            f"page → CLI {single['send_mib_s']:.1f} MiB/s"
+            f"page → CLI {single['send_mib_s']:.1f} MiB/s; reference page with its CLI peer: "
+            f"{ref['receive_mib_s']:.1f} and {ref['send_mib_s']:.1f} MiB/s; Hushdrop / reference "
+            f"{single['receive_mib_s'] / ref['receive_mib_s']:.0%} and "
+            f"{single['send_mib_s'] / ref['send_mib_s']:.0%} (goal ≥ 80 %)"
         )
     if "memory" in results:
         m = results["memory"]
