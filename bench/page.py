@@ -442,6 +442,9 @@ def reference_state(state: str) -> str:
     )
 
 
+RUNS = itertools.count()
+
+
 def transfer(
     work: Path,
     url: str,
@@ -457,7 +460,7 @@ def transfer(
     The browsers run without Playwright (see bare.py). With `profile`, the pages' main threads
     run under the DevTools CPU profiler instead (slower: for where the time goes, not speed)."""
     size = source.stat().st_size
-    name = f"{client.__name__}-{route}-{size}"
+    name = f"{client.__name__}-{route}-{size}-{next(RUNS)}"  # a fresh profile every time
     # WebRTC finds no path in the relayed run, so the pages stay on the relay.
     init = (BLOCK_ICE if route == "relayed" else "") + LONG_TASK_PROBE
     with (
@@ -666,8 +669,75 @@ def main(argv: list[str] | None = None) -> int:
     return finish(results, args)
 
 
+PYODIDE_WASM = ROOT / "node_modules" / "pyodide" / "pyodide.asm.wasm"
+
+
+def wasm_function_names(path: Path) -> dict[int, str]:
+    """Function index → exported name, from a WebAssembly module's import and export sections.
+
+    Pyodide's module has no name section, so a profile shows `wasm-function[N]`; being a
+    dynamic-linking main module it exports most of CPython's functions, whose names this finds.
+    """
+
+    def leb(at: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = data[at]
+            at += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value, at
+
+    def name(at: int) -> tuple[str, int]:
+        length, at = leb(at)
+        return data[at : at + length].decode(errors="replace"), at + length
+
+    data = path.read_bytes()
+    names: dict[int, str] = {}
+    imported = 0
+    at = 8  # magic and version
+    while at < len(data):
+        section = data[at]
+        size, at = leb(at + 1)
+        end = at + size
+        if section == 2:  # imports: imported functions take the first indices
+            count, at = leb(at)
+            for _ in range(count):
+                _, at = name(at)
+                _, at = name(at)
+                kind = data[at]
+                at += 1
+                if kind == 0:  # function: type index
+                    _, at = leb(at)
+                    imported += 1
+                elif kind in (1, 2):  # table (reftype first) or memory: limits
+                    at += kind == 1
+                    flags, at = leb(at)
+                    _, at = leb(at)
+                    if flags & 1:
+                        _, at = leb(at)
+                elif kind == 3:  # global: type, mutability
+                    at += 2
+                else:  # tag
+                    at += 1
+                    _, at = leb(at)
+        elif section == 7:  # exports
+            count, at = leb(at)
+            for _ in range(count):
+                export, at = name(at)
+                kind = data[at]
+                index, at = leb(at + 1)
+                if kind == 0:
+                    names.setdefault(index, export)
+        at = end
+    return names
+
+
 def profile_summary(path: Path, top: int = 25) -> dict[str, object]:
-    """Self time of a DevTools .cpuprofile, by function and by script, idle time left out."""
+    """Self time of a DevTools .cpuprofile, by function and by script, idle time left out.
+    Pyodide's unnamed WebAssembly functions get their exported names where they have one."""
+    exported = wasm_function_names(PYODIDE_WASM) if PYODIDE_WASM.exists() else {}
     profile = json.loads(path.read_text())
     nodes = {node["id"]: node["callFrame"] for node in profile["nodes"]}
     by_function: dict[str, float] = {}
@@ -680,7 +750,11 @@ def profile_summary(path: Path, top: int = 25) -> dict[str, object]:
         script = frame["url"].rsplit("/", 1)[-1] or "(native)"
         if script.startswith("wasm-"):  # wasm://wasm/<module>-<hash>: Pyodide's interpreter
             script = "wasm"
-        function = f"{frame['functionName'] or '(anonymous)'} [{script}]"
+        function = frame["functionName"] or "(anonymous)"
+        index = re.fullmatch(r"wasm-function\[(\d+)\]", function)
+        if index and script == "pyodide.asm.wasm" and int(index[1]) in exported:
+            function = f"{exported[int(index[1])]} ({function})"
+        function = f"{function} [{script}]"
         by_function[function] = by_function.get(function, 0.0) + delta / 1000
         by_script[script] = by_script.get(script, 0.0) + delta / 1000
     busy = sum(by_function.values())
