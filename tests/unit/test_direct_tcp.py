@@ -66,6 +66,7 @@ def test_hints_that_are_names_or_bad_ports_are_dropped() -> None:
                 {"host": "192.0.2.4", "port": True},
                 {"host": "0.0.0.0", "port": 80},
                 {"host": "224.0.0.1", "port": 80},
+                {"host": "fe80::1%eth0", "port": 80},
                 "192.0.2.5:80",
                 {"host": "192.0.2.6", "port": 443},
                 {"host": "192.0.2.6", "port": 443},

@@ -111,6 +111,8 @@ def _hint(item: object) -> Hint | None:
     host, port = item.get("host"), item.get("port")
     if not isinstance(host, str) or type(port) is not int or not 0 < port < 65536:
         return None
+    if "%" in host:
+        return None  # a scoped address names one of this machine's interfaces: not the peer's
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
