@@ -9,8 +9,9 @@ only when ``--redis`` is given, so a single relay needs neither Redis nor the ``
 * **Links.** A peer that reaches another node is carried to the home over one WebSocket, node
   to node, on the endpoint `LINK_PATH` of the home's advertised URL, authenticated by HMACs
   under the cluster secret (on the upgrade request, and on the request it carries). The home
-  treats the link like a local peer; the joining node copies frames both ways, one at a time,
-  so backpressure works end to end and file data never passes through Redis.
+  treats the link like a local peer; the joining node copies messages both ways, one at a time,
+  until both connections are at a frame boundary, and then passes their bytes through as they
+  are (splice.py), with backpressure end to end. File data never passes through Redis.
 * **Shared limits.** Rate limits (rooms and failed joins per address per minute) are token
   buckets in Redis; concurrent budgets (connections, waiting rooms per address) are one counter
   per node and address, summed over the nodes that are alive (each node refreshes a key every
@@ -46,6 +47,7 @@ from hushdrop_relay.limits import ClientKey, ClusterUnavailable
 from hushdrop_relay.logs import event
 from hushdrop_relay.metrics import Metrics
 from hushdrop_relay.rooms import Room
+from hushdrop_relay.splice import Splice, Tap, TappedConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 from redis.exceptions import RedisError
@@ -125,6 +127,14 @@ return redis.call('HDEL', KEYS[1], ARGV[1])
 # The two concurrent budgets of limits.Budgets.
 CONNECTIONS = "connections"
 WAITING_ROOMS = "waiting"
+
+
+class LinkConnection(TappedConnection, ClientConnection):
+    """This node's end of a link: a client connection whose input can be held (splice.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tap = Tap.from_start()
 
 
 @dataclass(frozen=True)
@@ -428,6 +438,7 @@ class Cluster:
                 close_timeout=CLOSE_TIMEOUT,
                 user_agent_header=None,
                 additional_headers={LINK_HEADER: self.link_header()},
+                create_connection=LinkConnection,
             )
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             event(log, "node unreachable", level=logging.WARNING, error=type(exc).__name__)
@@ -487,8 +498,18 @@ async def proxy(
 
     Messages go one at a time, each send awaited before the next receive, so a slow reader at
     either end slows the other end down (as in forward.py). A close is passed on with its code,
-    so the home sees a goodbye as a goodbye and a lost connection as a lost connection.
+    so the home sees a goodbye as a goodbye and a lost connection as a lost connection. As soon
+    as both connections are at a frame boundary, bytes are passed through instead (splice.py),
+    which keeps all of that and costs this node little more than the copies in the kernel.
     """
+
+    def stop_copying() -> None:
+        for task in (up, down):
+            task.cancel()
+
+    splice = None
+    if isinstance(client, TappedConnection) and isinstance(link, TappedConnection):
+        splice = Splice(client, link, metrics, stall_timeout, stop_copying)
 
     async def copy(src: Any, dst: Any, pending: str | bytes | None) -> str:
         while True:
@@ -496,9 +517,16 @@ async def proxy(
                 message, pending = pending, None
             else:
                 try:
+                    if splice is not None:
+                        splice.waiting.add(src)
+                        if splice.try_switch():
+                            return "spliced"
                     message = await src.recv()
                 except ConnectionClosed:
                     return "closed"
+                finally:
+                    if splice is not None:
+                        splice.waiting.discard(src)
             try:
                 async with asyncio.timeout(stall_timeout):
                     await dst.send(message)
@@ -512,9 +540,13 @@ async def proxy(
 
     up = asyncio.create_task(copy(client, link, None))
     down = asyncio.create_task(copy(link, client, first))
+    if splice is not None:
+        splice.start()
     try:
         done, _ = await asyncio.wait({up, down}, return_when="FIRST_COMPLETED")
-        if up in done:
+        if splice is not None and splice.switched:
+            await splice.finished
+        elif up in done:
             # The client left (or stopped reading what the link sends): tell the home how.
             if up.result() == "stall":
                 client.transport.abort()

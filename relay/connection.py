@@ -6,7 +6,9 @@ it receives a plain HTTP response): the request headers must arrive within the o
 a client that leaves it unread for the stall timeout is dropped. The response itself is not
 bounded as a whole, so a slow but steady link can still download the multi-megabyte web
 client. Once the connection is a WebSocket, it also owns the bound on the relay's output
-that the client leaves unread while it keeps sending (see `RelayConnection.data_received`).
+that the client leaves unread while it keeps sending (see `RelayConnection.parse`). A client
+proxied to another node of a cluster gets a `Tap`, so that its pair can switch to passing
+bytes through (splice.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hushdrop_relay.metrics import Metrics
+from hushdrop_relay.splice import Tap, TappedConnection
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.protocol import Event, State
 from websockets.server import ServerProtocol
@@ -25,7 +28,7 @@ from websockets.server import ServerProtocol
 _CHECK_INTERVAL = 1.0
 
 
-class RelayConnection(ServerConnection):
+class RelayConnection(TappedConnection, ServerConnection):
     """A `ServerConnection` bounded as described above.
 
     Pass ``open_timeout=None`` to websockets' ``serve`` so that only these bounds apply.
@@ -35,7 +38,14 @@ class RelayConnection(ServerConnection):
 
     # Slots, not instance attributes: a connection already has 27 of them, and going past
     # CPython's 30 shared-key limit makes every instance dict ~1 KiB larger.
-    __slots__ = ("_open_deadline", "max_unread", "metrics", "open_timeout", "stall_timeout")
+    __slots__ = (
+        "_open_deadline",
+        "max_unread",
+        "metrics",
+        "open_timeout",
+        "stall_timeout",
+        "tap",
+    )
 
     def __init__(
         self,
@@ -49,6 +59,7 @@ class RelayConnection(ServerConnection):
         **kwargs: Any,
     ) -> None:
         super().__init__(protocol, server, **kwargs)
+        self.tap: Tap | None = None  # set by splice.Splice when this client is proxied
         self.open_timeout = open_timeout
         self.stall_timeout = stall_timeout
         self.max_unread = max_unread
@@ -66,8 +77,8 @@ class RelayConnection(ServerConnection):
         self._cancel_open_deadline()  # the first event is the complete request
         super().process_event(event)
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+    def parse(self, data: bytes) -> None:
+        super().parse(data)
         # websockets answers some frames by itself (a PONG for every PING, a close frame) and
         # writes those answers without flow control: a client that sends PINGs and never
         # reads would make the write buffer grow for as long as it keeps sending. Our own

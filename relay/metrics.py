@@ -48,6 +48,7 @@ class Metrics:
     pairs_closed_normally: int = 0
     rooms_created: int = 0
     resumes: int = 0
+    links_spliced: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     limit_rejections: Counter[str] = field(default_factory=Counter)
 
@@ -105,6 +106,13 @@ class Metrics:
             "counter",
             "Times two peers of an interrupted transfer were paired again to resume it.",
             [("", self.resumes)],
+        )
+        family(
+            "links_spliced_total",
+            "counter",
+            "Peers carried to another node of the cluster whose bytes this node then passed "
+            "through unchanged, without decoding or re-framing messages.",
+            [("", self.links_spliced)],
         )
         family(
             "errors_total",

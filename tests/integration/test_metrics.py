@@ -117,6 +117,7 @@ def test_metrics_format_and_names(relay: RelayProcess) -> None:
         "pairs_closed_normally_total",
         "rooms_created_total",
         "resumes_total",
+        "links_spliced_total",
         "errors_total",
         "limit_rejections_total",
     }
