@@ -115,6 +115,10 @@ class TcpChannel(RelayChannel):
         self._writer = writer
         writer.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
+    def send_go(self) -> None:
+        """The sender's GO (§8.5): this is the connection; peer messages follow."""
+        self._writer.write(go())
+
     async def send(self, message: bytes | str) -> None:
         if isinstance(message, str):
             raise RelayError("A direct connection carries only peer messages.")
@@ -204,7 +208,7 @@ class DirectAttempt:
 
     def choose(self, channel: TcpChannel) -> None:
         """The sender's choice: GO on `channel`; every other connection and the listener go."""
-        channel._writer.write(go())
+        channel.send_go()
         self._settle(channel)
 
     async def chosen(self, timeout: float) -> TcpChannel | None:
