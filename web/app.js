@@ -91,8 +91,9 @@ function checkPlatform() {
 
 function updateButtons() {
   const ready = engine.ready && !engine.failed;
-  // Nothing chosen, nothing to send: the button says so by being off.
-  home.createLink.disabled = !ready || !globalThis.hushdrop.hasSelection();
+  // Nothing chosen and no text, nothing to send: the button says so by being off.
+  home.createLink.disabled =
+    !ready || !(globalThis.hushdrop.hasSelection() || globalThis.hushdrop.hasText());
   home.receive.disabled = !ready;
 }
 
@@ -804,16 +805,24 @@ function watchProgress() {
   observer.observe($("view"), { subtree: true, childList: true, characterData: true });
 }
 
+// The "Text to send" box: a text that is only white space is no text.
+function hasText() {
+  return Boolean(home.text && home.text.value.trim());
+}
+
 function setUpForms() {
   // Forms never submit anywhere (the CSP forbids it too): Enter and buttons go to Python.
   document.addEventListener("submit", (event) => event.preventDefault(), true);
   $("send-form").addEventListener("submit", () => {
     if (!engine.ready) return;
-    if (!selection.files.length && !selection.dirs.length) {
-      showAlert("Choose or drop the files you want to send first.");
+    if (!selection.files.length && !selection.dirs.length && !hasText()) {
+      showAlert("Choose or drop the files you want to send, or type a text to send, first.");
       return;
     }
     engine.handlers.send($("send-password").value);
+  });
+  home.text.addEventListener("input", () => {
+    if (home.createLink) updateButtons();
   });
   $("receive-form").addEventListener("submit", () => {
     if (engine.ready) engine.handlers.receive($("receive-code").value);
@@ -835,6 +844,7 @@ function start() {
   home.list = $("selection-list");
   home.summary = $("selection-summary");
   home.createLink = $("create-link");
+  home.text = $("send-text"); // kept: the home screen leaves the document during a transfer
   home.receive = $("receive-button");
   // Opened with a link (#<room>-<secret>): show only the loading state until Python takes over,
   // so the home screen's forms never flash up (Python shows them again if the link is bad).
@@ -875,6 +885,7 @@ globalThis.hushdrop = {
   snapshot: () => selection.snapshot(),
   clearSelection: () => selection.clear(),
   hasSelection: () => selection.files.length + selection.dirs.length > 0,
+  hasText,
   read,
   readNow,
   canSaveAs: () => typeof window.showSaveFilePicker === "function",

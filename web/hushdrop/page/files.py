@@ -28,14 +28,15 @@ class LocalError(HushdropError):
     kind = "local"
 
 
-def manifest_from_selection(data: dict) -> Manifest:
-    """The Manifest for app.js's snapshot: `{"files": [{path, size, mtime}], "dirs": [path]}`."""
+def manifest_from_selection(data: dict, text: str | None = None) -> Manifest:
+    """The Manifest for app.js's snapshot: `{"files": [{path, size, mtime}], "dirs": [path]}`,
+    and the text to send with them, if any."""
     files = tuple(
         FileEntry(f["path"], int(f["size"]), FILE_MODE, int(f.get("mtime") or 0))
         for f in data["files"]
     )
     dirs = tuple(DirEntry(path, DIR_MODE) for path in data["dirs"])
-    return Manifest(files, dirs)
+    return Manifest(files, dirs, text)
 
 
 class OutgoingSelection:
@@ -45,10 +46,15 @@ class OutgoingSelection:
         self.manifest = manifest
 
     @classmethod
-    def snapshot(cls) -> OutgoingSelection:
-        if not js.hushdrop.hasSelection():
-            raise LocalError("Choose or drop the files you want to send first.")
-        manifest = manifest_from_selection(json.loads(js.hushdrop.snapshot()))
+    def snapshot(cls, text: str = "") -> OutgoingSelection:
+        """The chosen files, and `text` (the "Text to send" box) unless it is only white space
+        (PROTOCOL.md §6.1.1: a text alone, or with the files)."""
+        wanted = text if text.strip() else None
+        if not js.hushdrop.hasSelection() and wanted is None:
+            raise LocalError(
+                "Choose or drop the files you want to send, or type a text to send, first."
+            )
+        manifest = manifest_from_selection(json.loads(js.hushdrop.snapshot()), wanted)
         manifest.encode()  # within the protocol's limits, checked before a link is made
         return cls(manifest)
 

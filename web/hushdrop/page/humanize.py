@@ -32,6 +32,15 @@ def files_summary(count: int, size: int) -> str:
     return f"{plural(count, 'file')}, {human_size(size)}"
 
 
+def transfer_summary(count: int, size: int, text_size: int | None) -> str:
+    """`3 files, 50.0 MiB`, `a text of 12 B`, or `1 file, 9 B and a text of 12 B`: what a
+    transfer carries (`text_size` None: no text)."""
+    if text_size is None:
+        return files_summary(count, size)
+    text = f"a text of {human_size(text_size)}"
+    return f"{files_summary(count, size)} and {text}" if count else text
+
+
 def human_duration(seconds: float) -> str:
     """A rough, friendly duration: `3.2 s`, `48 s`, `2 min 5 s`, `1 h 4 min`."""
     if not math.isfinite(seconds) or seconds < 0:

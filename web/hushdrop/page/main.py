@@ -59,7 +59,7 @@ class App:
             return
         ui.clear_alert()
         try:
-            selection = OutgoingSelection.snapshot()
+            selection = OutgoingSelection.snapshot(ui.text_to_send())
         except HushdropError as exc:
             ui.alert(str(exc))
             return

@@ -32,6 +32,7 @@ from ..protocol.events import (
     Reconnecting,
     Resumed,
     SwitchDirect,
+    TextReceived,
     Verified,
 )
 from ..protocol.manifest import Manifest
@@ -43,7 +44,7 @@ from . import ui
 from .context import PageContext
 from .download import DownloadPlan, SingleFileWriter, ZipWriter, make_writer, plan_download
 from .files import LocalError
-from .humanize import files_summary, human_duration, human_size
+from .humanize import human_duration, human_size, transfer_summary
 from .jsbridge import JsSink, js_error_message
 
 T = TypeVar("T")
@@ -155,6 +156,10 @@ class ReceiveFlow:
                 raise ProtocolError("The sender moved to a direct connection that was not set up.")
             self.pump.switch(self.direct.channel)
             self._show_route("direct")
+        elif isinstance(event, TextReceived):
+            # A textarea's value is text, never markup; Copy takes it exactly as sent.
+            view.part("received-text").value = event.text
+            view.show("received-text-block")
         elif isinstance(event, FileStarted):
             self.writer.start(event.index)
             self._show_route(self.route or "relayed")
@@ -177,7 +182,8 @@ class ReceiveFlow:
             view.status(f"{again}Receiving… keep this tab open until the download is done.")
             self.lost = False
         elif isinstance(event, Completed):
-            await self.writer.finish()
+            if self.writer is not None:
+                await self.writer.finish()
             await session.finish()
             self._show_done()
 
@@ -220,6 +226,9 @@ class ReceiveFlow:
         return password
 
     async def _offer(self, manifest: Manifest) -> None:
+        if not manifest.files and not manifest.dirs:
+            await self._offer_text(manifest)
+            return
         view, session = self.view, self.session
         try:
             self.plan = plan_download(manifest, self.code.room)
@@ -260,6 +269,38 @@ class ReceiveFlow:
         for follow_up in await session.accept():
             await self._handle(follow_up)
 
+    async def _offer_text(self, manifest: Manifest) -> None:
+        """A text alone (PROTOCOL.md §6.1.1): its size before accepting, as for files; then the
+        text on the page. Nothing is downloaded."""
+        view, session = self.view, self.session
+        summary = self._summary(manifest)
+        view.text("title", f"Receiving {summary}")
+        view.text("offer-summary", f"The sender offers {summary}.")
+        view.hide("offer-list")
+        view.text("offer-note", "It is shown on this page once you accept. Nothing is downloaded.")
+        view.text("download", "Show text")
+        view.show("offer")
+        view.hide("cancel")
+        view.status("Show the text, or decline it.")
+        js.document.title = "Hushdrop — incoming text"
+        choice = await self._wait_for_user(view.click("download", "decline"))
+        if choice == "decline":
+            await session.decline("they chose not to see it.")
+            await self.pump.send_final()
+            view.hide("offer")
+            view.status("You declined the text. It was not shown.")
+            view.text("title", "Declined")
+            raise Finished
+        view.hide("offer")
+        view.show("cancel")
+        for follow_up in await session.accept():
+            await self._handle(follow_up)
+
+    @staticmethod
+    def _summary(manifest: Manifest) -> str:
+        text_size = None if manifest.text is None else manifest.text_size
+        return transfer_summary(len(manifest.files), manifest.total_size, text_size)
+
     async def _open_sink(self, choice: str) -> JsSink | None:
         """The browser download for the plan: the service-worker stream, or a picked file."""
         headers = to_js(self.plan.headers(), dict_converter=js.Object.fromEntries)
@@ -277,9 +318,9 @@ class ReceiveFlow:
 
     def _show_offer(self, manifest: Manifest) -> None:
         view, plan = self.view, self.plan
-        count, total = len(manifest.files), manifest.total_size
-        view.text("title", f"Receiving {files_summary(count, total)}")
-        view.text("offer-summary", f"The sender offers {files_summary(count, total)}:")
+        total = manifest.total_size
+        view.text("title", f"Receiving {self._summary(manifest)}")
+        view.text("offer-summary", f"The sender offers {self._summary(manifest)}:")
         items = view.part("offer-list")
         rows = list(zip(plan.file_names, manifest.files, strict=True))
         for name, entry in rows[:OFFER_LIST_LIMIT]:
@@ -315,6 +356,8 @@ class ReceiveFlow:
             note += " and the transfer is too large to hold in memory: open the link in a normal"
             note += " window" + (", or use Save as…." if js.hushdrop.canSaveAs() else ".")
             view.hide("download")
+        if manifest.text is not None:
+            note += " The text is shown on this page."
         view.text("offer-note", note)
         view.show("offer")
 
@@ -324,12 +367,16 @@ class ReceiveFlow:
         if self.progress is not None:
             self.progress.update(total)
         seconds = self.progress.meter.elapsed() if self.progress else 0
-        done = f"Received {files_summary(len(session.manifest.files), total)}"
+        summary = self._summary(session.manifest)
+        done = f"Received {summary}"
         if seconds > 0 and total:
             done += f" in {human_duration(seconds)} ({human_size(total / seconds)}/s)"
-        done += f', every file verified. Saved as "{plan.name}".'
+        if plan is not None:
+            done += f', every file verified. Saved as "{plan.name}".'
+        else:
+            done += ", shown above. Nothing was downloaded."
         view.text("done", done)
-        view.text("title", f"Received {files_summary(len(session.manifest.files), total)}")
+        view.text("title", f"Received {summary}")
         view.show("done")
         view.status("Done.")
         js.document.title = "Received — Hushdrop"

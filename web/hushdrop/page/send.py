@@ -33,7 +33,7 @@ from ..transport.pump import Pump
 from . import ui
 from .context import PageContext
 from .files import OutgoingSelection
-from .humanize import files_summary, human_duration, human_size
+from .humanize import human_duration, human_size, transfer_summary
 from .links import qr_data_uri
 
 # Seconds after the receiver's acceptance that the first DATA waits for a direct connection
@@ -76,7 +76,7 @@ class SendFlow:
         view = self.view
         task = asyncio.current_task()
         view.on("cancel", "click", lambda _event: task.cancel())
-        title = f"Sending {files_summary(len(self.manifest.files), self.total)}"
+        title = f"Sending {self.summary}"
         view.text("title", title)
         # Said on the next load if this tab is reloaded or left mid-way (app.js).
         js.sessionStorage.setItem(RUNNING_KEY, title)
@@ -217,6 +217,13 @@ class SendFlow:
     def total(self) -> int:
         return self.manifest.total_size
 
+    @property
+    def summary(self) -> str:
+        """`2 files, 3.0 MiB`, `a text of 12 B`, or both."""
+        manifest = self.manifest
+        text_size = None if manifest.text is None else manifest.text_size
+        return transfer_summary(len(manifest.files), self.total, text_size)
+
     def _show_share(self, link: str, typed: str, ttl: int) -> None:
         view = self.view
         view.part("link").value = link
@@ -262,9 +269,17 @@ class SendFlow:
         elif isinstance(event, Verified):
             view.text("sas", event.sas)
             view.show("verify")
-            view.status("Code verified. Waiting for the receiver to accept the files…")
+            what = "the files" if self.manifest.files or self.manifest.dirs else "the text"
+            view.status(f"Code verified. Waiting for the receiver to accept {what}…")
             self._try_direct()
         elif isinstance(event, Accepted):
+            if not self.manifest.files:
+                # Nothing to stream (a text, or empty folders): it went with the offer, and no
+                # direct connection is worth opening.
+                if self.direct is not None:
+                    self._drop_direct(self.direct)
+                view.status("The receiver accepted.")
+                return
             view.status("The receiver accepted. Sending…")
             self.progress = ui.ProgressView(view, self.total, "sent")
             await self._choose_route()
@@ -272,12 +287,18 @@ class SendFlow:
             if self.progress is not None:
                 self.progress.update(self.total)
             seconds = self.progress.meter.elapsed() if self.progress else 0
-            done = f"Sent {files_summary(len(self.manifest.files), self.total)}"
+            done = f"Sent {self.summary}"
             if seconds > 0 and self.total:
                 done += f" in {human_duration(seconds)} ({human_size(self.total / seconds)}/s)"
-            view.text("done", done + ". The receiver verified every file.")
-            view.text("title", f"Sent {files_summary(len(self.manifest.files), self.total)}")
+            if self.manifest.files:
+                done += ". The receiver verified every file."
+            else:
+                done += ". The receiver has it."
+            view.text("done", done)
+            view.text("title", f"Sent {self.summary}")
             view.show("done")
             view.status("Done.")
             js.document.title = "Sent — Hushdrop"
-            js.hushdrop.clearSelection()  # sent: "Send more files" starts from an empty list
+            # Sent: "Send more files" starts from an empty list and an empty text box.
+            ui.clear_text_to_send()
+            js.hushdrop.clearSelection()

@@ -40,6 +40,18 @@ def set_busy(busy: bool) -> None:
     js.hushdrop.setBusy(busy)
 
 
+def text_to_send() -> str:
+    """What the home screen's "Text to send" box holds."""
+    return str(_home.querySelector("#send-text").value)
+
+
+def clear_text_to_send() -> None:
+    """Empty the "Text to send" box (it was sent), and let Create link follow (app.js)."""
+    box = _home.querySelector("#send-text")
+    box.value = ""
+    box.dispatchEvent(js.Event.new("input"))
+
+
 def show_home() -> None:
     view = js.document.getElementById("view")
     view.replaceChildren()
