@@ -26,6 +26,7 @@ from enginetools import (
     wait_for,
     wait_until_ready,
 )
+from hushdrop.page.humanize import transfer_summary
 from pagetools import random_file, sha256_file
 
 from tests.integration.cli import receive, send
@@ -259,3 +260,9 @@ def test_create_link_needs_files_or_a_text(web_relay, person):
     assert sender.call(button)  # white space is no text
     fill(sender, "Text to send", "hello")
     assert not sender.call(button)
+
+
+def test_a_transfer_summary_names_the_text_and_the_files():
+    assert transfer_summary(0, 0, 12) == "a text of 12 B"
+    assert transfer_summary(2, 3 * 1024 * 1024, 5) == "2 files, 3.0 MiB and a text of 5 B"
+    assert transfer_summary(1, 9, None) == "1 file, 9 B"
