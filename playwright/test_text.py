@@ -266,3 +266,30 @@ def test_a_transfer_summary_names_the_text_and_the_files():
     assert transfer_summary(0, 0, 12) == "a text of 12 B"
     assert transfer_summary(2, 3 * 1024 * 1024, 5) == "2 files, 3.0 MiB and a text of 5 B"
     assert transfer_summary(1, 9, None) == "1 file, 9 B"
+
+
+def test_the_text_views_have_no_accessibility_violations(web_relay, new_page):
+    """axe-core (as test_accessibility.py runs it) on the home screen with a text, the text
+    offer, and the received text."""
+    from test_accessibility import axe_violations
+
+    sender_page, sender_log = new_page(web_relay.url, bypass_csp=True)
+    sender = ChromiumTab(sender_page, sender_log)
+    fill(sender, "Text to send", TEXT)
+    found = axe_violations(sender_page, "home with a text")
+    link, _ = create_text_link(sender, TEXT)
+    receiver_page, receiver_log = new_page(link, bypass_csp=True)
+    receiver = ChromiumTab(receiver_page, receiver_log)
+    wait_for(
+        receiver,
+        f"(name) => Boolean(({BUTTON})(name))",
+        "Show text",
+        timeout=READY_S,
+        what="the offer's Show text button never showed",
+    )
+    found += axe_violations(receiver_page, "text offer")
+    receiver.click(BUTTON, "Show text")
+    received_text(receiver)
+    expect_text(receiver, "Received a text of")
+    found += axe_violations(receiver_page, "text received")
+    assert found == []

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
+from hushdrop.cli.resume_record import ResumeRecord
 from hushdrop.protocol import events as ev
 from hushdrop.protocol.constants import MAX_TEXT_BYTES, MSG_DATA, MSG_SEALED, MSG_SEALED_PART
 from hushdrop.protocol.errors import ProtocolError
+from hushdrop.protocol.keys import SessionKeys
 from hushdrop.protocol.manifest import FileEntry, Manifest, TextError, text_bytes
 from hushdrop.protocol.text import printable_text
 
@@ -139,3 +142,13 @@ def test_printable_text_keeps_lines_and_tabs_but_not_escape_sequences():
         "red \ufffd[31mtext\ttab\ufffdevil",
         "end",
     ]
+
+
+def test_a_resume_record_keeps_the_files_but_not_the_text(tmp_path):
+    keys = SessionKeys(b"c" * 32, b"d" * 32, b"e" * 32, "ABCD-EF01", b"r" * 32)
+    manifest = Manifest((FileEntry("a.bin", 5),), (), "the door code is 4711")
+    path = tmp_path / ".hushdrop-0.resume"
+    record = ResumeRecord(path, keys, manifest, [Path("a.bin")], "0" * 16, "t")
+    record.save()
+    assert "4711" not in record.path.read_text()
+    assert ResumeRecord.load(record.path).manifest == Manifest((FileEntry("a.bin", 5),))

@@ -3,7 +3,8 @@
 It lives in the output folder under a random name, `.hushdrop-<transfer>.resume` (the name of the
 transfer's temporary files, nothing derived from the code), and holds a tag that recognises the
 code, the session's resume secret and
-data key, the manifest, the chosen file names, the name of the transfer's temporary files and how
+data key, the manifest (without its text, which is printed and never written to disk), the chosen
+file names, the name of the transfer's temporary files and how
 many files are saved. The first line (JSON) is written once, atomically; each saved file then
 appends one line with the new count, so the cost per file does not grow with the file list. It is
 removed when the transfer ends.
@@ -17,7 +18,7 @@ import hashlib
 import hmac
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..protocol.codes import Code
@@ -72,7 +73,9 @@ class ResumeRecord:
             "resume": _b64(self.keys.resume),
             "data": _b64(self.keys.data),
             "sas": self.keys.sas,
-            "manifest": self.manifest.encode().decode("utf-8"),
+            # A text was printed when the offer was accepted; a restart does not need it again,
+            # and a receiver writes no text to disk (PROTOCOL.md §6.1.1).
+            "manifest": replace(self.manifest, text=None).encode().decode("utf-8"),
             "targets": [target.as_posix() for target in self.targets],
             "transfer": self.transfer,
             "code": self.code_tag,
