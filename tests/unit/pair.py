@@ -14,6 +14,8 @@ from hushdrop.protocol.sender import SenderSession
 
 # (direction, message) -> messages to deliver instead; direction is "s2r" or "r2s"
 Tamper = Callable[[str, bytes], list[bytes]]
+# (file index, offset, length) -> the bytes the sender's driver reads
+Read = Callable[[int, int, int], bytes]
 
 
 def manifest_for(files: dict[str, bytes]) -> Manifest:
@@ -41,9 +43,13 @@ class Pair:
         tamper: Tamper | None = None,
         manifest: Manifest | None = None,
         accept_typed: bool = True,
+        read: Read | None = None,
     ) -> None:
         self.backend = PycaBackend()
         self.files = list(files.values())
+        self.read = read or (
+            lambda index, offset, length: self.files[index][offset : offset + length]
+        )
         self.secrets = new_sender_secrets(
             "123456", self.backend.random_bytes, bool(sender_password)
         )
@@ -92,7 +98,7 @@ class Pair:
         request = self.sender.next_read()
         if request is not None and out.sender_error is None:
             index, offset, length = request
-            await self.sender.send_plaintext(self.files[index][offset : offset + length])
+            await self.sender.send_plaintext(self.read(index, offset, length))
             progressed = True
         return progressed
 

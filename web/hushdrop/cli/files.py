@@ -1,9 +1,11 @@
 """Files on disk for the CLI: collecting what to send, and writing what arrives safely.
 
 `OutgoingFiles` turns command-line paths into a Manifest and serves the byte ranges the sender
-session asks for. `IncomingFiles` writes each arriving file to a hidden temporary file of its own
+session asks for (or standard input, a stream of unknown size: `hushdrop send -`).
+`IncomingFiles` writes each arriving file to a hidden temporary file of its own
 (`.hushdrop-<transfer>-<index>.part`, created with O_EXCL, so it can collide with nothing) and
 gives it its final name only once the session reports its SHA-256 verified (PROTOCOL.md §9).
+`StdoutFile` stands in for it with `hushdrop receive -o -`: one file, straight to standard output.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import os
 import shutil
 import stat
+import sys
 from pathlib import Path
 from typing import BinaryIO
 
@@ -120,12 +123,29 @@ def _read_only(path: Path) -> bool:
         return False
 
 
+class UsageError(HushdropError):
+    """The command line (or its environment) asks for something that cannot work."""
+
+    kind = "usage"
+
+
+class OneFileOnlyError(LocalFileError, UsageError):
+    """`receive -o -` was offered several files: standard output holds only one."""
+
+    kind = "usage"
+
+
+STDIN = "-"
+STDIN_NAME = "stdin"
+
+
 class OutgoingFiles:
     """The sender's files, in manifest order."""
 
-    def __init__(self, manifest: Manifest, sources: list[Path]) -> None:
+    def __init__(self, manifest: Manifest, sources: list[Path], stdin: BinaryIO | None = None):
         self.manifest = manifest
         self._sources = sources
+        self._stdin = stdin  # the stream that is the (only) file, for `send -`
         self._open_index: int | None = None
         self._handle: BinaryIO | None = None
         self._buffer = bytearray()
@@ -157,6 +177,32 @@ class OutgoingFiles:
         manifest = Manifest(tuple(files), tuple(dirs), text)
         manifest.encode()  # within the protocol's limits, checked before a code is made
         return cls(manifest, sources)
+
+    @classmethod
+    def standard_input(
+        cls, name: str, text: str | None = None, stream: BinaryIO | None = None
+    ) -> OutgoingFiles:
+        """Standard input as one file of unknown size called `name` (PROTOCOL.md §7.2), and
+        `text` if one goes too."""
+        if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise UsageError(f"--name must be a file name without folders, not {name!r}.")
+        manifest = Manifest((FileEntry(name, None),), (), text)
+        manifest.encode()
+        return cls(manifest, [], stream if stream is not None else sys.stdin.buffer)
+
+    def read_stream(self, length: int) -> memoryview:
+        """Up to `length` bytes of standard input (fewer only at its end; none: it ended).
+        Blocks until they are there: call it off the event loop."""
+        if len(self._buffer) < length:
+            self._buffer = bytearray(length)
+        view = memoryview(self._buffer)[:length]
+        filled = 0
+        try:
+            while filled < length and (got := self._stdin.readinto(view[filled:])):
+                filled += got
+        except OSError as exc:
+            raise read_error("standard input", exc) from exc
+        return view[:filled]
 
     @staticmethod
     def _walk(root: Path, name: str, files, dirs, sources) -> None:
@@ -267,9 +313,9 @@ class IncomingFiles:
                 )
         check_output_dir(self.root)
         free = shutil.disk_usage(nearest_existing(self.root)).free
-        if manifest.total_size > free:
+        if manifest.known_size > free:  # a stream's size is unknown: a full disk stops it later
             raise LocalFileError(
-                f"Not enough disk space in {self.root}: {manifest.total_size:,} bytes needed, "
+                f"Not enough disk space in {self.root}: {manifest.known_size:,} bytes needed, "
                 f"{free:,} free.",
                 "the receiver does not have enough free disk space.",
             )
@@ -450,3 +496,88 @@ class IncomingFiles:
                 self._handle.close()
         self._handle = None
         self._open_index = None
+
+
+class StdoutFile:
+    """`hushdrop receive -o -`: the single offered file goes to standard output as it is
+    verified, chunk by chunk. No temporary file and no resume record: what was written cannot
+    be taken back, so a transfer that fails midway ends with an error (and a non-zero exit)
+    saying the output is incomplete."""
+
+    NAME = "<standard output>"
+
+    def __init__(self, stream: BinaryIO | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stdout.buffer
+        self.root = Path(self.NAME)
+        self.transfer: str | None = None
+        self.written = 0
+        self.saved: list[Path] = []
+
+    @property
+    def targets(self) -> list[Path]:
+        return [self.root]
+
+    def plan(self, manifest: Manifest) -> None:
+        if manifest.text is not None and manifest.files:
+            raise OneFileOnlyError(
+                "The sender offers a text with the file; standard output (-o -) takes only the "
+                "file. Choose a folder to save into with -o DIR.",
+                "the receiver writes to its standard output, which takes a single file without "
+                "a text. Send the file alone, or ask them to save into a folder.",
+            )
+        if len(manifest.files) != 1 or manifest.dirs:
+            count = len(manifest.files)
+            what = f"{count} files" if count != 1 else "a folder"
+            raise OneFileOnlyError(
+                f"The sender offers {what}; standard output (-o -) takes exactly one file. "
+                "Choose a folder to save into with -o DIR.",
+                f"the receiver writes to its standard output, which takes a single file, not "
+                f"{what}. Send one file, or ask them to save into a folder.",
+            )
+        manifest.safe_paths()
+
+    def make_root(self) -> None:
+        pass
+
+    def start(self, index: int) -> None:
+        pass
+
+    def write(self, index: int, data: bytes) -> None:
+        try:
+            self._stream.write(data)
+        except OSError as exc:
+            raise LocalFileError(
+                f"Could not write to standard output: {reason(exc)}.",
+                f"The receiver could not write the file: {reason(exc)}.",
+            ) from exc
+        self.written += len(data)
+
+    def complete(self, index: int) -> Path:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise LocalFileError(
+                f"Could not write to standard output: {reason(exc)}.",
+                f"The receiver could not write the file: {reason(exc)}.",
+            ) from exc
+        self.saved.append(self.root)
+        return self.root
+
+    def finish(self) -> None:
+        pass
+
+    def incomplete(self) -> str:
+        """What the user must know when the transfer failed after writing began."""
+        if not self.written or self.saved:
+            return ""
+        return (
+            f" The {self.written:,} bytes already written to standard output are incomplete: "
+            "do not use them."
+        )
+
+    def abandon(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def close(self) -> None:
+        pass

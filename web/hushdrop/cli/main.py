@@ -22,7 +22,9 @@ from ..protocol.errors import (
 )
 from ..protocol.manifest import TextError, text_bytes
 from .allocator import tune_allocator
+from .files import STDIN, STDIN_NAME, UsageError
 from .output import Reporter
+from .prompt import ask, read_code
 
 DEFAULT_RELAY = "http://127.0.0.1:8780"
 ENV_RELAY = "HUSHDROP_RELAY"
@@ -36,12 +38,6 @@ EXIT_WRONG_CODE = 3
 EXIT_CONNECTION = 4
 EXIT_TAMPERED = 5
 EXIT_INTERRUPTED = 130
-
-
-class UsageError(HushdropError):
-    """The command line (or its environment) asks for something that cannot work."""
-
-    kind = "usage"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         "paths",
         nargs="*",
         metavar="PATH",
-        help="a file or folder to send (folders go with everything in them); several allowed",
+        help="a file or folder to send (folders go with everything in them); several allowed; "
+        "- alone sends standard input as one file (its size is not needed in advance)",
+    )
+    send.add_argument(
+        "--name",
+        metavar="NAME",
+        help=f"the file name the receiver gets for standard input (-) (default: {STDIN_NAME})",
     )
     send.add_argument(
         "--text",
@@ -120,8 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         metavar="DIR",
-        help="the folder to save into, created if missing (default: the current folder); a "
-        "received text is printed on standard output and never saved",
+        help="the folder to save into, created if missing (default: the current folder); - "
+        "writes the one offered file to standard output as it arrives (several files are "
+        "refused). Data reaches standard output before the whole file is verified: if the "
+        "transfer then fails, the exit status is not 0 and what was written must be discarded. "
+        "A received text is printed on standard output and never saved",
     )
     receive.add_argument(
         "-y",
@@ -212,7 +217,7 @@ def _code_text(given: str | None) -> str:
     if os.environ.get(ENV_CODE):
         return os.environ[ENV_CODE]
     if _interactive():
-        return getpass.getpass("Code or link (input hidden): ")
+        return read_code("Code or link: ")
     line = sys.stdin.readline() if sys.stdin is not None else ""
     if not line.strip():
         raise CodeFormatError(f"No code given: pass it, set {ENV_CODE}, or pipe it in.")
@@ -220,7 +225,7 @@ def _code_text(given: str | None) -> str:
 
 
 async def _ask_accept() -> bool:
-    answer = await asyncio.to_thread(input, "Accept? [y/N] ")
+    answer = await asyncio.to_thread(ask, "Accept? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -295,11 +300,23 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
 
         if not args.paths and args.text is None:
             raise UsageError("Name a file or folder to send, or a text with --text.")
+        if STDIN in args.paths and len(args.paths) > 1:
+            raise UsageError("- (standard input) is sent alone, without other paths.")
+        if args.name is not None and args.paths != [STDIN]:
+            raise UsageError("--name names standard input: use it with - as the only path.")
+        if args.paths == [STDIN] and args.receivers > 1:
+            raise UsageError(
+                "Standard input (-) can be read only once: it goes to one receiver, not "
+                f"{args.receivers}. Save it to a file to send it to several."
+            )
+        if args.text == STDIN and args.paths == [STDIN]:
+            raise UsageError("Standard input can be the file (-) or the text (--text -), not both.")
         text = _text_to_send(args.text)
         password = _password(args.password, confirm=True)
         asyncio.run(
             send(
                 args.paths,
+                args.name or STDIN_NAME,
                 _relay_url(args),
                 password,
                 args.ttl,
@@ -314,6 +331,9 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
 
     from .receive import receive
 
+    to_stdout = args.output == STDIN
+    if to_stdout and args.json:
+        raise UsageError("-o - writes the file to standard output, where --json would go too.")
     if not (args.yes or args.json or _interactive()):
         raise UsageError(
             "There is no terminal to ask whether to accept the files: add --yes to accept what "
@@ -325,7 +345,7 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
         receive(
             code,
             _relay_url(args, code.site),
-            Path(args.output or "."),
+            None if to_stdout else Path(args.output or "."),
             password=password,
             ask_password=lambda: _password(True, confirm=False),
             ask_accept=_ask_accept if (_interactive() and not args.yes and not args.json) else None,

@@ -16,7 +16,9 @@ PROGRESS_INTERVAL = 0.5  # seconds between JSON progress events
 PLAIN_PROGRESS_INTERVAL = 10.0  # seconds between progress lines when stderr is not a terminal
 
 
-def human_size(size: float) -> str:
+def human_size(size: float | None) -> str:
+    if size is None:
+        return "size unknown until it ends"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if size < 1024 or unit == "TiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -132,10 +134,11 @@ class Reporter:
             binary.write(text.encode("utf-8"))
         self._out.flush()
 
-    def start_progress(self, total: int, verb: str = "Transferred") -> None:
+    def start_progress(self, total: int | None, verb: str = "Transferred") -> None:
+        """`total` None: a stream of unknown length; the bar shows bytes and speed only."""
         self._started = self._last_progress = time.monotonic()
         self._verb = verb
-        if not self.json_mode and self._tty and total > 0:
+        if not self.json_mode and self._tty and (total is None or total > 0):
             self._bar = tqdm(
                 total=total,
                 unit="B",
@@ -146,7 +149,7 @@ class Reporter:
                 mininterval=0.25,
             )
 
-    def progress(self, done: int, total: int) -> None:
+    def progress(self, done: int, total: int | None) -> None:
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
             return
@@ -158,9 +161,9 @@ class Reporter:
         elif not self.json_mode and now - self._last_progress >= PLAIN_PROGRESS_INTERVAL:
             self._last_progress = now
             percent = f" ({done * 100 // total}%)" if total else ""
+            of = f" of {human_size(total)}" if total is not None else ""
             self._say(
-                f"{self._verb} {human_size(done)} of {human_size(total)}{percent}, "
-                f"{human_size(done / elapsed)}/s"
+                f"{self._verb} {human_size(done)}{of}{percent}, {human_size(done / elapsed)}/s"
             )
 
     def route(self, route: str, peer: str) -> None:

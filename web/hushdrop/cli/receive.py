@@ -1,7 +1,8 @@
 """`hushdrop receive`: the asyncio driver around ReceiverSession.
 
 A transfer that a restart interrupted is picked up from its resume record (PROTOCOL.md §8.3)
-when the same code is used again with the same output directory.
+when the same code is used again with the same output directory. With `-o -` the single file
+goes to standard output instead, and nothing is kept for a restart.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ..protocol.receiver import ReceiverSession
 from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
 from .direct import ReceiverRoute
-from .files import IncomingFiles, LocalFileError, check_output_dir, save_error
+from .files import IncomingFiles, LocalFileError, StdoutFile, check_output_dir, save_error
 from .output import Reporter
 from .resume_record import ResumeRecord, code_tag, find_record, record_path
 
@@ -47,7 +48,7 @@ class Receiving:
     def __init__(
         self,
         session: ReceiverSession,
-        files: IncomingFiles,
+        files: IncomingFiles | StdoutFile,
         reporter: Reporter,
         ask_password: AskPassword,
         ask_accept: AskAccept | None,
@@ -128,6 +129,10 @@ class Receiving:
             raise HushdropError("You declined the transfer.")
         reporter.start_progress(event.manifest.total_size, "Received")
         files.make_root()
+        if isinstance(files, StdoutFile):  # nothing on disk to continue after a restart
+            for follow_up in await session.accept():
+                await self.handle(follow_up)
+            return
         targets = [target.relative_to(files.root) for target in files.targets]
         self.record = ResumeRecord(
             record_path(files.root, files.transfer),
@@ -166,7 +171,7 @@ class Receiving:
 async def receive(
     code: Code,
     relay: str,
-    output: Path,
+    output: Path | None,
     *,
     password: str | None,
     ask_password: AskPassword,
@@ -177,13 +182,18 @@ async def receive(
     check_output: bool = True,
     direct: bool = True,
 ) -> None:
-    """`check_output`: refuse an unusable output folder before the code is used; otherwise it
-    is checked only when files come (a text needs no folder)."""
-    if check_output:
-        check_output_dir(output)
+    """Receive into the folder `output`, or, when it is None, the one file to standard output.
+    `check_output`: refuse an unusable output folder before the code is used; otherwise it is
+    checked only when files come (a text needs no folder)."""
     backend = PycaBackend()
-    files = IncomingFiles(output, overwrite)
-    previous = find_record(output, code)
+    files: IncomingFiles | StdoutFile
+    if output is None:
+        files, previous = StdoutFile(), None
+    else:
+        if check_output:
+            check_output_dir(output)
+        files = IncomingFiles(output, overwrite)
+        previous = find_record(output, code)
     if previous is not None:
         session = _restore(backend, code, previous, files, reporter)
     else:
@@ -211,7 +221,9 @@ async def receive(
         # Ended for good (the sender is told why): only a process that dies without getting
         # here leaves its temporary files and record, for a rerun to continue (§8.3).
         receiving.abandon()
-        error = save_error(output, exc) if isinstance(exc, OSError) else exc
+        error = save_error(output or files.root, exc) if isinstance(exc, OSError) else exc
+        if isinstance(files, StdoutFile) and isinstance(error, HushdropError):
+            error = _with_note(error, files.incomplete())
         if isinstance(error, LocalFileError):
             await session.cancel(error.peer_message)
         elif not isinstance(error, HushdropError):
@@ -230,6 +242,14 @@ async def receive(
             await connection.close()
 
 
+def _with_note(error: HushdropError, note: str) -> HushdropError:
+    """`error`, its message followed by `note` (same type and peer message)."""
+    if not note:
+        return error
+    error.args = (f"{error}{note}", *error.args[1:])
+    return error
+
+
 def _restore(
     backend: PycaBackend,
     code: Code,
@@ -240,7 +260,8 @@ def _restore(
     """The session of an interrupted transfer, from its record and its `.part` files."""
     files.restore(record.manifest, record.targets, record.transfer)
     partial = files.partial(record.saved) if record.saved < len(record.targets) else None
-    if partial is not None and partial[0] > record.manifest.files[record.saved].size:
+    size = record.manifest.files[record.saved].size if partial is not None else None
+    if partial is not None and size is not None and partial[0] > size:
         files.discard(record.saved)  # not what this transfer wrote: start that file again
         partial = None
     if partial is not None:

@@ -24,12 +24,13 @@ from ..protocol.sender import SenderSession
 from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
 from .direct import SenderRoute
-from .files import LocalFileError, OutgoingFiles
+from .files import STDIN, LocalFileError, OutgoingFiles
 from .output import Reporter
 
 
 async def send(
     paths: list[str],
+    name: str,
     relay: str,
     password: str,
     ttl: int | None,
@@ -40,7 +41,12 @@ async def send(
     text: str | None = None,
     direct: bool = True,
 ) -> None:
-    files = OutgoingFiles.collect(paths, text)
+    """Send `paths`, or standard input as one file called `name` when `paths` is ["-"]."""
+    files = (
+        OutgoingFiles.standard_input(name, text)
+        if paths == [STDIN]
+        else OutgoingFiles.collect(paths, text)
+    )
     backend = PycaBackend()
     connection = await RelayConnection.open(relay)
     try:
@@ -93,6 +99,8 @@ async def _serve(
         route = SenderRoute(backend, session, reporter, direct)
 
         async def read(index: int, offset: int, length: int) -> memoryview:
+            if files.manifest.files[index].size is None:  # a pipe may make us wait
+                return await asyncio.to_thread(files.read_stream, length)
             return files.read(index, offset, length)
 
         pump = Pump(

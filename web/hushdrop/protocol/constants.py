@@ -81,6 +81,10 @@ FILE_DIGEST_SIZE = 32
 DATA_FRAME_SIZE = 1024 * 1024
 SEALED_PART_SIZE = DATA_FRAME_SIZE  # ciphertext bytes per SEALED_PART / last SEALED piece
 INITIAL_CREDIT = 16 * 1024 * 1024
+
+# §7.2 streams (a file of unknown size): its plaintext is segments, then an end record
+SEGMENT_HEADER_SIZE = 4  # u32 length of a segment; 0 starts the end record
+STREAM_END_SIZE = SEGMENT_HEADER_SIZE + 8  # u32 0 || u64 total content length
 CREDIT_BATCH = 4 * 1024 * 1024
 
 # §8.4 direct connections

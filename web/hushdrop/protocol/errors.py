@@ -57,6 +57,19 @@ class VersionError(ProtocolError):
     kind = "version"
 
 
+class StreamLostError(HushdropError):
+    """The connection broke while a stream (standard input) was being sent: what was in flight
+    cannot be read again, so the transfer cannot resume (PROTOCOL.md §7.2)."""
+
+    kind = "stream-lost"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The connection broke while a stream (standard input) was being sent; a stream "
+            "cannot be read again, so the transfer stopped. Start it again."
+        )
+
+
 class PeerCancelledError(HushdropError):
     """The peer ended the transfer and said why."""
 

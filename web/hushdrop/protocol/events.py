@@ -63,10 +63,11 @@ class FileCompleted:
 @dataclass(frozen=True)
 class Progress:
     """The sender's view of the transfer: `done` content bytes the receiver says it verified and
-    stored (its CREDIT, §7), so both sides show the same number, speed and time left."""
+    stored (its CREDIT, §7), so both sides show the same number, speed and time left. `total`
+    is None while a stream's length is unknown (§7.2)."""
 
     done: int
-    total: int
+    total: int | None
 
 
 @dataclass(frozen=True)

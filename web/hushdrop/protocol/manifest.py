@@ -45,10 +45,16 @@ def _mib(size: int) -> str:
 
 @dataclass(frozen=True)
 class FileEntry:
+    """One file offered. `size` None: a stream whose length is known only at its end (§7.2)."""
+
     path: str
-    size: int
+    size: int | None
     mode: int = 0o644
     mtime: int = 0
+
+    @property
+    def streamed(self) -> bool:
+        return self.size is None
 
 
 @dataclass(frozen=True)
@@ -64,9 +70,20 @@ class Manifest:
     text: str | None = None  # a text sent with (or instead of) files; None when there is none
 
     @property
-    def total_size(self) -> int:
-        """Bytes of file content (the data stream); a text is not part of it."""
+    def total_size(self) -> int | None:
+        """The bytes offered; None when a file is a stream of unknown length (§7.2)."""
+        if self.has_stream:
+            return None
         return sum(f.size for f in self.files)
+
+    @property
+    def known_size(self) -> int:
+        """The bytes of the files whose size is known (all of them, without a stream)."""
+        return sum(f.size for f in self.files if f.size is not None)
+
+    @property
+    def has_stream(self) -> bool:
+        return bool(self.files) and self.files[-1].size is None
 
     @property
     def text_size(self) -> int:
@@ -91,6 +108,7 @@ class Manifest:
                 f"Too many files to send in one transfer: {entries:,} files and folders, at most "
                 f"{MAX_MANIFEST_ENTRIES:,}. Send them in parts, or as an archive."
             )
+        _check_stream(self.files)
         data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         if len(data) > MAX_MANIFEST_BYTES:
             raise ProtocolError(
@@ -120,12 +138,13 @@ class Manifest:
         files = tuple(
             FileEntry(
                 _path(e),
-                _int(e, "size", 0, MAX_FILE_SIZE),
+                _size(e),
                 _int(e, "mode", 0, 0o7777, 0o644) & 0o777,
                 _int(e, "mtime", -(1 << 40), 1 << 40, 0),
             )
             for e in files_raw
         )
+        _check_stream(files)
         dirs = tuple(
             DirEntry(_path(e), _int(e, "mode", 0, 0o7777, 0o755) & 0o777) for e in dirs_raw
         )
@@ -184,6 +203,19 @@ def _text(value: object) -> str | None:
     if size > MAX_TEXT_BYTES:
         raise ProtocolError(f"The sender's text is larger than {_mib(MAX_TEXT_BYTES)}.")
     return value
+
+
+def _size(entry: dict) -> int | None:
+    """A file's size; JSON null (present, not missing) marks a stream (§7.2)."""
+    if "size" in entry and entry["size"] is None:
+        return None
+    return _int(entry, "size", 0, MAX_FILE_SIZE)
+
+
+def _check_stream(files: tuple[FileEntry, ...]) -> None:
+    """Only the last file may be a stream: the data stream ends where it ends (§7.2)."""
+    if any(entry.size is None for entry in files[:-1]):
+        raise ProtocolError("The sender's file list has a stream that is not its last file.")
 
 
 def _int(entry: dict, key: str, low: int, high: int, default: int | None = None) -> int:

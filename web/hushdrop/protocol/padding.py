@@ -33,10 +33,19 @@ def max_sealed_message() -> int:
     return 1 + sealed_length(5 + MAX_MANIFEST_BYTES) + 16
 
 
-def stream_padding(manifest: Manifest) -> int:
+def stream_padding(manifest: Manifest, stream_framed: int | None = None) -> int:
     """Zero bytes that end the last file's plaintext (§7.1): they bring the sum of every file's
-    plaintext (content and digest) up to its PADMÉ length. 0 without files."""
+    plaintext (content and digest) up to its PADMÉ length. 0 without files.
+
+    When the last file is a stream (§7.2), its part of the sum is `stream_framed`: its plaintext
+    before the padding (segments, end record, digest), known only once it ended."""
     if not manifest.files:
         return 0
-    plaintext = sum(entry.size + FILE_DIGEST_SIZE for entry in manifest.files)
+    plaintext = sum(
+        entry.size + FILE_DIGEST_SIZE for entry in manifest.files if entry.size is not None
+    )
+    if manifest.has_stream:
+        if stream_framed is None:
+            raise ValueError("a stream's padding is known only at its end")
+        plaintext += stream_framed
     return padme(plaintext) - plaintext

@@ -7,12 +7,16 @@ answer PasswordRequired with `provide_password()` and Offered with `accept()` or
 Completed arrived and every file is saved, call `finish()`. After every call, send everything
 `data_to_send()` returns, in order. When the connection closes, see
 `PeerSession.connection_lost()`; a restarted receiver starts from `ReceiverSession.restore()`.
+
+A file of unknown size (a stream, §7.2) is the last one; `bytes_total` is None until it ends.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+from collections.abc import Callable
 
 from ..crypto.backend import CryptoBackend, CryptoError
 from ..crypto.chunked import HEADER_SIZE, ChunkDecryptor, ciphertext_size
@@ -59,17 +63,25 @@ from .keys import SealedChannel, SessionKeys
 from .manifest import Manifest
 from .padding import stream_padding
 from .session import PeerSession, abort_error, cancel_error, file_context
+from .stream import StreamReader
 
 
 class _IncomingFile:
     """Decryption state of the file currently arriving."""
 
     def __init__(
-        self, index: int, size: int, padding: int, written: int = 0, prefix_hash=None
+        self,
+        index: int,
+        size: int | None,
+        padding: int | Callable[[int], int],
+        written: int = 0,
+        prefix_hash=None,
     ) -> None:
         self.index = index
-        self.size = size
-        self.padding = padding  # zero bytes after the digest (the last file's, §7.1)
+        self.size = size  # None: a stream (§7.2), whose framing says where it ends
+        # Zero bytes after the digest (the last file's, §7.1); a stream's depends on its framed
+        # length, so it is a function of that.
+        self.padding = padding
         self.written = written  # content bytes verified and handed to the driver
         self.hash = prefix_hash or hashlib.sha256()
         self.expect_ciphertext()
@@ -79,10 +91,15 @@ class _IncomingFile:
         self.start = self.written
         self.header = bytearray()
         self.decryptor: ChunkDecryptor | None = None
+        self.digest = bytearray()
+        if self.size is None:
+            self.reader: StreamReader | None = StreamReader(self.written, self.padding)
+            self.remaining = -1  # unknown: the empty DATA after it marks its end
+            return
+        self.reader = None
         # Chunk bytes after the header: the plaintext is the content, its SHA-256, the padding.
         plaintext = self.size - self.start + FILE_DIGEST_SIZE + self.padding
         self.remaining = ciphertext_size(plaintext) - HEADER_SIZE
-        self.digest = bytearray()
 
 
 class ReceiverSession(PeerSession):
@@ -151,6 +168,8 @@ class ReceiverSession(PeerSession):
             self._state = "failed"
             raise abort_error(decode_abort(message), self.side)
         if kind == MSG_DATA and self._state == "receiving":
+            if len(message) == 1:
+                return await self._on_stream_end()
             return await self._on_data(memoryview(message)[1:])
         if self._is_resume(kind):
             await self._on_resume(message)
@@ -260,9 +279,7 @@ class ReceiverSession(PeerSession):
                 if self._next_index >= len(self.manifest.files):
                     raise ProtocolError("The sender sent more data than it announced.")
                 index = self._next_index
-                self._file = _IncomingFile(
-                    index, self.manifest.files[index].size, self._padding_of(index)
-                )
+                self._file = self._incoming(index)
                 self._next_index += 1
                 events.append(FileStarted(index))
             data = await self._consume(self._file, data, events)
@@ -272,6 +289,45 @@ class ReceiverSession(PeerSession):
             self._credited = self._received
             await self._send_sealed(KIND_CREDIT, encode_credit(grant, self.bytes_done))
         return events
+
+    async def _on_stream_end(self) -> list[Event]:
+        """The empty DATA message: the data stream, whose last file is a stream, ends (§7.2)."""
+        f = self._file
+        if f is None and self._next_index == len(self.manifest.files) - 1:
+            f = self._file = self._incoming(self._next_index)
+            self._next_index += 1
+        if f is None or f.reader is None:
+            raise ProtocolError("The sender ended a data stream that has no stream in it.")
+        if f.decryptor is None:
+            raise TamperedError(self._tampered(f))
+        events: list[Event] = []
+        try:
+            plaintext = await f.decryptor.finalize()
+        except CryptoError as exc:
+            raise TamperedError(self._tampered(f)) from exc
+        self._deliver_stream(f, plaintext, events)
+        f.reader.finish()
+        if not hmac.compare_digest(f.hash.digest(), f.reader.digest):
+            raise TamperedError(
+                f"{self._name(f)} arrived with the wrong SHA-256; it was not saved."
+            )
+        self.bytes_total = self.bytes_done
+        events.append(FileCompleted(f.index, f.hash.hexdigest()))
+        self._file = None
+        events.extend(self._maybe_completed())
+        return events
+
+    def _deliver_stream(self, f: _IncomingFile, plaintext: bytes, events: list[Event]) -> None:
+        for piece in f.reader.feed(memoryview(plaintext)):
+            chunk = bytes(piece)
+            f.hash.update(chunk)
+            f.written += len(chunk)
+            self.bytes_done += len(chunk)
+            events.append(FileData(f.index, chunk))
+
+    def _incoming(self, index: int) -> _IncomingFile:
+        size = self.manifest.files[index].size
+        return _IncomingFile(index, size, self._padding_of(index))
 
     async def _consume(self, f: _IncomingFile, data: memoryview, events: list[Event]) -> memoryview:
         """Feed file `f` from `data`; return what belongs to the following files."""
@@ -287,6 +343,13 @@ class ReceiverSession(PeerSession):
                 )
             except CryptoError as exc:
                 raise TamperedError(self._tampered(f)) from exc
+        if f.reader is not None:  # a stream: everything up to the end belongs to it
+            try:
+                plaintext = await f.decryptor.update(data)
+            except CryptoError as exc:
+                raise TamperedError(self._tampered(f)) from exc
+            self._deliver_stream(f, plaintext, events)
+            return data[len(data) :]
         take = min(len(data), f.remaining)
         try:
             plaintext = await f.decryptor.update(data[:take])
@@ -319,9 +382,14 @@ class ReceiverSession(PeerSession):
         if any(rest[take:]):  # authenticated, so only a broken sender gets here
             raise ProtocolError(f"The padding after {self._name(f)} is not zeros.")
 
-    def _padding_of(self, index: int) -> int:
-        """Stream padding after file `index`'s digest: only the last file has any (§7.1)."""
-        return stream_padding(self.manifest) if index == len(self.manifest.files) - 1 else 0
+    def _padding_of(self, index: int) -> int | Callable[[int], int]:
+        """Stream padding after file `index`'s digest: only the last file has any (§7.1); a
+        stream's as a function of its framed length (§7.2)."""
+        if index != len(self.manifest.files) - 1:
+            return 0
+        if self.manifest.files[index].size is None:
+            return functools.partial(stream_padding, self.manifest)
+        return stream_padding(self.manifest)
 
     def _name(self, f: _IncomingFile) -> str:
         return repr(self.manifest.files[f.index].path)

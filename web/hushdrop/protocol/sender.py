@@ -4,6 +4,9 @@ Driver contract (sans-I/O): await `start()` once the relay says `paired`; pass e
 from the relay to `receive()`; whenever `next_read()` names a file range, read it and pass the bytes
 to `send_plaintext()`; after every call, send everything `data_to_send()` returns, in order. When
 the connection closes, see `PeerSession.connection_lost()`.
+
+A file of unknown size (a stream, §7.2) is read the same way, except that a read may return fewer
+bytes than asked, and returns none at the stream's end.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from ..crypto.chunked import ChunkEncryptor
 from .codes import SenderSecrets
 from .constants import (
     DATA_FRAME_SIZE,
+    FILE_DIGEST_SIZE,
     KIND_ACCEPT,
     KIND_CANCEL,
     KIND_COMPLETE,
@@ -31,9 +35,11 @@ from .constants import (
     MSG_PAKE_A,
     MSG_SEALED,
     MSG_SEALED_PART,
+    SEGMENT_HEADER_SIZE,
     SIDE_SENDER,
+    STREAM_END_SIZE,
 )
-from .errors import DeclinedError, HushdropError, ProtocolError
+from .errors import DeclinedError, HushdropError, ProtocolError, StreamLostError
 from .events import Accepted, Completed, Event, Progress, Resumed, Verified
 from .framing import decode_abort, decode_credit, decode_resume_at, decode_u64, message_type
 from .handshake import SenderHandshake
@@ -41,6 +47,7 @@ from .keys import SealedChannel
 from .manifest import Manifest
 from .padding import stream_padding
 from .session import PeerSession, abort_error, cancel_error, file_context
+from .stream import end_record, segment_header
 from .text import peer_text
 
 READ_SIZE = 1024 * 1024  # a multiple of the 16 KiB chunk size, so reads map onto whole chunks
@@ -80,15 +87,22 @@ class SenderSession(PeerSession):
         self._start = 0  # where the current file's ciphertext starts (non-zero after a resume)
         self._encryptor: ChunkEncryptor | None = None
         self._hash = hashlib.sha256()
+        # A last file of unknown size (§7.2): how much of it was read (input cannot be read
+        # again, so this never goes back), whether its end was, and its framed plaintext
+        # length in the current ciphertext (which decides the padding).
+        self._stream_read = 0
+        self._stream_ended = False
+        self._framed = 0
         # The zero bytes that end the last file's plaintext (§7.1); `_padded` of them are
-        # encrypted, after its digest, as credit makes room.
-        self._padding = stream_padding(manifest)
+        # encrypted, after its digest, as credit makes room. A stream's is known at its end.
+        self._padding = 0 if manifest.has_stream else stream_padding(manifest)
         self._padded: int | None = None  # None until the last file's digest is in the stream
         self.bytes_done = 0  # content read and encrypted (up to a credit window ahead)
         self.bytes_acknowledged = 0  # content the receiver verified and stored (its CREDIT)
         self.bytes_total = manifest.total_size
         self._sent_everything = False
         self._held = False
+        self._end_marked = False  # the empty DATA after a stream's last byte was queued (§7.2)
 
     async def start(self) -> None:
         if self._state != "new":
@@ -168,7 +182,7 @@ class SenderSession(PeerSession):
                 await self._advance_files()
                 if verified <= self.bytes_acknowledged:
                     return []
-                self.bytes_acknowledged = min(verified, self.bytes_total)
+                self.bytes_acknowledged = min(verified, self.bytes_done)
                 return [Progress(self.bytes_acknowledged, self.bytes_total)]
             if kind == KIND_COMPLETE:
                 if self._index < len(self.manifest.files) or self._ready or self._fill > 1:
@@ -183,24 +197,46 @@ class SenderSession(PeerSession):
         """Restart the data stream where the receiver says it stands (PROTOCOL.md §8.2)."""
         at = decode_resume_at(body)
         files = self.manifest.files
-        if at.index > len(files) or at.offset > (
-            files[at.index].size if at.index < len(files) else 0
-        ):
+        size = files[at.index].size if at.index < len(files) else 0
+        if at.index > len(files) or (size is not None and at.offset > size):
             raise ProtocolError("The receiver asked to resume at a position that does not exist.")
+        stream_continues = self._check_stream_resume(at.index, at.offset)
         await self._send_sealed(KIND_RESUMED)
         events: list[Event] = [Accepted()] if self._resume_state == "offered" else []
         self._state = "sending"
         self._credit = at.credit
         self._index = at.index
         self._offset = self._start = at.offset
-        self._hashed = 0
-        self._hash = hashlib.sha256()
+        self._framed = 0
+        self._end_marked = False
+        if not stream_continues:  # a stream keeps the hash of everything read from it
+            self._hashed = 0
+            self._hash = hashlib.sha256()
         self._encryptor = None
         self._padded = None
-        self.bytes_done = sum(f.size for f in files[: at.index]) + at.offset
+        self.bytes_done = self._position(at.index, at.offset)
         self.bytes_acknowledged = self.bytes_done  # the receiver holds everything before it
         await self._advance_files()
         return [*events, Resumed(self.bytes_done)]
+
+    def _check_stream_resume(self, index: int, offset: int) -> bool:
+        """Whether the data stream can restart at (index, offset) with a stream in the offer:
+        its input cannot be read again, so only where nothing of it was read yet, or exactly
+        where its reading stands (nothing read but unverified), §7.2. True when it restarts
+        inside the stream, whose hash so far then carries on."""
+        stream = len(self.manifest.files) - 1
+        if not self.manifest.has_stream or index > stream:
+            return False
+        if index == stream and offset == self._stream_read and self._hashed == offset:
+            return offset > 0 or self._stream_ended
+        if self._stream_read == 0 and not self._stream_ended and (index < stream or not offset):
+            return False
+        raise StreamLostError()
+
+    def _position(self, index: int, offset: int) -> int:
+        """Content bytes before byte `offset` of file `index`."""
+        before = self.manifest.files[:index]
+        return sum(self._stream_read if f.size is None else f.size for f in before) + offset
 
     def _forget_connection(self) -> None:
         complete = self._resume_state == "sending" and self._index >= len(self.manifest.files)
@@ -214,8 +250,10 @@ class SenderSession(PeerSession):
 
     @property
     def can_switch(self) -> bool:
-        """Whether `switch_direct()` may be called now: at any point while sending."""
-        return self._state == "sending" and self._channel is not None
+        """Whether `switch_direct()` may be called now: at any point while sending, except
+        once a stream's input is being read (the switch resends what is in flight, §7.2)."""
+        started = self._stream_read > 0 or self._stream_ended
+        return self._state == "sending" and self._channel is not None and not started
 
     async def switch_direct(self) -> None:
         """Move the transfer to a direct connection (PROTOCOL.md §8.4): tell the receiver on
@@ -247,6 +285,8 @@ class SenderSession(PeerSession):
         if self._hashed < self._offset:
             return self._index, self._hashed, min(READ_SIZE, self._offset - self._hashed)
         size = self.manifest.files[self._index].size
+        if size is None:
+            return None if self._stream_ended else (self._index, self._offset, READ_SIZE)
         return self._index, self._offset, min(READ_SIZE, size - self._offset)
 
     async def send_plaintext(self, data: bytes | bytearray | memoryview) -> None:
@@ -258,6 +298,9 @@ class SenderSession(PeerSession):
         if request is None or self._encryptor is None:
             raise ProtocolError("File data was supplied when none was requested.")
         _, _, length = request
+        if self.manifest.files[self._index].size is None:
+            await self._stream_data(data, length)
+            return
         if len(data) != length:
             raise HushdropError(
                 f"{self.manifest.files[self._index].path} changed while it was being sent."
@@ -277,6 +320,33 @@ class SenderSession(PeerSession):
         self.bytes_done += length
         await self._advance_files()
 
+    async def _stream_data(self, data: bytes | bytearray | memoryview, length: int) -> None:
+        """Up to `length` bytes of the stream as one segment; none: the stream ended."""
+        if len(data) > length:
+            raise ProtocolError("More stream data was supplied than requested.")
+        if not data:
+            self._stream_ended = True
+            if self.bytes_total is None:
+                self.bytes_total = self.manifest.known_size + self._stream_read
+        else:
+            self._append(await self._encryptor.update(segment_header(len(data))))
+            pending = self._encryptor.start_update(data)
+            self._hash.update(data)
+            self._append(await pending)
+            self._framed += SEGMENT_HEADER_SIZE + len(data)
+            self._offset += len(data)
+            self._hashed += len(data)
+            self._stream_read += len(data)
+            self.bytes_done += len(data)
+        await self._advance_files()
+
+    def _file_read(self) -> bool:
+        """Whether all of the current file's content is in the stream (a stream: its end)."""
+        size = self.manifest.files[self._index].size
+        if size is None:
+            return self._stream_ended and self._hashed == self._offset
+        return self._hashed >= self._offset and self._offset >= size
+
     async def _advance_files(self) -> None:
         """Open the current file's encryption, close finished files, frame what is ready."""
         files = self.manifest.files
@@ -286,9 +356,13 @@ class SenderSession(PeerSession):
                     self._backend, self._data_key, file_context(self._index, self._start)
                 )
                 self._append(self._encryptor.header)
-            if self._hashed < self._offset or self._offset < files[self._index].size:
+            if not self._file_read():
                 break
             if self._padded is None:
+                if files[self._index].size is None:
+                    self._append(await self._encryptor.update(end_record(self._stream_read)))
+                    self._framed += STREAM_END_SIZE + FILE_DIGEST_SIZE
+                    self._padding = stream_padding(self.manifest, self._framed)
                 self._append(await self._encryptor.update(self._hash.digest()))
                 # Only the last file's plaintext ends with padding; the others count as padded.
                 self._padded = 0 if self._index == len(files) - 1 else self._padding
@@ -338,6 +412,10 @@ class SenderSession(PeerSession):
             self._outgoing.append(self._frame[: self._fill])
             self._sent += tail
             self._fill = 1
+        ended = complete and not self._ready and self._fill == 1
+        if ended and self.manifest.has_stream and not self._end_marked:
+            self._outgoing.append(bytes([MSG_DATA]))  # where the stream's final chunk ends (§7.2)
+            self._end_marked = True
 
 
 def _new_frame() -> bytearray:

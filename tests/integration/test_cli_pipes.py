@@ -1,0 +1,265 @@
+"""Pipes: `hushdrop send -` streams standard input, `hushdrop receive -o -` writes standard
+output; real CLI processes through a real relay (PROTOCOL.md §7.2)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .cli import TIMEOUT, FlippingProxy, receive, send, sha256_file
+
+EXIT_USAGE = 2
+EXIT_TAMPERED = 5
+MIB = 1 << 20
+
+
+class Cli:
+    """A `hushdrop` process with its standard streams as pipes, and its peak memory."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hushdrop.cli.main", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**clean, **(env or {})},
+        )
+        self.peak_rss = 0  # VmHWM, the kernel's high-water mark of resident memory, in bytes
+        self.stderr = b""
+        threading.Thread(target=self._watch_memory, daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
+
+    def _watch_memory(self) -> None:
+        status = Path(f"/proc/{self.proc.pid}/status")
+        while self.proc.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_rss = max(self.peak_rss, int(line.split()[1]) * 1024)
+            except (OSError, ValueError):
+                return
+            time.sleep(0.02)
+
+    def _read_stderr(self) -> None:
+        self.stderr = self.proc.stderr.read()
+
+    def wait(self) -> int:
+        try:
+            return self.proc.wait(TIMEOUT)
+        finally:
+            self._stderr_reader.join(10)
+
+    def output(self) -> bytes:
+        """Everything the process writes to standard output, once it exited."""
+        out = self.proc.stdout.read()
+        self.wait()
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def read_code(sender: Cli) -> str:
+    for line in sender.proc.stdout:
+        event = json.loads(line)
+        if event["event"] == "code":
+            return event["code"]
+    raise AssertionError(f"no code; stderr: {sender.stderr!r}")
+
+
+def feed(proc: subprocess.Popen, size: int, digest: hashlib._Hash) -> threading.Thread:
+    """Write `size` pseudo-random bytes into `proc`'s standard input, then close it."""
+
+    def run() -> None:
+        block = os.urandom(MIB)
+        try:
+            for index in range(size // MIB):
+                piece = bytes([index % 256]) + block[1:]
+                digest.update(piece)
+                proc.stdin.write(piece)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def drain(proc: subprocess.Popen) -> tuple[hashlib._Hash, list[int]]:
+    """Read `proc`'s standard output to its end on a thread: (its SHA-256, [its length])."""
+    digest, length = hashlib.sha256(), [0]
+
+    def run() -> None:
+        while block := proc.stdout.read(MIB):
+            digest.update(block)
+            length[0] += len(block)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    drain.threads.append(thread)
+    return digest, length
+
+
+drain.threads = []
+
+
+@pytest.fixture
+def processes():
+    started: list[Cli] = []
+    yield started
+    for cli in started:
+        cli.stop()
+
+
+def test_64_mib_through_pipes_on_both_ends_arrive_intact_in_bounded_memory(relay, processes):
+    size = 64 * MIB
+    sender = Cli(["send", "-", "--relay", relay.url, "--json"])
+    processes.append(sender)
+    sent = hashlib.sha256()
+    feeder = feed(sender.proc, size, sent)
+    code = read_code(sender)
+    receiver = Cli(["receive", "-o", "-", "--yes", "--relay", relay.url], {"HUSHDROP_CODE": code})
+    processes.append(receiver)
+    received, length = drain(receiver.proc)
+    assert receiver.wait() == 0, receiver.stderr
+    assert sender.wait() == 0, sender.stderr
+    feeder.join(10)
+    drain.threads[-1].join(10)
+    assert length[0] == size
+    assert received.hexdigest() == sent.hexdigest()
+    # Neither side holds the stream: each stays far below its 64 MiB (a CLI at rest is ~40 MiB
+    # of Python and libraries; the stream adds its credit window at most).
+    print(
+        f"peak RSS: sender {sender.peak_rss / MIB:.1f} MiB, "
+        f"receiver {receiver.peak_rss / MIB:.1f} MiB"
+    )
+    for cli in (sender, receiver):
+        assert 0 < cli.peak_rss < size * 3 // 4, (cli.peak_rss, cli.stderr)
+    assert b"Received" in receiver.stderr or b"Done" in receiver.stderr
+
+
+def test_standard_input_saved_into_a_folder_gets_the_name_given(relay, tmp_path, processes):
+    out = tmp_path / "out"
+    sender = Cli(["send", "-", "--name", "notes.txt", "--relay", relay.url, "--json"])
+    processes.append(sender)
+    sender.proc.stdin.write(b"hello from a pipe\n" * 1000)
+    sender.proc.stdin.close()
+    receiver = receive(relay.url, read_code(sender), out)
+    assert receiver.wait() == 0, receiver.stderr
+    assert sender.wait() == 0, sender.stderr
+    assert (out / "notes.txt").read_bytes() == b"hello from a pipe\n" * 1000
+    assert receiver.wait_event("done")["bytes"] == 18_000
+    assert not list(out.glob(".hushdrop-*"))
+
+
+def test_an_empty_standard_input_arrives_as_an_empty_file(relay, processes):
+    sender = Cli(["send", "-", "--relay", relay.url, "--json"])
+    processes.append(sender)
+    sender.proc.stdin.close()
+    code = read_code(sender)
+    receiver = Cli(["receive", "-o", "-", "--yes", "--relay", relay.url], {"HUSHDROP_CODE": code})
+    processes.append(receiver)
+    assert receiver.output() == b""
+    assert receiver.proc.returncode == 0, receiver.stderr
+    assert sender.wait() == 0
+
+
+def test_standard_output_refuses_several_files_and_the_sender_is_told_why(
+    relay, tmp_path, processes
+):
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text(name)
+    sender = send(relay.url, tmp_path / "a.txt", tmp_path / "b.txt")
+    code = sender.wait_event("code")["code"]
+    receiver = Cli(["receive", "-o", "-", "--yes", "--relay", relay.url], {"HUSHDROP_CODE": code})
+    processes.append(receiver)
+    assert receiver.output() == b""
+    assert receiver.proc.returncode == EXIT_USAGE
+    assert b"standard output" in receiver.stderr and b"-o DIR" in receiver.stderr
+    assert sender.wait() != 0
+    assert "standard output, which takes a single file" in sender.error()["message"]
+
+
+def test_a_tampered_stream_to_standard_output_exits_non_zero_with_a_clear_error(relay, processes):
+    proxy = FlippingProxy(relay.port, offset=6 * MIB + 4321, direction="to_client")
+    try:
+        sender = Cli(["send", "-", "--relay", relay.url, "--json"])
+        processes.append(sender)
+        feed(sender.proc, 20 * MIB, hashlib.sha256())
+        code = read_code(sender)
+        receiver = Cli(
+            ["receive", "-o", "-", "--yes", "--relay", proxy.url], {"HUSHDROP_CODE": code}
+        )
+        processes.append(receiver)
+        _, length = drain(receiver.proc)
+        assert receiver.wait() == EXIT_TAMPERED
+        assert proxy.flipped.is_set()
+        drain.threads[-1].join(10)
+        assert length[0] < 20 * MIB
+        message = receiver.stderr.decode()
+        assert "failed authentication" in message
+        assert "already written to standard output are incomplete" in message
+        assert sender.wait() != 0
+    finally:
+        proxy.close()
+
+
+def test_a_stream_sent_with_other_paths_is_a_usage_error(relay, tmp_path):
+    (tmp_path / "a").write_text("a")
+    result = subprocess.run(
+        [sys.executable, "-m", "hushdrop.cli.main", "send", "-", str(tmp_path / "a")],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == EXIT_USAGE
+    assert b"standard input" in result.stderr
+
+
+def test_json_output_and_standard_output_together_are_a_usage_error(relay):
+    result = subprocess.run(
+        [sys.executable, "-m", "hushdrop.cli.main", "receive", "-o", "-", "--json"],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "HUSHDROP_CODE": "123456-abandon-ability-able"},
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == EXIT_USAGE
+    assert b"standard output" in result.stdout + result.stderr
+
+
+def test_a_sent_file_and_its_sha256_match_when_piped_from_a_file(relay, tmp_path, processes):
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(3 * MIB + 17))
+    with open(source, "rb") as stdin:
+        sender = subprocess.Popen(
+            [sys.executable, "-m", "hushdrop.cli.main", "send", "-", "--relay", relay.url],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    try:
+        code = next(line for line in sender.stdout if line.startswith("Code: "))[6:].strip()
+        out = tmp_path / "out"
+        receiver = receive(relay.url, code, out)
+        assert receiver.wait() == 0, receiver.stderr
+        assert sender.wait(TIMEOUT) == 0
+        assert sha256_file(out / "stdin") == sha256_file(source)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait(10)

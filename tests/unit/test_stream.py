@@ -1,0 +1,206 @@
+"""A file of unknown size (PROTOCOL.md §7.2): segments, end record, padding, and no resume."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+
+import pytest
+from hushdrop.crypto.chunked import ciphertext_size
+from hushdrop.protocol import events as ev
+from hushdrop.protocol.constants import DATA_FRAME_SIZE, MSG_DATA
+from hushdrop.protocol.errors import (
+    PeerCancelledError,
+    ProtocolError,
+    StreamLostError,
+    TamperedError,
+)
+from hushdrop.protocol.manifest import FileEntry, Manifest
+from hushdrop.protocol.padding import padme
+
+from .pair import Pair
+from .test_resume import Link, reconnect
+from .test_session import accepted
+
+PIPE_READS = (65536, 1, 4096, 200_000)  # a pipe returns whatever is there
+
+
+def stream_pair(files: dict[str, bytes], **kwargs) -> Pair:
+    """The last file is sent as a stream of unknown size, read in pipe-like pieces."""
+    entries = [FileEntry(path, len(data)) for path, data in files.items()]
+    entries[-1] = FileEntry(entries[-1].path, None)
+    stream = len(entries) - 1
+    reads = {"count": 0}
+
+    def read(index: int, offset: int, length: int) -> bytes:
+        data = list(files.values())[index]
+        if index != stream:
+            return data[offset : offset + length]
+        reads["count"] += 1
+        piece = min(length, PIPE_READS[reads["count"] % len(PIPE_READS)])
+        return data[offset : offset + piece]
+
+    return Pair(files, manifest=Manifest(tuple(entries)), read=read, **kwargs)
+
+
+def data_bytes(pair: Pair) -> list[int]:
+    sizes: list[int] = []
+    inner = pair.tamper
+
+    def count(direction: str, message: bytes) -> list[bytes]:
+        if direction == "s2r" and message[0] == MSG_DATA:
+            sizes.append(len(message) - 1)
+        return inner(direction, message)
+
+    pair.tamper = count
+    return sizes
+
+
+@pytest.mark.parametrize("size", [0, 1, 16_383, 16_384, 65_537, DATA_FRAME_SIZE, 3 << 20])
+def test_a_stream_of_unknown_size_arrives_intact(size):
+    data = os.urandom(size)
+    pair = stream_pair({"stdin": data})
+    outcome = asyncio.run(pair.run())
+    assert outcome.sender_error is None and outcome.receiver_error is None
+    assert outcome.received.get(0, b"") == data
+    completed = [e for e in outcome.receiver_events if isinstance(e, ev.FileCompleted)]
+    assert completed == [ev.FileCompleted(0, hashlib.sha256(data).hexdigest())]
+    assert pair.sender.finished
+    assert pair.receiver.bytes_total == pair.sender.bytes_total == size
+
+
+def test_a_stream_may_follow_files_of_known_size():
+    files = {"folder/a": os.urandom(70_000), "folder/b": b"", "stdin": os.urandom(2 << 20)}
+    outcome = asyncio.run(stream_pair(files).run())
+    assert outcome.receiver_error is None
+    assert [outcome.received.get(i, b"") for i in range(3)] == list(files.values())
+    assert outcome.completed == [0, 1, 2]
+
+
+def test_progress_has_no_total_until_the_stream_ended():
+    pair = stream_pair({"stdin": os.urandom(40 << 20)})
+    outcome = asyncio.run(pair.run())
+    totals = [e.total for e in outcome.sender_events if isinstance(e, ev.Progress)]
+    assert totals and set(totals) == {None}
+    assert pair.sender.bytes_total == 40 << 20
+
+
+def test_the_data_stream_is_padded_to_the_padme_length_of_the_framed_stream():
+    size = 5 << 20
+    pair = stream_pair({"stdin": os.urandom(size)})
+    sizes = data_bytes(pair)
+    asyncio.run(pair.run())
+    # Whatever the segmentation, the plaintext the relay can measure is a PADMÉ length, and the
+    # data ends with the empty DATA message that marks where the final chunk ends.
+    assert sizes[-1] == 0
+    plaintext_lengths = [
+        p for p in range(size, size + (size >> 3)) if ciphertext_size(p) == sum(sizes)
+    ]
+    assert plaintext_lengths and all(padme(p) == p for p in plaintext_lengths)
+
+
+def test_streams_in_one_padme_bucket_look_the_same_to_the_relay():
+    # padme(T) is equal for both framed lengths (framing adds < 1000 bytes), so the DATA bytes
+    # are too.
+    first, second = 3_000_000, 3_010_000
+    assert padme(first) == padme(second + 1000)
+    seen = []
+    for size in (first, second):
+        pair = stream_pair({"stdin": os.urandom(size)})
+        sizes = data_bytes(pair)
+        asyncio.run(pair.run())
+        seen.append(sum(sizes))
+    assert seen[0] == seen[1]
+
+
+def test_a_truncated_stream_fails_authentication():
+    def cut(direction: str, message: bytes) -> list[bytes]:
+        if direction == "s2r" and message[0] == MSG_DATA and 1 < len(message) < DATA_FRAME_SIZE:
+            return [message[:-100]]
+        return [message]
+
+    outcome = asyncio.run(stream_pair({"stdin": os.urandom(2 << 20)}, tamper=cut).run())
+    assert isinstance(outcome.receiver_error, TamperedError)
+    assert outcome.completed == []
+
+
+def test_a_stream_cut_at_a_chunk_boundary_and_ended_early_is_detected():
+    def end_early(direction: str, message: bytes) -> list[bytes]:
+        if direction == "s2r" and message[0] == MSG_DATA and len(message) > 1:
+            return [message, bytes([MSG_DATA])]  # the end marker after the first message
+        return [message]
+
+    outcome = asyncio.run(stream_pair({"stdin": os.urandom(3 << 20)}, tamper=end_early).run())
+    assert isinstance(outcome.receiver_error, TamperedError)
+    assert outcome.completed == []
+
+
+def test_a_flipped_byte_in_a_stream_is_detected():
+    def flip(direction: str, message: bytes) -> list[bytes]:
+        if direction == "s2r" and message[0] == MSG_DATA and len(message) > 1000:
+            data = bytearray(message)
+            data[999] ^= 1
+            return [bytes(data)]
+        return [message]
+
+    outcome = asyncio.run(stream_pair({"stdin": os.urandom(100_000)}, tamper=flip).run())
+    assert isinstance(outcome.receiver_error, TamperedError)
+
+
+def test_a_stream_is_the_last_file_or_the_manifest_is_refused():
+    doc = {"version": 1, "files": [{"path": "a", "size": None}, {"path": "b", "size": 1}]}
+    with pytest.raises(ProtocolError):
+        Manifest.decode(json.dumps(doc).encode())
+    with pytest.raises(ProtocolError):
+        Manifest((FileEntry("a", None), FileEntry("b", 1))).encode()
+
+
+def test_a_streams_unknown_size_travels_as_null():
+    manifest = Manifest((FileEntry("a", 3), FileEntry("stdin", None)))
+    encoded = manifest.encode()
+    assert json.loads(encoded)["files"][1]["size"] is None
+    decoded = Manifest.decode(encoded)
+    assert decoded == manifest and decoded.has_stream and decoded.total_size is None
+
+
+def test_a_lost_connection_while_streaming_ends_with_a_clear_error_on_both_sides():
+    async def scenario():
+        link = Link(cut_after_data=2)
+        pair = stream_pair({"stdin": os.urandom(6 << 20)}, tamper=link)
+        await pair.run()
+        assert link.cut
+        reconnect(pair, link)
+        outcome = await pair.proceed()
+        assert isinstance(outcome.sender_error, StreamLostError)
+        assert isinstance(outcome.receiver_error, PeerCancelledError)
+        assert "cannot be read again" in str(outcome.receiver_error)
+        assert not any(isinstance(e, ev.FileCompleted) for e in outcome.receiver_events)
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_lost_before_the_stream_was_read_resumes():
+    async def scenario():
+        link = Link()
+        data = os.urandom(1 << 20)
+        pair = stream_pair({"stdin": data}, tamper=link)
+        await accepted(pair)  # the connection is lost before the sender read anything
+        assert pair.sender.state == "sending" and pair.sender.next_read() is not None
+        reconnect(pair, link)
+        outcome = await pair.proceed()
+        assert outcome.sender_error is None and outcome.receiver_error is None
+        assert outcome.received[0] == data and pair.sender.finished
+
+    asyncio.run(scenario())
+
+
+def test_a_sender_reading_a_stream_does_not_move_to_another_connection():
+    async def scenario():
+        pair = stream_pair({"stdin": os.urandom(3 << 20)})
+        await pair.run(max_rounds=6)
+        assert pair.sender.state == "sending" and pair.sender._stream_read > 0
+        assert not pair.sender.can_switch
+
+    asyncio.run(scenario())
