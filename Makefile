@@ -42,7 +42,7 @@ wheel: site
 # servers, started by the tests themselves): apt installs only what is missing. RUNLEVEL=1 keeps
 # the packages' own services from starting.
 TEST_PACKAGES := chromium firefox-esr webkit2gtk-driver xvfb caddy nginx openssl redis-server \
-	haproxy
+	haproxy zsh fish
 test-tools:
 	@missing=""; for package in $(TEST_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' "$$package" 2>/dev/null | grep -q "ok installed" || \

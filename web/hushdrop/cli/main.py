@@ -22,6 +22,8 @@ from ..protocol.errors import (
 )
 from ..protocol.manifest import TextError, text_bytes
 from .allocator import tune_allocator
+from .completion import SHELLS
+from .completion import script as completion_script
 from .files import STDIN, STDIN_NAME, UsageError
 from .output import Reporter
 from .prompt import ask, read_code
@@ -167,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the site-manifest.json to compare with (default: the one of the site "
         "`hushdrop serve` serves: this checkout's build/site, or the installed package's)",
     )
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script for commands and options",
+        description="Print a completion script for the shell. Install it with, for example: "
+        "hushdrop completion bash > ~/.local/share/bash-completion/completions/hushdrop",
+    )
+    completion.add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return parser
 
 
@@ -217,7 +226,10 @@ def _code_text(given: str | None) -> str:
     if os.environ.get(ENV_CODE):
         return os.environ[ENV_CODE]
     if _interactive():
-        return read_code("Code or link: ")
+        try:
+            return read_code("Code or link: ")
+        except EOFError:
+            raise CodeFormatError("No code given.") from None
     line = sys.stdin.readline() if sys.stdin is not None else ""
     if not line.strip():
         raise CodeFormatError(f"No code given: pass it, set {ENV_CODE}, or pipe it in.")
@@ -384,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(args.relay_args, prog="hushdrop serve")
     if args.command == "verify-site":
         return _verify_site(args.url, args.manifest)
+    if args.command == "completion":
+        sys.stdout.write(completion_script(args.shell, build_parser()))
+        return 0
     reporter = Reporter(json_mode=args.json)
     try:
         _run_transfer(args, reporter)

@@ -1,0 +1,194 @@
+"""Completion: the code prompt completes its words with TAB (a real CLI on a real terminal, a
+pty), and `hushdrop completion bash|zsh|fish` scripts run in the real shells."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .cli import TIMEOUT
+
+EXIT_USAGE = 2
+HUSHDROP = [sys.executable, "-m", "hushdrop.cli.main"]
+
+
+class Terminal:
+    """`hushdrop receive` without a code, on a pseudo-terminal we type into."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.master, slave = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
+        env["TERM"] = "xterm"
+        self.proc = subprocess.Popen(
+            [*HUSHDROP, *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.screen = b""
+
+    def read_until(self, text: bytes, timeout: float = 30) -> bytes:
+        deadline = time.monotonic() + timeout
+        while text not in self.screen and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if ready:
+                try:
+                    self.screen += os.read(self.master, 4096)
+                except OSError:
+                    break
+        assert text in self.screen, self.screen
+        return self.screen
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        os.close(self.master)
+
+
+@pytest.fixture
+def terminal():
+    opened: list[Terminal] = []
+
+    def open_terminal(*args: str) -> Terminal:
+        opened.append(Terminal(list(args)))
+        return opened[-1]
+
+    yield open_terminal
+    for term in opened:
+        term.close()
+
+
+def test_tab_completes_a_code_word_at_the_prompt(terminal, tmp_path):
+    term = terminal("receive", "--relay", "http://127.0.0.1:9", "-o", str(tmp_path))
+    term.read_until(b"Code or link: ")
+    term.type(b"123456-aban\t")
+    term.read_until(b"123456-abandon-")
+    term.type(b"abil\t")
+    term.read_until(b"123456-abandon-ability-")
+    term.type(b"\x15\x04")  # Ctrl-U, Ctrl-D: the line is gone, then end of input
+    assert term.proc.wait(TIMEOUT) == EXIT_USAGE
+    assert b"No code given" in term.read_until(b"No code given")
+
+
+def test_tab_twice_lists_the_words_a_prefix_can_become(terminal, tmp_path):
+    term = terminal("receive", "--relay", "http://127.0.0.1:9", "-o", str(tmp_path))
+    term.read_until(b"Code or link: ")
+    term.type(b"123456-fine-abs\t\t")
+    screen = term.read_until(b"123456-fine-absurd-")
+    for word in (b"absent", b"absorb", b"abstract", b"absurd"):
+        assert b"123456-fine-" + word + b"-" in screen
+    term.type(b"\x15\x04")
+    assert term.proc.wait(TIMEOUT) == EXIT_USAGE
+
+
+def test_the_code_typed_at_the_prompt_is_used_and_never_needed_in_argv(terminal, relay, tmp_path):
+    term = terminal("receive", "--relay", relay.url, "-o", str(tmp_path))
+    term.read_until(b"Code or link: ")
+    term.type(b"999999-abandon-ability-able\r")
+    # The relay has no such room: the code was read from the prompt and used.
+    term.read_until(b"Error:")
+    assert term.proc.wait(TIMEOUT) != 0
+    assert b"999999" not in " ".join(term.proc.args[2:]).encode()
+
+
+def completion_script(shell: str) -> str:
+    result = subprocess.run(
+        [*HUSHDROP, "completion", shell], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def bash_complete(script, tmp_path, *words: str) -> list[str]:
+    path = tmp_path / "hushdrop.bash"
+    path.write_text(script)
+    line = " ".join(f"'{w}'" for w in words)
+    program = (
+        f"source {path}; COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; _hushdrop; "
+        'printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    result = subprocess.run(
+        ["bash", "-c", program], capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_bash_completes_commands_options_and_folders(tmp_path):
+    script = completion_script("bash")
+    assert bash_complete(script, tmp_path, "hushdrop", "se") == ["send", "serve"]
+    assert bash_complete(script, tmp_path, "hushdrop", "receive", "--ov") == ["--overwrite"]
+    assert "--name" in bash_complete(script, tmp_path, "hushdrop", "send", "--")
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "data.txt").write_text("x")
+    assert bash_complete(script, tmp_path, "hushdrop", "receive", "-o", "d") == ["downloads"]
+    assert bash_complete(script, tmp_path, "hushdrop", "send", "da") == ["data.txt"]
+    assert bash_complete(script, tmp_path, "hushdrop", "completion", "z") == ["zsh"]
+
+
+def test_every_option_of_the_parser_is_in_the_scripts():
+    from hushdrop.cli.completion import commands
+    from hushdrop.cli.main import build_parser
+
+    _, found = commands(build_parser())
+    scripts = {shell: completion_script(shell) for shell in ("bash", "zsh", "fish")}
+    for command in found:
+        for option in command.options:
+            for name in option.names:
+                assert name in scripts["bash"] and name in scripts["zsh"]
+                assert (f"-l {name[2:]}" if name.startswith("--") else f"-s {name[1:]}") in (
+                    scripts["fish"]
+                )
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed (make test-tools)")
+def test_fish_completes_commands_options_and_shells(tmp_path):
+    path = tmp_path / "hushdrop.fish"
+    path.write_text(completion_script("fish"))
+
+    def complete(line: str) -> list[str]:
+        result = subprocess.run(
+            ["fish", "--no-config", "-c", f"source {path}; complete -C '{line}'"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        assert result.returncode == 0, result.stderr
+        return [entry.split("\t")[0] for entry in result.stdout.splitlines()]
+
+    assert complete("hushdrop se") == ["send", "serve"]
+    assert complete("hushdrop receive --ov") == ["--overwrite"]
+    assert complete("hushdrop completion ") == ["bash", "fish", "zsh"]
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed (make test-tools)")
+def test_zsh_loads_the_script_and_registers_it_for_hushdrop(tmp_path):
+    path = tmp_path / "_hushdrop"
+    path.write_text(completion_script("zsh"))
+    check = subprocess.run(["zsh", "-n", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    program = (
+        f"autoload -U compinit; compinit -u -D; source {path}; "
+        "print -r -- $_comps[hushdrop]; whence -w _hushdrop"
+    )
+    result = subprocess.run(
+        ["zsh", "-f", "-c", program], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == "_hushdrop"
+    assert "_hushdrop: function" in result.stdout
