@@ -99,7 +99,8 @@ class SenderRoute:
         if self.pump is None:
             return
         session, choice, now = self.session, self.choice, time.monotonic()
-        left = session.bytes_total - session.bytes_done
+        total = session.bytes_total  # None for a stream (§7.2): unknown until it ended
+        left = None if total is None else total - session.bytes_done
         if choice.state == "ready" and session.can_switch:
             if choice.should_move(session.bytes_done, left):
                 choice.moved()

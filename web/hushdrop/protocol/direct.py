@@ -268,9 +268,12 @@ class RouteChoice:
             return True
         return False
 
-    def should_move(self, bytes_sent: int, bytes_left: int) -> bool:
+    def should_move(self, bytes_sent: int, bytes_left: int | None) -> bool:
         """Whether to move a transfer that can switch to the ready connection now: before any
-        data, or later with enough left to be worth resending what is in flight."""
+        data, or later with enough left to be worth resending what is in flight. `bytes_left`
+        None: a stream of unknown length (§7.2), assumed worth it."""
+        if bytes_left is None:
+            return self.state == "ready"
         if self.state != "ready" or bytes_left <= 0:
             return False
         return bytes_sent == 0 or bytes_left >= SWITCH_MIN_REMAINING
