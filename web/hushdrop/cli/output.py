@@ -121,10 +121,13 @@ class Reporter:
         if self.json_mode:
             self._emit("text", text=text, bytes=len(text.encode("utf-8")))
             return
-        self._close_bar()
         if _isatty(self._out):
             shown = printable_text(text)
+            if self._bar is not None:  # on the same screen, most likely: around it, not into it
+                self._bar.clear()
             print(shown, end="" if shown.endswith("\n") else "\n", file=self._out, flush=True)
+            if self._bar is not None:
+                self._bar.refresh()
             return
         binary = getattr(self._out, "buffer", None)
         if binary is None:
