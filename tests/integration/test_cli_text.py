@@ -200,3 +200,15 @@ def test_help_warns_that_a_text_on_the_command_line_is_visible_to_others():
     proc = subprocess.run(hushdrop("send", "--help"), capture_output=True, timeout=TIMEOUT)
     help_text = " ".join(proc.stdout.decode().split())
     assert "process list" in help_text and "'-' reads it from standard input" in help_text
+
+
+def test_a_transfer_of_files_alone_mentions_no_text(relay, tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"file body")
+    sender = send(relay.url, tmp_path / "a.txt")
+    code = sender.wait_event("code")["code"]
+    receiver = receive(relay.url, code, tmp_path / "out", json_mode=False, extra=["--yes"])
+    assert receiver.wait() == 0, receiver.stderr
+    assert sender.wait() == 0, sender.stderr
+    assert "Done: 1 file" in receiver.stderr and "text" not in receiver.stderr
+    assert "text_bytes" not in sender.wait_event("done")
+    assert receiver.stdout == ""

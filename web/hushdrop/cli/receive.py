@@ -99,7 +99,7 @@ class Receiving:
             self._forget()
             reporter.progress(session.bytes_total, session.bytes_total)
             reporter.done(
-                len(session.manifest.files), session.bytes_total, session.manifest.text_size
+                len(session.manifest.files), session.bytes_total, _text_size(session.manifest)
             )
 
     async def _offer(self, event: Offered) -> None:
