@@ -443,6 +443,7 @@ def reference_state(state: str) -> str:
 
 
 RUNS = itertools.count()
+PROFILE_NAMES = {HushdropPair: "hushdrop", ReferencePair: "reference"}
 
 
 def transfer(
@@ -488,7 +489,9 @@ def transfer(
         if profile:
             for side, page in (("sender", pair.sender), ("receiver", pair.receiver)):
                 cpu_profile = page.command("Profiler.stop")["profile"]
-                (profile / f"{side}.cpuprofile").write_text(json.dumps(cpu_profile))
+                (profile / f"{PROFILE_NAMES[client]}-{side}.cpuprofile").write_text(
+                    json.dumps(cpu_profile)
+                )
         long_tasks = {
             side: page.evaluate("__benchLongTasks()")
             for side, page in (("sender", pair.sender), ("receiver", pair.receiver))
@@ -623,7 +626,8 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="DIR",
         help="instead of measuring: one Hushdrop page → page transfer with both pages' main "
-        "threads under the DevTools CPU profiler; writes DIR/{sender,receiver}.cpuprofile and "
+        "threads under the DevTools CPU profiler, then the same for the reference client; writes "
+        "DIR/{hushdrop,reference}-{sender,receiver}.cpuprofile and "
         "prints the top functions",
     )
     args = parser.parse_args(argv)
@@ -649,7 +653,12 @@ def main(argv: list[str] | None = None) -> int:
             source = random_file(work / "payload.bin", args.size)
             if args.profile:
                 args.profile.mkdir(parents=True, exist_ok=True)
-                results["profiled"] = transfer(work, url, relay.pid, source, profile=args.profile)
+                results["profiled"] = {
+                    PROFILE_NAMES[client]: transfer(
+                        work, url, relay.pid, source, client, profile=args.profile
+                    )
+                    for client in (HushdropPair, ReferencePair)
+                }
                 source.unlink()
                 return finish(results, args)
             results["throughput"] = transfer(work, url, relay.pid, source)
@@ -773,7 +782,8 @@ def profile_summary(path: Path, top: int = 25) -> dict[str, object]:
 def finish(results: dict, args: argparse.Namespace) -> int:
     if "profiled" in results:
         results["profile"] = {
-            side: profile_summary(args.profile / f"{side}.cpuprofile")
+            f"{client} {side}": profile_summary(args.profile / f"{client}-{side}.cpuprofile")
+            for client in results["profiled"]
             for side in ("sender", "receiver")
         }
     results["load_after"] = os.getloadavg()[0]
@@ -802,10 +812,10 @@ def report(results: dict, args: argparse.Namespace) -> None:
 
 
 def report_profile(results: dict, args: argparse.Namespace) -> None:
-    p = results["profiled"]
+    speeds = ", ".join(f"{name} {p['mib_s']:.1f}" for name, p in results["profiled"].items())
     print(
-        f"profiled page → relay → page, {args.size / MiB:.0f} MiB: {p['mib_s']:.1f} MiB/s "
-        f"(under the profiler: not a speed figure); profiles in {args.profile}"
+        f"profiled page → relay → page, {args.size / MiB:.0f} MiB: {speeds} MiB/s "
+        f"(under the profiler: not speed figures); profiles in {args.profile}"
     )
     for side, summary in results["profile"].items():
         print(f"{side} main thread: {summary['busy_ms']} ms busy; by script (ms, %):")
