@@ -233,3 +233,24 @@ def _wait_progress(process: CliProcess, at_least: int, timeout: float = 60) -> N
             return
         time.sleep(0.05)
     raise AssertionError(f"no progress to {at_least} bytes: {process.events[-5:]}")
+
+
+def test_each_receiver_of_a_link_gets_its_own_direct_connection(
+    lan: Lan, lan_relay: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(16 * MIB))
+    before = relayed(lan_relay)
+    sender = send(lan_relay, source, extra=["--receivers", "2"], direct=True, netns=lan.sender)
+    link = sender.wait_event("code")["link"]
+    receivers = [
+        receive(lan_relay, link, tmp_path / f"out{n}", direct=True, netns=lan.receiver)
+        for n in (1, 2)
+    ]
+    finish(*receivers, sender)
+    for n, receiver in enumerate(receivers, start=1):
+        assert sha256_file(tmp_path / f"out{n}" / "data.bin") == sha256_file(source)
+        assert done(receiver)["route"] == "direct"
+    moves = sorted((e["receiver"], e["route"]) for e in sender.events if e["event"] == "route")
+    assert moves == [(1, "direct"), (2, "direct")]
+    assert relayed(lan_relay) - before < 2 * CONTROL_ONLY
