@@ -187,6 +187,8 @@ class ReceiverRoute:
         self.close()
 
     def close(self) -> None:
+        """The transfer ended, or left the direct connection: nothing direct stays open (the
+        pump closes a connection it still uses itself; closing twice is harmless)."""
         if self._attempt is not None:
-            self._attempt.close()
+            self._attempt.close(keep_chosen=False)
             self._attempt = None

@@ -218,8 +218,9 @@ class DirectAttempt:
         except TimeoutError:
             return None
 
-    def close(self) -> None:
-        """Give the attempt up: nothing direct stays open but a chosen connection in use."""
+    def close(self, *, keep_chosen: bool = True) -> None:
+        """Give the attempt up: nothing direct stays open but the chosen connection (that one
+        too unless `keep_chosen`: the transfer is over, or never moved to it)."""
         self.closed = True
         self.stop_listening()
         current = asyncio.current_task()
@@ -230,6 +231,8 @@ class DirectAttempt:
             if not (self._chosen.done() and self._chosen.result() is channel):
                 channel.close_now()
         self._channels.clear()
+        if not keep_chosen and self._chosen.done():
+            self._chosen.result().close_now()
 
     def _settle(self, channel: TcpChannel) -> None:
         if not self._chosen.done():
