@@ -5,9 +5,40 @@ app, the share target, and how a new version takes over (never mid-transfer).
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+from enginetools import BUTTON, LABELLED, READY_S, STEP_S, expect_text, wait_for
+from enginetools import wait_until_ready as wait_until_tab_ready
 from hushdrop import site_manifest
-from playwright.sync_api import expect
+from pagetools import STEP_TIMEOUT, random_file, wait_until_ready
+from playwright.sync_api import Page, expect
+
+from tests.conftest import RelayProcess
+
+UNREACHABLE = "Could not reach the relay"
+# The service worker that controls the page has its app copy complete (install finished).
+WORKER_READY = """() => navigator.serviceWorker.ready.then(
+  (registration) => Boolean(registration.active && navigator.serviceWorker.controller))"""
+
+
+class SiteRelay(RelayProcess):
+    """A relay of one test's own, serving a copy of the site the test may redeploy, or stop."""
+
+    root: Path
+
+
+@pytest.fixture
+def own_relay(site: Path, tmp_path: Path) -> Iterator[SiteRelay]:
+    root = tmp_path / "deployed"
+    shutil.copytree(site, root)
+    relay = SiteRelay(["--site-dir", str(root)])
+    relay.root = root
+    relay.wait_ready()
+    yield relay
+    relay.stop()
 
 
 def test_manifest_is_linked_valid_and_its_icons_have_their_declared_sizes(
@@ -57,3 +88,56 @@ def test_manifest_is_linked_valid_and_its_icons_have_their_declared_sizes(
     assert "manifest.webmanifest" in files
     for icon in manifest["icons"]:
         assert icon["src"] in files
+
+
+def choose_and_create_offline(page: Page, files: list[Path]) -> None:
+    page.get_by_label("Choose files").set_input_files(files)
+    wait_until_ready(page)
+    create = page.get_by_role("button", name="Create link")
+    expect(create).to_be_enabled()
+    create.click()
+    expect(page.get_by_role("alert")).to_contain_text(UNREACHABLE, timeout=STEP_TIMEOUT)
+
+
+def test_after_one_visit_the_page_starts_offline_and_says_the_relay_is_unreachable(
+    own_relay, new_page, tmp_path
+):
+    source = random_file(tmp_path / "offline.bin", 1000)
+    page, _ = new_page(own_relay.url)
+    wait_until_ready(page)
+    assert page.evaluate(WORKER_READY)
+
+    page.context.set_offline(True)
+    page.reload()
+    wait_until_ready(page)
+    choose_and_create_offline(page, [source])
+
+
+def test_after_one_visit_the_page_starts_with_its_server_gone(own_relay, new_page, tmp_path):
+    """The whole origin's network gone: nothing answers on its address any more."""
+    source = random_file(tmp_path / "offline.bin", 1000)
+    page, _ = new_page(own_relay.url)
+    wait_until_ready(page)
+    assert page.evaluate(WORKER_READY)
+
+    own_relay.stop()
+    page.reload()
+    wait_until_ready(page)
+    choose_and_create_offline(page, [source])
+
+
+@pytest.mark.parametrize("engine", ["firefox", "webkit"])
+def test_in_other_engines_the_page_starts_with_its_server_gone(
+    engine, own_relay, open_tab, tmp_path
+):
+    source = random_file(tmp_path / "offline.bin", 1000)
+    tab = open_tab(engine, own_relay.url)
+    wait_until_tab_ready(tab)
+    wait_for(tab, WORKER_READY, timeout=STEP_S, what="the service worker never took control")
+
+    own_relay.stop()
+    tab.goto(own_relay.url)
+    wait_until_tab_ready(tab)
+    tab.set_files([source], LABELLED, "Choose files")
+    tab.click(BUTTON, "Create link")
+    expect_text(tab, UNREACHABLE, READY_S)

@@ -485,6 +485,87 @@ function ownedBytes(buffer) {
   }
 }
 
+// ------------------------------------------------------------------------- the installable app
+
+// A new version of the site installs in the background (sw.js) and takes over only while no
+// transfer runs in any tab: each page holds this Web Lock (shared) while its transfer runs, and
+// the new worker checks it before it takes over. The page running now keeps its code; the next
+// load is the new version's.
+const TRANSFER_LOCK = "hushdrop-transfer"; // sw.js TRANSFER_LOCK
+let releaseTransferLock = null;
+
+function holdTransferLock(busy) {
+  if (!navigator.locks) return;
+  if (busy && !releaseTransferLock) {
+    const held = new Promise((resolve) => {
+      releaseTransferLock = resolve;
+    });
+    navigator.locks.request(TRANSFER_LOCK, { mode: "shared" }, () => held);
+  } else if (!busy && releaseTransferLock) {
+    releaseTransferLock();
+    releaseTransferLock = null;
+    offerUpdate();
+  }
+}
+
+let registrationForUpdates = null;
+
+// Tell a waiting new version that it may take over (it checks that no transfer runs).
+function offerUpdate() {
+  const waiting = registrationForUpdates && registrationForUpdates.waiting;
+  if (waiting && !releaseTransferLock) waiting.postMessage({ type: "hushdrop-update" });
+}
+
+function watchForUpdates(registration) {
+  registrationForUpdates = registration;
+  offerUpdate(); // one that installed while a transfer ran, in this tab or another
+  registration.addEventListener("updatefound", () => {
+    const worker = registration.installing;
+    if (!worker) return;
+    worker.addEventListener("statechange", () => {
+      if (worker.state === "installed") offerUpdate();
+    });
+  });
+}
+
+// Files shared into the installed app (manifest.webmanifest's share_target): sw.js keeps them in
+// Cache Storage and opens this page with ?shared=<batch>; here they join the files to send.
+const SHARED_CACHE = "hushdrop-shared"; // sw.js SHARED_CACHE
+
+async function pickUpSharedFiles() {
+  const params = new URLSearchParams(location.search);
+  const batch = params.get("shared");
+  if (batch === null) return;
+  // The address goes back to the plain page at once: a reload must not pick them up again, and
+  // links are made from this address.
+  history.replaceState(history.state, "", `${location.pathname}${location.hash}`);
+  if (!/^[0-9a-f]{16}$/.test(batch) || !("caches" in self)) return;
+  try {
+    const cache = await caches.open(SHARED_CACHE);
+    const keys = (await cache.keys()).filter((request) =>
+      new URL(request.url).pathname.includes(`/__hushdrop__/shared/${batch}/`),
+    );
+    const indexOf = (request) => Number(request.url.slice(request.url.lastIndexOf("/") + 1));
+    keys.sort((a, b) => indexOf(a) - indexOf(b));
+    const files = [];
+    for (const request of keys) {
+      const response = await cache.match(request);
+      const name = decodeURIComponent(response.headers.get("X-Hushdrop-Name") || "shared");
+      const modified = Number(response.headers.get("X-Hushdrop-Modified")) || Date.now();
+      const type = response.headers.get("Content-Type") || "";
+      files.push(new File([await response.blob()], name, { type, lastModified: modified }));
+    }
+    await caches.delete(SHARED_CACHE);
+    if (!files.length) {
+      showAlert("The shared files are no longer here. Share them again, or choose them below.");
+      return;
+    }
+    addPickedFiles(files, false);
+  } catch (error) {
+    showAlert(`Could not open the shared files: ${error.message || error}`);
+  }
+}
+
 // ------------------------------------------------------------------------- downloads
 
 let serviceWorker = null; // Promise<ServiceWorkerRegistration | null>
@@ -496,7 +577,10 @@ function registerServiceWorker() {
   }
   serviceWorker = navigator.serviceWorker
     .register("sw.js", { scope: "./" })
-    .then(() => navigator.serviceWorker.ready)
+    .then((registration) => {
+      watchForUpdates(registration);
+      return navigator.serviceWorker.ready;
+    })
     .catch((error) => {
       console.warn("Hushdrop: no service worker, downloads cannot stream:", error);
       return null;
@@ -858,6 +942,7 @@ function start() {
   sayIfInterrupted();
   if (!checkPlatform()) return;
   registerServiceWorker();
+  pickUpSharedFiles();
   watchEngineStart();
 }
 
@@ -881,6 +966,7 @@ globalThis.hushdrop = {
   announce,
   setBusy(busy) {
     document.body.dataset.busy = busy ? "true" : "false";
+    holdTransferLock(busy);
   },
   snapshot: () => selection.snapshot(),
   clearSelection: () => selection.clear(),

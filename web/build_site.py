@@ -51,7 +51,8 @@ ROOT = WEB.parent
 NODE_MODULES = ROOT / "node_modules"
 PYC_CACHE = ROOT / "build" / "pyc-cache"
 
-# Copied under their own names: the pages, and the service worker (its URL is its identity).
+# Copied under their own names: the pages, and the service worker (its URL is its identity; the
+# build fills in its version and the list of files it keeps for offline use).
 STATIC_FILES = ["index.html", "selftest.html", "sw.js"]
 # Copied under content-hashed names; the pages refer to them by these names and are rewritten.
 HASHED_FILES = [
@@ -309,6 +310,48 @@ def app_manifest(text: str, names: dict[str, str]) -> str:
     return json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
 
 
+def app_shell(out: Path, names: dict[str, str]) -> list[dict]:
+    """What sw.js keeps for the page to start offline: every file of the built site but the
+    self-test, PyScript's plugins the page turns off, and the worker itself; the page as "./"
+    (its address). Each says whether it never changes at its address (see relay/http.py)."""
+    from hushdrop_relay.http import IMMUTABLE, cache_control
+
+    left_out = {"sw.js", "selftest.html", names["selftest.py"]}
+    # The plugins' chunks (xterm: py-terminal's), and PyScript's own (empty) service worker.
+    unused = (*(f"{name}-" for name in [*UNUSED_PLUGINS, "xterm"]), "service-worker.js")
+    shell = []
+    for path in site_manifest.site_files(out):
+        name = path.rpartition("/")[2]
+        if path in left_out or path.startswith("selftest/"):
+            continue
+        if path.startswith("vendor/pyscript/") and name.startswith(unused):
+            continue
+        address = "./" if path == "index.html" else path
+        shell.append({"path": address, "immutable": cache_control(path) == IMMUTABLE})
+    return shell
+
+
+def service_worker(out: Path, names: dict[str, str]) -> None:
+    """Fill in sw.js's version and app shell. The version is the fingerprint of every other file
+    of the site, so any change to the site is a new sw.js, which browsers install as an update."""
+    files = {
+        path: site_manifest.sha256_hex((out / path).read_bytes())
+        for path in site_manifest.site_files(out)
+        if path != "sw.js"
+    }
+    version = site_manifest.fingerprint(files)[:16]
+    shell = json.dumps(app_shell(out, names), separators=(",", ":"))
+    text = (out / "sw.js").read_text()
+    for placeholder, value in [
+        ('const SITE_VERSION = "development";', f'const SITE_VERSION = "{version}";'),
+        ("const APP_SHELL = [];", f"const APP_SHELL = {shell};"),
+    ]:
+        if placeholder not in text:
+            sys.exit(f"sw.js no longer says {placeholder!r}: update build_site.service_worker()")
+        text = text.replace(placeholder, value, 1)
+    (out / "sw.js").write_text(text)
+
+
 def page_csp(relay: str) -> str:
     """The relay's policy for a site on another origin: it may also connect to `relay`.
 
@@ -422,6 +465,7 @@ def build(out: Path, relay: str = "", settings: dict | None = None) -> Path:
                 1,
             )
         (out / page).write_text(html)
+    service_worker(out, names)
     site_manifest.seal(out)
     return out
 
