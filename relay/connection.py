@@ -9,6 +9,12 @@ client. Once the connection is a WebSocket, it also owns the bound on the relay'
 that the client leaves unread while it keeps sending (see `RelayConnection.parse`). A client
 proxied to another node of a cluster gets a `Tap`, so that its pair can switch to passing
 bytes through (splice.py).
+
+It also lets a request with a body reach http.py: websockets takes none, and would drop the
+connection without a word. That is the form a phone posts to the installed app's share target
+when the page's service worker is gone (it normally takes the form in the browser). The body is
+read and dropped (never kept; the open timeout bounds how long it may take), then the request
+goes on without it, so http.py answers it like any other (see `RequestBodyDropper`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,74 @@ from websockets.server import ServerProtocol
 
 # How often a response's progress is sampled, at most.
 _CHECK_INTERVAL = 1.0
+# The most of a request's head looked at for a body; a longer head goes to websockets as it is
+# (its own limits refuse it).
+MAX_INSPECTED_HEAD = 64 * 1024
+
+
+class RequestBodyDropper:
+    """Takes a connection's first bytes; gives back the request's head without its body.
+
+    `feed(data)` returns the bytes to hand to websockets: nothing while the head is incomplete
+    or its body is still arriving, then the head alone (`Content-Length`/`Transfer-Encoding`
+    taken out), then everything as it comes. A chunked body has no length the relay reads: it
+    is dropped until the connection closes, which it does after answering.
+    """
+
+    __slots__ = ("_body_left", "_head", "_held", "done")
+
+    def __init__(self) -> None:
+        self._head = bytearray()
+        self._held = b""
+        self._body_left = 0
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        if self.done:
+            return data
+        if self._body_left:
+            dropped = min(len(data), self._body_left)
+            self._body_left -= dropped
+            return self._release() if self._body_left == 0 else b""
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._head) > MAX_INSPECTED_HEAD:
+                self.done = True
+                return bytes(self._head)
+            return b""
+        head, rest = bytes(self._head[: end + 4]), bytes(self._head[end + 4 :])
+        self._head = bytearray()
+        lines = head.split(b"\r\n")
+        fields = [line.partition(b":") for line in lines[1:-2]]
+        lengths = [
+            value.strip() for name, _, value in fields if name.strip().lower() == b"content-length"
+        ]
+        chunked = any(name.strip().lower() == b"transfer-encoding" for name, _, _ in fields)
+        if not chunked and all(value in (b"", b"0") for value in lengths):
+            self.done = True
+            return head + rest
+        kept = [
+            line
+            for line, (name, _, _) in zip(lines[1:-2], fields, strict=True)
+            if name.strip().lower() not in (b"content-length", b"transfer-encoding")
+        ]
+        self._held = b"\r\n".join([lines[0], *kept, b"", b""])
+        try:
+            length = int(lengths[0]) if lengths and not chunked else -1
+        except ValueError:
+            length = -1
+        if length < 0:
+            # No length to count (chunked, or nonsense): answer now; the rest is dropped.
+            self._body_left = 1 << 62
+            return self._held
+        self._body_left = length
+        return self.feed(rest) if rest else b""
+
+    def _release(self) -> bytes:
+        self.done = True
+        held, self._held = self._held, b""
+        return held
 
 
 class RelayConnection(TappedConnection, ServerConnection):
@@ -39,6 +113,7 @@ class RelayConnection(TappedConnection, ServerConnection):
     # Slots, not instance attributes: a connection already has 27 of them, and going past
     # CPython's 30 shared-key limit makes every instance dict ~1 KiB larger.
     __slots__ = (
+        "_body_dropper",
         "_open_deadline",
         "max_unread",
         "metrics",
@@ -65,6 +140,7 @@ class RelayConnection(TappedConnection, ServerConnection):
         self.max_unread = max_unread
         self.metrics = metrics
         self._open_deadline: asyncio.TimerHandle | None = None
+        self._body_dropper: RequestBodyDropper | None = RequestBodyDropper()
 
     # The header deadline is a timer on the event loop rather than a timeout around an await:
     # it must also fire while websockets itself waits for the request inside handshake().
@@ -78,6 +154,12 @@ class RelayConnection(TappedConnection, ServerConnection):
         super().process_event(event)
 
     def parse(self, data: bytes) -> None:
+        if self._body_dropper is not None:
+            data = self._body_dropper.feed(data)
+            if self._body_dropper.done:
+                self._body_dropper = None
+            if not data:
+                return
         super().parse(data)
         # websockets answers some frames by itself (a PONG for every PING, a close frame) and
         # writes those answers without flow control: a client that sends PINGs and never

@@ -2,8 +2,8 @@
 
 This module owns what the relay answers to requests that are not the WebSocket endpoint:
 ``/healthz``, ``/metrics`` (when enabled), safe static file serving from the site directory
-(no traversal, no dotfiles, GET/HEAD only, ETag revalidation), and the security and caching
-headers added to every HTTP response the process sends.
+(no traversal, no dotfiles, GET/HEAD only, ETag revalidation), the share target's POST, and the
+security and caching headers added to every HTTP response the process sends.
 """
 
 from __future__ import annotations
@@ -32,6 +32,12 @@ LINK_HEADER = "X-Hushdrop-Node"
 METRICS_PATH = "/metrics"
 # What a client may ask of this relay: link lifetimes and receivers (PROTOCOL.md §3.2).
 INFO_PATH = "/v1/info"
+# The installed app's share target (web/manifest.webmanifest share_target.action, on the site's
+# root): the page's service worker takes the shared files in the browser. A POST that reaches
+# the relay (no service worker: site data cleared, or an engine without one) is sent on to the
+# page rather than met with an error; its files are dropped (the page's visit installs the
+# worker, so sharing again works).
+SHARE_PATH = "/share"
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
@@ -235,6 +241,10 @@ class HttpFrontend:
         if path == WS_PATH:
             # websockets itself answers non-upgrade requests here with 426 / 405.
             return None
+        if request.method == "POST" and path == SHARE_PATH:
+            return make_response(
+                HTTPStatus.SEE_OTHER, [("Location", "/"), ("Cache-Control", "no-store")]
+            )
         if request.method not in ("GET", "HEAD"):
             response = text_response(HTTPStatus.METHOD_NOT_ALLOWED, "Method not allowed\n")
             response.headers["Allow"] = "GET, HEAD"

@@ -266,6 +266,41 @@ def test_static_files_types_and_headers(relay_factory: RelayFactory, site: Path)
     assert headers["referrer-policy"] == "no-referrer"
 
 
+def post_form(relay: RelayProcess, path: str, size: int) -> tuple[int, dict[str, str], bytes]:
+    """POST a multipart form with one file of `size` bytes, as a browser's share sheet does."""
+    boundary = "----hushdrop-test-boundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+        f'filename="photo.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
+        + os.urandom(size)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    conn = http.client.HTTPConnection("127.0.0.1", relay.port, timeout=WAIT)
+    try:
+        conn.request(
+            "POST", path, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        )
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def test_a_form_posted_to_the_share_target_without_a_service_worker_goes_to_the_page(
+    relay_factory: RelayFactory, site: Path
+) -> None:
+    relay = relay_factory("--site-dir", str(site))
+    for size in (0, 10, 3 * 1024 * 1024):  # one packet, and a body longer than any buffer
+        status, headers, _ = post_form(relay, "/share", size)
+        assert status == 303, size
+        assert headers["location"] == "/"
+        assert headers["content-security-policy"] == DEFAULT_CSP
+    # Elsewhere a request with a body is refused (not dropped without an answer).
+    status, headers, _ = post_form(relay, "/app.js", 1000)
+    assert status == 405 and "GET" in headers["allow"]
+    assert http_get(relay, "/app.js")[0] == 200
+
+
 @pytest.mark.parametrize(
     "path",
     [
