@@ -492,19 +492,23 @@ function ownedBytes(buffer) {
 // the new worker checks it before it takes over. The page running now keeps its code; the next
 // load is the new version's.
 const TRANSFER_LOCK = "hushdrop-transfer"; // sw.js TRANSFER_LOCK
-let releaseTransferLock = null;
+let transferLock = null; // {release, released}: held while this page's transfer runs
 
 function holdTransferLock(busy) {
   if (!navigator.locks) return;
-  if (busy && !releaseTransferLock) {
+  if (busy && !transferLock) {
+    let release;
     const held = new Promise((resolve) => {
-      releaseTransferLock = resolve;
+      release = resolve;
     });
-    navigator.locks.request(TRANSFER_LOCK, { mode: "shared" }, () => held);
-  } else if (!busy && releaseTransferLock) {
-    releaseTransferLock();
-    releaseTransferLock = null;
-    offerUpdate();
+    // Settles once the lock is given back (the worker asks for it only after that).
+    const released = navigator.locks.request(TRANSFER_LOCK, { mode: "shared" }, () => held);
+    transferLock = { release, released };
+  } else if (!busy && transferLock) {
+    const { release, released } = transferLock;
+    transferLock = null;
+    release();
+    released.then(offerUpdate, offerUpdate);
   }
 }
 
@@ -513,7 +517,7 @@ let registrationForUpdates = null;
 // Tell a waiting new version that it may take over (it checks that no transfer runs).
 function offerUpdate() {
   const waiting = registrationForUpdates && registrationForUpdates.waiting;
-  if (waiting && !releaseTransferLock) waiting.postMessage({ type: "hushdrop-update" });
+  if (waiting && !transferLock) waiting.postMessage({ type: "hushdrop-update" });
 }
 
 function watchForUpdates(registration) {

@@ -223,11 +223,16 @@ async function keepAppShell() {
   const cache = await caches.open(APP_CACHE);
   // Unchanging files may come from the HTTP cache (the visit that installs this worker has just
   // fetched them); the others must be this deployment's.
-  await cache.addAll(
-    APP_SHELL.map(
-      (entry) => new Request(scoped(entry.path), { cache: entry.immutable ? "default" : "no-cache" }),
+  const results = await Promise.allSettled(
+    APP_SHELL.map((entry) =>
+      cache.add(new Request(scoped(entry.path), { cache: entry.immutable ? "default" : "no-cache" })),
     ),
   );
+  const failure = results.find((result) => result.status === "rejected");
+  // An update takes over only complete (the version it replaces works offline); installing
+  // again is tried at the next load. The first version installs anyway, as downloads need it,
+  // and keeps the unchanging files it missed as the page fetches them (fromAppShell).
+  if (failure && self.registration.active) throw failure.reason;
 }
 
 async function fromAppShell(request, entry) {
@@ -235,7 +240,10 @@ async function fromAppShell(request, entry) {
   const key = scoped(entry.path);
   if (entry.immutable) {
     const kept = await cache.match(key);
-    return kept || fetch(request);
+    if (kept) return kept;
+    const response = await fetch(request);
+    if (response.ok) await cache.put(key, response.clone());
+    return response;
   }
   // The page and config.json: this deployment's, from the network while it answers; the copy of
   // the version this worker belongs to otherwise.
@@ -246,7 +254,8 @@ async function fromAppShell(request, entry) {
   });
   try {
     const response = await Promise.race([network, patience]);
-    if (response) return response;
+    // A server error (a proxy whose backend is down) is no better than no answer.
+    if (response && response.status < 500) return response;
   } catch {
     // offline, or the server is gone: the kept copy below
   } finally {
