@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import RelayFactory, RelayProcess
-from tests.integration.cluster import RedisServer, metric, start_nodes
+from tests.deploy.tls import TestCA
+from tests.integration.cluster import RedisServer, free_port, metric, start_nodes
 from tests.integration.test_relay import (
     WAIT,
     RssSampler,
@@ -50,8 +53,9 @@ def nodes(relay_factory: RelayFactory, redis: RedisServer) -> list[RelayProcess]
 
 async def cross_pair(nodes: list[RelayProcess], **joiner_kwargs: object) -> tuple:
     """A creator on node 0 and its joiner on node 1, paired."""
-    creator, room = await create(nodes[0])
-    joiner = await client(nodes[1], **joiner_kwargs)
+    tls = {"ssl": nodes[0].ssl_context} if nodes[0].url.startswith("https:") else {}
+    creator, room = await create(nodes[0], **tls)
+    joiner = await client(nodes[1], **tls, **joiner_kwargs)
     await joiner.send(json.dumps({"op": "join", "room": room}))
     assert await recv_json(joiner) == {"op": "paired"}
     assert await recv_json(creator) == {"op": "paired"}
@@ -167,3 +171,43 @@ def test_backpressure_crosses_a_spliced_link_and_bounds_both_nodes(nodes):
     )
     assert home.peak < 64 * MiB and carrier.peak < 64 * MiB
     assert metric(nodes[1], SPLICED) == 1
+
+
+def test_a_link_over_tls_is_spliced_too(relay_factory, redis, tmp_path):
+    ca = TestCA(tmp_path / "ca")
+    secret = secrets.token_hex(32)
+    nodes = []
+    for _ in range(2):
+        port = free_port()
+        nodes.append(
+            relay_factory(
+                "--port",
+                str(port),
+                "--redis",
+                redis.url,
+                "--advertise",
+                f"https://127.0.0.1:{port}",
+                "--tls-cert",
+                str(ca.cert),
+                "--tls-key",
+                str(ca.key),
+                env={"HUSHDROP_CLUSTER_SECRET": secret, "SSL_CERT_FILE": str(ca.ca)},
+            )
+        )
+    payload = os.urandom(MiB)
+
+    async def scenario() -> None:
+        creator, joiner = await cross_pair(nodes)
+        await creator.send(payload)
+        assert await asyncio.wait_for(joiner.recv(), WAIT) == payload
+        await joiner.send(payload[::-1])
+        assert await asyncio.wait_for(creator.recv(), WAIT) == payload[::-1]
+        await joiner.close()
+        assert (await recv_json(creator))["left"] is True
+        await creator.close()
+
+    run(scenario)
+    with urllib.request.urlopen(
+        nodes[1].url + "/metrics", context=nodes[1].ssl_context, timeout=WAIT
+    ) as response:
+        assert f"{SPLICED} 1" in response.read().decode().splitlines()
