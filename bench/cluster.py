@@ -5,8 +5,10 @@ Starts Debian's redis-server and three relay nodes (`--redis`) on loopback, then
 1. **Throughput.** One pair pushes `--size` MiB of 1 MiB binary messages (what the CLI sends)
    creator → joiner, with both peers on the same node and with them on two nodes (the joiner's
    node links it to the room's home node). The two alternate `--runs` times in this one run; the
-   medians and their ratio are printed (goal: cross-node ≥ 0.8 × same-node). Raw WebSocket peers,
-   no encryption, so the relays are the bottleneck and the extra hop shows.
+   medians and their ratio are printed (goal: cross-node ≥ 0.8 × same-node), with the CPU time
+   the relays (the home, node 1, and node 2, the joiner's node in cross-node runs) and the
+   bench's own peers spent per GiB. Raw WebSocket peers, no encryption, so the
+   relays are the bottleneck and the extra hop shows.
 2. **Waiting rooms.** `--rooms` rooms created round robin over the three nodes and left waiting:
    Redis memory (INFO memory, used_memory) and Redis commands (INFO commandstats) per room, for
    creating them and then for closing them; heartbeats during the run are included.
@@ -25,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +77,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class Run:
+    """One throughput run: MiB/s, and CPU seconds per GiB of each relay and of the peers."""
+
+    rate: float
+    node_cpu: list[float]
+    peers_cpu: float
+
+    @property
+    def relays_cpu(self) -> float:
+        return sum(self.node_cpu)
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU time of this process (the bench's peers) so far."""
+    times = os.times()
+    return times.user + times.system
+
+
 async def throughput(
     home: RelayProcess, other: RelayProcess, size: int, nodes: list[RelayProcess]
-) -> tuple[float, float]:
-    """MiB/s of ``size`` MiB from a creator on ``home`` to a joiner on ``other``, and the CPU
-    seconds all relays spent per GiB of it."""
+) -> Run:
+    """``size`` MiB from a creator on ``home`` to a joiner on ``other``: the rate, and the CPU
+    seconds each relay and the peers spent per GiB of it."""
     creator, joiner = await pair(home, other)
-    cpu0 = sum(cpu_seconds(node.pid) for node in nodes)
+    cpu0 = [cpu_seconds(node.pid) for node in nodes]
+    peers0 = own_cpu_seconds()
     block = bytes(MiB)
 
     async def push() -> None:
@@ -95,10 +118,12 @@ async def throughput(
     start = time.perf_counter()
     await asyncio.gather(push(), pull())
     elapsed = time.perf_counter() - start
-    cpu = sum(cpu_seconds(node.pid) for node in nodes) - cpu0
+    per_gib = 1024 / size
+    node_cpu = [(cpu_seconds(node.pid) - c) * per_gib for node, c in zip(nodes, cpu0, strict=True)]
+    peers_cpu = (own_cpu_seconds() - peers0) * per_gib
     await creator.close()
     await joiner.close()
-    return size / elapsed, cpu / size * 1024
+    return Run(size / elapsed, node_cpu, peers_cpu)
 
 
 def info(redis: RedisServer, section: str) -> dict[str, str]:
@@ -163,7 +188,7 @@ async def waiting_rooms(nodes: list[RelayProcess], redis: RedisServer, count: in
 
 
 async def measure(nodes: list[RelayProcess], redis: RedisServer, args: Any) -> None:
-    runs: dict[str, list[tuple[float, float]]] = {"same node": [], "cross-node": []}
+    runs: dict[str, list[Run]] = {"same node": [], "cross-node": []}
     await throughput(nodes[0], nodes[1], 16, nodes)  # warm-up
     for _ in range(args.runs):
         runs["same node"].append(await throughput(nodes[0], nodes[0], args.size, nodes))
@@ -174,13 +199,23 @@ async def measure(nodes: list[RelayProcess], redis: RedisServer, args: Any) -> N
     )
     medians = {}
     for name, results in runs.items():
-        rate = statistics.median(r for r, _ in results)
-        cpu = statistics.median(c for _, c in results)
+        rate = statistics.median(r.rate for r in results)
+        cpu = statistics.median(r.relays_cpu for r in results)
+        home = statistics.median(r.node_cpu[0] for r in results)
+        carrier = statistics.median(r.node_cpu[1] for r in results)
+        peers = statistics.median(r.peers_cpu for r in results)
         medians[name] = rate
-        shown = ", ".join(f"{r:.0f}" for r, _ in results)
-        print(f"  {name + ':':12} {rate:7.1f} MiB/s  (runs: {shown}); relays' CPU {cpu:.2f} s/GiB")
+        shown = ", ".join(f"{r.rate:.0f}" for r in results)
+        print(
+            f"  {name + ':':12} {rate:7.1f} MiB/s  (runs: {shown}); CPU s/GiB: relays {cpu:.2f} "
+            f"(home {home:.2f}, node 2 {carrier:.2f}), peers {peers:.2f}"
+        )
+    ratios = [c.rate / s.rate for s, c in zip(runs["same node"], runs["cross-node"], strict=True)]
     ratio = medians["cross-node"] / medians["same node"]
-    print(f"  cross / same: {ratio:.2f} (goal ≥ 0.8)")
+    print(
+        f"  cross / same: {ratio:.2f} (goal ≥ 0.8); "
+        f"run by run: {', '.join(f'{r:.2f}' for r in ratios)}"
+    )
     if args.rooms:
         await waiting_rooms(nodes, redis, args.rooms)
 
@@ -188,7 +223,7 @@ async def measure(nodes: list[RelayProcess], redis: RedisServer, args: Any) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size", type=int, default=256, help="MiB per throughput run")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rooms", type=int, default=3000)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
