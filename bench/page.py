@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "playwright"), str(ROOT / "web")]
 
 import build_site  # noqa: E402  (web/build_site.py)
-from bare import BareChromium, BarePage  # noqa: E402
+from bare import BareChromium, BarePage, DevToolsError  # noqa: E402
 from pagetools import (  # noqa: E402
     BLOCK_ICE,
     CHROMIUM_FLAGS,
@@ -268,48 +268,67 @@ def relayed_bytes(url: str) -> int:
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu(root_pid: int) -> dict[str, float]:
-    """CPU seconds of `root_pid`'s process tree: renderer main threads apart from the rest."""
+def thread_cpu(root_pid: int) -> tuple[dict[str, float], dict[str, float]]:
+    """CPU seconds of `root_pid`'s process tree: renderer main threads apart from the rest; and
+    by process type and thread name (e.g. "renderer ThreadPoolForeg", Linux's 15 characters)."""
     totals = {"main": 0.0, "other": 0.0}
+    threads: dict[str, float] = {}
     for pid in process_tree(root_pid):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                 # Chromium rewrites its argv in place, so look for the flag anywhere in it.
-                renderer = b"--type=renderer" in cmdline.read()
+                kind = re.search(rb"--type=([a-z-]+)", cmdline.read())
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
+        process = kind[1].decode() if kind else "browser"
         for tid in tids:
             try:
                 with open(f"/proc/{pid}/task/{tid}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
+                    head, rest = stat.read().rsplit(")", 1)
+                fields = rest.split()
             except OSError:
                 continue
             seconds = (int(fields[11]) + int(fields[12])) / TICKS
-            totals["main" if renderer and int(tid) == pid else "other"] += seconds
-    return totals
+            main = process == "renderer" and int(tid) == pid
+            totals["main" if main else "other"] += seconds
+            thread = "main thread" if main else head.split("(", 1)[1]
+            name = f"{process} {thread}"
+            threads[name] = threads.get(name, 0.0) + seconds
+    return totals, threads
 
 
 class CpuMeter:
-    """CPU time used by named process trees between start and `stop()`, in ms per MiB moved."""
+    """CPU time used by named process trees between start and `stop()`, in ms per MiB moved;
+    `threads` has the same by process type and thread name (threads that ended in between are
+    missing from it)."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self._pids = pids
-        self._start = self._read()
+        self.threads: dict[str, float] = {}
+        self._start, self._start_threads = self._read()
 
-    def _read(self) -> dict[str, float]:
-        out = {}
+    def _read(self) -> tuple[dict[str, float], dict[str, float]]:
+        out, by_thread = {}, {}
         for name, pid in self._pids.items():
-            parts = thread_cpu(pid)
+            parts, threads = thread_cpu(pid)
             if parts["main"]:
                 out[f"{name} main thread"] = parts["main"]
                 out[f"{name} rest"] = parts["other"]
             else:
                 out[name] = parts["other"]
-        return out
+            by_thread.update({f"{name}: {thread}": s for thread, s in threads.items()})
+        return out, by_thread
 
     def stop(self, size: int) -> dict[str, float]:
-        end = self._read()
+        end, end_threads = self._read()
+        per_mib = {
+            k: 1000 * (v - self._start_threads.get(k, 0.0)) / (size / MiB)
+            for k, v in end_threads.items()
+        }
+        self.threads = {
+            k: round(v, 2) for k, v in sorted(per_mib.items(), key=lambda kv: -kv[1]) if v >= 0.05
+        }
         return {k: 1000 * (end[k] - self._start.get(k, 0.0)) / (size / MiB) for k in end}
 
 
@@ -443,6 +462,8 @@ def reference_state(state: str) -> str:
 
 
 RUNS = itertools.count()
+# What a page shows (Hushdrop) or its state (the reference), to say why a transfer failed.
+PAGE_TEXT = "JSON.stringify(globalThis.reference) || document.body.innerText.slice(0, 600)"
 PROFILE_NAMES = {HushdropPair: "hushdrop", ReferencePair: "reference"}
 
 
@@ -482,7 +503,12 @@ def transfer(
                 page.command("Profiler.start")
         start = time.perf_counter()
         pair.click()
-        path = receiving.wait_download(LONG / 1000)
+        try:
+            path = receiving.wait_download(LONG / 1000)
+        except DevToolsError as exc:
+            pages = {"sender": pair.sender, "receiver": pair.receiver}
+            said = {side: page.evaluate(PAGE_TEXT) for side, page in pages.items()}
+            raise RuntimeError(f"{client.__name__}: {exc}; the pages say: {said}") from exc
         elapsed = time.perf_counter() - start
         used = cpu.stop(size)
         peak = sampler.stop()
@@ -504,6 +530,7 @@ def transfer(
     result: dict[str, object] = {"seconds": elapsed, "mib_s": size / MiB / elapsed}
     result["relayed_share"] = relayed / size
     result["cpu_ms_per_mib"] = used
+    result["cpu_threads_ms_per_mib"] = cpu.threads
     result["long_tasks"] = long_tasks
     result.update(idle_mb=idle / 1e6, peak_mb=peak / 1e6, above_idle_mb=(peak - idle) / 1e6)
     result.update(extra)
@@ -521,7 +548,12 @@ def one_page(work: Path, relay_url: str, source: Path) -> dict[str, float]:
             page.wait_for(DOWNLOAD_SHOWN, LONG / 1000)
             start = time.perf_counter()
             page.click("[data-part=download]")
-            path = browser.wait_download(LONG / 1000)
+            try:
+                path = browser.wait_download(LONG / 1000)
+            except DevToolsError as exc:
+                said = page.evaluate(PAGE_TEXT)
+                message = f"CLI → page: {exc}; the page says: {said}; CLI: {cli.stdout}"
+                raise RuntimeError(message) from exc
             out["receive_mib_s"] = size / MiB / (time.perf_counter() - start)
             if cli.wait(60) != 0 or sha256_file(path) != sha256_file(source):
                 raise RuntimeError("CLI → page failed")
