@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from websockets.frames import Frame, Opcode
 
 from tests.conftest import RelayFactory, RelayProcess
 from tests.deploy.tls import TestCA
@@ -211,3 +212,29 @@ def test_a_link_over_tls_is_spliced_too(relay_factory, redis, tmp_path):
         nodes[1].url + "/metrics", context=nodes[1].ssl_context, timeout=WAIT
     ) as response:
         assert f"{SPLICED} 1" in response.read().decode().splitlines()
+
+
+def test_a_receiver_mid_message_when_carried_is_served_message_by_message(nodes):
+    # The receiver's node switches only at a frame boundary; a receiver that already sent part
+    # of a frame with its join (no client does) keeps the copying of messages, intact.
+    payload = os.urandom(100_000)
+    wire = Frame(Opcode.BINARY, payload).serialize(mask=True)
+
+    async def scenario() -> None:
+        creator, room = await create(nodes[0])
+        joiner = await client(nodes[1])
+        await joiner.send(json.dumps({"op": "join", "room": room}))
+        joiner.transport.write(wire[:5000])  # behind websockets' back: a frame, cut
+        assert await recv_json(joiner) == {"op": "paired"}
+        assert await recv_json(creator) == {"op": "paired"}
+        joiner.transport.write(wire[5000:])
+        assert await asyncio.wait_for(creator.recv(), WAIT) == payload
+        await creator.send(b"and back")
+        assert await asyncio.wait_for(joiner.recv(), WAIT) == b"and back"
+        await joiner.close()
+        assert (await recv_json(creator))["left"] is True
+        await creator.close()
+
+    run(scenario)
+    assert metric(nodes[1], SPLICED) == 0
+    assert metric(nodes[1], BYTES) == len(payload) + len(b"and back")
