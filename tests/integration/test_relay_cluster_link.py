@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from tests.conftest import RelayFactory, RelayProcess
@@ -238,3 +239,22 @@ def test_a_receiver_mid_message_when_carried_is_served_message_by_message(nodes)
     run(scenario)
     assert metric(nodes[1], SPLICED) == 0
     assert metric(nodes[1], BYTES) == len(payload) + len(b"and back")
+
+
+def test_the_receivers_node_stopping_cuts_a_spliced_pair_for_resuming(nodes):
+    async def scenario() -> None:
+        creator, joiner = await cross_pair(nodes)
+        await creator.send(b"file")
+        assert await asyncio.wait_for(joiner.recv(), WAIT) == b"file"
+        # In a thread: the clients keep running meanwhile.
+        assert await asyncio.to_thread(nodes[1].stop) == 0
+        # No close frame can be put into a stream of the peers' own frames: the receiver sees
+        # its connection lost, and the sender hears that it may come back.
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(joiner.recv(), WAIT)
+        assert closed.value.rcvd is None
+        reply = await recv_json(creator)
+        assert reply["op"] == "peer-gone" and reply["left"] is False
+        await creator.close()
+
+    run(scenario)
