@@ -7,6 +7,8 @@ codes each prints are what the other accepts.
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import threading
 import zipfile
 
 from pagetools import (
@@ -23,7 +25,7 @@ from pagetools import (
 )
 from playwright.sync_api import expect
 
-from tests.integration.cli import FlippingProxy, receive, send
+from tests.integration.cli import CliProcess, FlippingProxy, receive, send
 
 CLI_TIMEOUT = 240  # s
 
@@ -161,3 +163,48 @@ def test_tampered_data_fails_the_download_and_alerts(web_relay, new_page, tmp_pa
         assert cli.wait(CLI_TIMEOUT) != 0
     finally:
         proxy.close()
+
+
+def test_cli_streams_standard_input_to_the_page(web_relay, new_page, tmp_path, processes):
+    # `… | hushdrop send -`: a file whose size nobody knows until it ends (PROTOCOL.md §7.2).
+    source = random_file(tmp_path / "archive.tar", 6 * MiB + 11)
+    data = source.read_bytes()
+    cli = CliProcess(
+        ["send", "-", "--name", "archive.tar", "--relay", web_relay.url], stdin=subprocess.PIPE
+    )
+    processes.append(cli)
+    half, rest = 4 * MiB, threading.Event()
+
+    def feed() -> None:  # a pipe blocks its writer until the sender reads (after Download)
+        cli.proc.stdin.write(data[:half])
+        cli.proc.stdin.flush()
+        rest.wait(TRANSFER_TIMEOUT / 1000)
+        cli.proc.stdin.write(data[half:])
+        cli.proc.stdin.close()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    link = cli.wait_event("code")["link"]
+
+    receiver, _ = new_page(link)
+    expect(receiver.locator("[data-part=offer-list]")).to_contain_text(
+        "size unknown", timeout=PYTHON_READY_TIMEOUT
+    )
+    button = receiver.get_by_role("button", name="Download")
+    with receiver.expect_download(timeout=STEP_TIMEOUT) as info:
+        button.click()
+    # While the pipe holds back the rest: bytes and speed, no total, an indeterminate bar.
+    progress = receiver.locator("[data-part=progress-text]:visible")
+    expect(progress).to_contain_text("MiB so far", timeout=TRANSFER_TIMEOUT)
+    expect(progress).not_to_contain_text(" of ")
+    assert receiver.locator("progress[data-part=progress]:visible").get_attribute("value") is None
+    rest.set()
+
+    download = info.value
+    download.save_as(tmp_path / "saved.tar")
+    assert download.failure() is None, download.failure()
+    assert download.suggested_filename == "archive.tar"
+    assert sha256_file(tmp_path / "saved.tar") == sha256_file(source)
+    expect_received(receiver, "1 file, 6.0 MiB")
+    assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+    assert cli.wait_event("done")["bytes"] == len(data)

@@ -876,11 +876,22 @@ function watchProgress() {
       if (!line) continue;
       const bar = line.parentElement.querySelector("progress");
       if (!bar) continue;
+      const now = performance.now();
+      const last = spoken.get(bar) || { at: now, step: 0 };
+      if (!bar.hasAttribute("value")) {
+        // A stream of unknown size (PROTOCOL §7.2): no percentage, the bytes so far instead.
+        bar.setAttribute("aria-valuetext", line.textContent);
+        if (now - last.at >= ANNOUNCE_INTERVAL_MS) {
+          announce(line.textContent.split(" · ")[0]);
+          spoken.set(bar, { at: now, step: 0 });
+        } else if (!spoken.has(bar)) {
+          spoken.set(bar, last);
+        }
+        continue;
+      }
       const fraction = bar.max > 0 ? Math.min(1, bar.value / bar.max) : 0;
       const percent = Math.floor(fraction * 100);
       bar.setAttribute("aria-valuetext", `${percent}%: ${line.textContent}`);
-      const now = performance.now();
-      const last = spoken.get(bar) || { at: now, step: 0 };
       const step = Math.floor(fraction / ANNOUNCE_STEP);
       if (fraction < 1 && (step > last.step || now - last.at >= ANNOUNCE_INTERVAL_MS)) {
         announce(`${percent}% done`); // the speed and time left are on the bar, when asked

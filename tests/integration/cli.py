@@ -41,6 +41,7 @@ class CliProcess:
         obey_permissions: bool = False,
         direct: bool = False,
         netns: str | None = None,
+        stdin: int | None = subprocess.DEVNULL,
     ) -> None:
         """`json_mode=False` runs the plain text mode (its events list stays empty); `umask` is
         applied in the child; `obey_permissions` runs it, when root, without the capabilities
@@ -61,7 +62,7 @@ class CliProcess:
             command = ["ip", "netns", "exec", netns, *command]
         self.proc = subprocess.Popen(
             command,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,  # subprocess.PIPE: the test writes to `proc.stdin`
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=full_env,

@@ -156,9 +156,10 @@ class ZipWriter:
         info.compress_type = zipfile.ZIP_STORED
         info.external_attr = (0o100000 | (entry.mode & 0o777)) << 16
         # Announced up front so zipfile picks ZIP64 for a member that needs it: over an
-        # unseekable stream it cannot go back and fix the header afterwards.
-        info.file_size = entry.size
-        self._member = self._zip.open(info, "w")
+        # unseekable stream it cannot go back and fix the header afterwards. A stream's size
+        # is unknown (PROTOCOL.md §7.2): ZIP64 whatever it turns out to be.
+        info.file_size = entry.size or 0
+        self._member = self._zip.open(info, "w", force_zip64=entry.size is None)
         self._index = index
 
     async def write(self, index: int, data: bytes) -> None:

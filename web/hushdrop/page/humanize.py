@@ -14,8 +14,11 @@ from collections.abc import Callable
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
-def human_size(size: float) -> str:
-    """`1536` → `1.5 KiB`; the same format as the CLI and app.js."""
+def human_size(size: float | None) -> str:
+    """`1536` → `1.5 KiB`; the same format as the CLI and app.js. None: a stream's unknown size
+    (PROTOCOL.md §7.2)."""
+    if size is None:
+        return "size unknown"
     for unit in UNITS:
         if size < 1024 or unit == UNITS[-1]:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -27,12 +30,12 @@ def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
-def files_summary(count: int, size: int) -> str:
+def files_summary(count: int, size: int | None) -> str:
     """`3 files, 50.0 MiB`."""
     return f"{plural(count, 'file')}, {human_size(size)}"
 
 
-def transfer_summary(count: int, size: int, text_size: int | None) -> str:
+def transfer_summary(count: int, size: int | None, text_size: int | None) -> str:
     """`3 files, 50.0 MiB`, `a text of 12 B`, or `1 file, 9 B and a text of 12 B`: what a
     transfer carries (`text_size` None: no text)."""
     if text_size is None:
@@ -67,7 +70,7 @@ class RateMeter:
 
     def __init__(
         self,
-        total: int,
+        total: int | None,
         interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -84,7 +87,7 @@ class RateMeter:
     def due(self, done: int) -> bool:
         """True when the page should repaint: every `interval` seconds, and once at the end."""
         now = self._clock()
-        if done >= self.total:
+        if self.total is not None and done >= self.total:
             if self._ended:
                 return False
             self._ended = True
@@ -115,7 +118,13 @@ class RateMeter:
         return self._clock() - self.started
 
     def text(self, done: int) -> str:
-        """`12.5 MiB of 50.0 MiB · 35.2 MiB/s · about 2 s left`."""
+        """`12.5 MiB of 50.0 MiB · 35.2 MiB/s · about 2 s left`; with no total (a stream,
+        PROTOCOL.md §7.2) `12.5 MiB so far · 35.2 MiB/s`."""
+        if self.total is None:
+            parts = [f"{human_size(done)} so far"]
+            if self.rate > 0:
+                parts.append(f"{human_size(self.rate)}/s")
+            return " · ".join(parts)
         parts = [f"{human_size(done)} of {human_size(self.total)}"]
         if self.rate > 0 and done < self.total:
             parts.append(f"{human_size(self.rate)}/s")

@@ -297,9 +297,11 @@ class ReceiveFlow:
             await self._handle(follow_up)
 
     @staticmethod
-    def _summary(manifest: Manifest) -> str:
+    def _summary(manifest: Manifest, size: int | None = None) -> str:
+        """What is offered; `size`: what a stream turned out to be (PROTOCOL.md §7.2)."""
         text_size = None if manifest.text is None else manifest.text_size
-        return transfer_summary(len(manifest.files), manifest.total_size, text_size)
+        total = manifest.total_size if size is None else size
+        return transfer_summary(len(manifest.files), total, text_size)
 
     async def _open_sink(self, choice: str) -> JsSink | None:
         """The browser download for the plan: the service-worker stream, or a picked file."""
@@ -348,6 +350,12 @@ class ReceiveFlow:
             note = f'It is saved as "{plan.name}" in your downloads'
         if self.streaming:
             note += ", streamed straight to disk."
+        elif total is None:
+            note += ". Its size is unknown until it ends (it is being streamed), and this window"
+            note += " cannot stream downloads to disk (private windows often cannot): open the"
+            note += " link in a normal window"
+            note += ", or use Save as…." if js.hushdrop.canSaveAs() else "."
+            view.hide("download")
         elif total <= MEMORY_LIMIT:
             note += ". This window cannot stream downloads to disk (private windows often cannot),"
             note += " so the download is put together in memory and saved at the end."
@@ -365,9 +373,9 @@ class ReceiveFlow:
         view, session, plan = self.view, self.session, self.plan
         total = session.bytes_total
         if self.progress is not None:
-            self.progress.update(total)
+            self.progress.update(total, total)
         seconds = self.progress.meter.elapsed() if self.progress else 0
-        summary = self._summary(session.manifest)
+        summary = self._summary(session.manifest, total)
         done = f"Received {summary}"
         if seconds > 0 and total:
             done += f" in {human_duration(seconds)} ({human_size(total / seconds)}/s)"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import js
 from pyodide.ffi import create_proxy
 
-from .humanize import RateMeter
+from .humanize import RateMeter, human_size
 
 _home = js.document.getElementById("home")
 
@@ -184,30 +184,46 @@ class ProgressView:
 
     TITLE_INTERVAL = 2.0  # s; a title change costs the page several ms (the browser UI redraws)
 
-    def __init__(self, view: View, total: int, verb: str) -> None:
+    def __init__(self, view: View, total: int | None, verb: str) -> None:
+        """`total` None: a stream of unknown length (PROTOCOL.md §7.2): the bar is indeterminate
+        and the line says bytes and speed, until `update` is told the total at the end."""
         self._verb = verb
         self._title_at = -self.TITLE_INTERVAL
         self._bar = view.part("progress")
         self._text = view.part("progress-text")
         self.meter = RateMeter(total)
-        self._bar.max = max(total, 1)
-        self._bar.value = 0
+        self._done = 0
+        if total is None:
+            self._bar.removeAttribute("value")  # an indeterminate <progress>
+        else:
+            self._bar.max = max(total, 1)
+            self._bar.value = 0
         self._text.textContent = self.meter.text(0)
         view.show("progress-block")
 
     def pause(self) -> None:
         """No data flows (a lost connection): drop the speed and time left; the next update
         measures afresh."""
-        done = int(self._bar.value) if self.meter.total else 0
+        done = self._done if self.meter.total else 0
         self.meter.restart(done)
         self._text.textContent = f"{self.meter.text(done)} · paused"
 
-    def update(self, done: int) -> None:
+    def update(self, done: int, total: int | None = None) -> None:
+        """`total`: the length a stream turned out to have, once it ended."""
+        self._done = done
+        if self.meter.total is None and total is not None:
+            self.meter.total = total
+            self._bar.max = max(total, 1)
         if self.meter.due(done):
             total = self.meter.total
-            self._bar.value = done if total else 1
-            self._text.textContent = self.meter.text(done)
             now = self.meter.elapsed()
+            self._text.textContent = self.meter.text(done)
+            if total is None:
+                if now - self._title_at >= self.TITLE_INTERVAL:
+                    self._title_at = now
+                    js.document.title = f"{human_size(done)} {self._verb} — Hushdrop"
+                return
+            self._bar.value = done if total else 1
             if now - self._title_at >= self.TITLE_INTERVAL:
                 self._title_at = now
                 percent = 100 * done // total if total else 100
