@@ -197,7 +197,7 @@ class Selection {
   // data as JSON (one crossing for any number of files).
   snapshot() {
     this.frozen = this.files.slice();
-    blocks = [];
+    readers.clear();
     return JSON.stringify({
       files: this.frozen.map(({ path, file }) => ({
         path,
@@ -382,9 +382,11 @@ function setUpSelection() {
 // large file. Why blocks: starting a Blob read costs the page's main thread about as much as
 // encrypting a MiB (a synchronous blob registration), so it is paid once per 8 MiB instead of
 // once per MiB. The block being served and the next one are read ahead, so the disk works while
-// Python encrypts: at most two blocks (16 MiB) are held.
+// Python encrypts: at most two blocks (16 MiB) are held per reader. A link for several receivers
+// has a reader per receiver (each reads the files at its own pace), at most 10.
 const READ_BLOCK = 8 * MiB;
-let blocks = []; // [{index, start, end, promise, value}], in the order they will be used
+// Per reader: [{index, start, end, promise, value}], in the order they will be used.
+const readers = new Map();
 
 function readBlock(index, start) {
   const entry = selection.frozen[index];
@@ -421,7 +423,9 @@ function nextBlock(block) {
 }
 
 // The block holding [offset, offset + length) of file `index`, with the next one read ahead.
-function blockFor(index, offset, length) {
+function blockFor(index, offset, length, reader) {
+  if (!readers.has(reader)) readers.set(reader, []);
+  const blocks = readers.get(reader);
   const holds = (b) => b.index === index && b.start <= offset && offset + length <= b.end;
   while (blocks.length && !holds(blocks[0])) blocks.shift(); // passed (or off the plan)
   if (!blocks.length) {
@@ -444,13 +448,13 @@ function piece(block, offset, length) {
 // The requested bytes if their block is already in memory, else undefined (Python then awaits
 // read()). Python resumes after an awaited promise only when the browser runs its next task,
 // which takes milliseconds while a transfer keeps the page busy; bytes that are ready need none.
-function readNow(index, offset, length) {
-  const block = blockFor(index, offset, length);
+function readNow(index, offset, length, reader = 0) {
+  const block = blockFor(index, offset, length, reader);
   return block && block.value ? piece(block, offset, length) : undefined;
 }
 
-async function read(index, offset, length) {
-  const block = blockFor(index, offset, length);
+async function read(index, offset, length, reader = 0) {
+  const block = blockFor(index, offset, length, reader);
   if (!block) {
     // Not on a block boundary (the session never asks this): read exactly what was asked.
     const single = readBlock(index, offset);
@@ -989,6 +993,8 @@ globalThis.hushdrop = {
   hasText,
   read,
   readNow,
+  // A receiver's transfer is over: its read-ahead blocks can go.
+  dropReader: (reader) => readers.delete(reader),
   canSaveAs: () => typeof window.showSaveFilePicker === "function",
   streamingAvailable,
   sendBytes,

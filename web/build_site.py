@@ -78,6 +78,7 @@ PAGE_MODULES = [
     "hushdrop/transport/browser.py",
     "hushdrop/transport/rendezvous.py",  # browser.py's relay messages (pure Python)
     "hushdrop/transport/pump.py",  # the driver loop shared with the CLI (pure asyncio)
+    "hushdrop/transport/fanout.py",  # a link's receivers, shared with the CLI (pure asyncio)
     "hushdrop/transport/direct.py",  # WebRTC data channels between two pages
 ]
 CPYTHON_ONLY = {"hushdrop/crypto/pyca.py"}

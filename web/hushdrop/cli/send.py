@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from ..crypto.pyca import PycaBackend
 from ..protocol.codes import SenderSecrets, new_sender_secrets
-from ..protocol.errors import HushdropError, PeerGoneError, RelayError, WrongCodeError
+from ..protocol.errors import HushdropError
 from ..protocol.events import (
     Accepted,
     Completed,
@@ -18,11 +18,13 @@ from ..protocol.events import (
     Resumed,
     Verified,
 )
-from ..protocol.link import LINK_ENDED_REASON, Link
+from ..protocol.link import Link
 from ..protocol.manifest import Manifest
 from ..protocol.sender import SenderSession
+from ..transport.fanout import serve_link
 from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
+from ..transport.rendezvous import RelayChannel
 from .direct import SenderRoute
 from .files import STDIN, LocalFileError, OutgoingFiles
 from .output import Reporter
@@ -77,7 +79,7 @@ async def send(
 
 
 async def _serve(
-    connection: RelayConnection,
+    connection: RelayChannel,
     relay: str,
     files: OutgoingFiles,
     secrets: SenderSecrets,
@@ -145,18 +147,12 @@ async def _serve_link(
     Each receiver reads the files through its own reader, one window of credit at a time, so
     memory grows with the receivers served at once, not with the files.
     """
-    assert control.room is not None and control.token is not None
-    room, token = control.room, control.token
     link = Link(control.receivers)
-    transfers: dict[int, asyncio.Task[None]] = {}
-    link_ended = asyncio.Event()
 
-    async def serve(number: int) -> None:
+    async def serve(number: int, connection: RelayChannel) -> None:
         mine = reporter.for_receiver(number)
-        connection = await RelayConnection.open(relay)
         reader = files.reader()
         try:
-            await connection.attach_room(room, number, token)
             await _serve(
                 connection,
                 relay,
@@ -167,60 +163,20 @@ async def _serve_link(
                 resume_window,
                 direct,
                 functools.partial(link.event, number),
-                lambda: LINK_ENDED_REASON if link.ended else None,
+                lambda: link.cancel_reason("The sender cancelled the transfer."),
             )
         except HushdropError as exc:
-            if link.failed(number, exc):
-                link_ended.set()
             mine.error(exc.kind, str(exc))
             raise
         finally:
             reader.close()
-            await connection.close()
 
-    async def admit() -> None:
-        while not link.all_joined:
-            try:
-                number = await control.next_receiver()
-            except (RelayError, PeerGoneError):
-                if not link.rows:
-                    raise  # nobody came: the link expired, as with one receiver
-                return
-            link.joined(number)
-            reporter.status(f"Receiver {number} of {link.receivers} connected.")
-            transfers[number] = asyncio.create_task(serve(number))
+    def joined(number: int) -> None:
+        reporter.status(f"Receiver {number} of {link.receivers} connected.")
 
-    admitting = asyncio.create_task(admit())
-    ending = asyncio.create_task(link_ended.wait())
-    try:
-        while True:
-            waiting = {admitting, ending, *transfers.values()}
-            if admitting.done() and all(t.done() for t in transfers.values()):
-                break
-            await asyncio.wait(waiting, return_when="FIRST_COMPLETED")
-            if admitting.done() and admitting.exception() is not None:
-                raise admitting.exception()  # type: ignore[misc]
-            if link.ended:
-                break
-    finally:
-        admitting.cancel()
-        ending.cancel()
-        if link.ended or any(not t.done() for t in transfers.values()):
-            await control.close()  # no receiver joins a link that is over
-            for task in transfers.values():
-                if not task.done():
-                    task.cancel()
-        results = await asyncio.gather(*transfers.values(), return_exceptions=True)
-        await asyncio.gather(admitting, ending, return_exceptions=True)
-    if link.ended:
-        raise WrongCodeError(sender=True)
-    failures = [(number, r) for number, r in enumerate(results, 1) if isinstance(r, BaseException)]
-    if failures:
-        number, error = failures[0]
-        raise HushdropError(
-            f"Sent to {link.delivered} of {len(link.rows)} receivers; receiver {number}: {error}"
-        )
-    reporter.status(f"Done: sent to {link.delivered} receiver{'s' if link.delivered != 1 else ''}.")
+    await serve_link(control, link, functools.partial(RelayConnection.open, relay), serve, joined)
+    plural = "s" if link.delivered != 1 else ""
+    reporter.status(f"Done: sent to {link.delivered} receiver{plural}.")
 
 
 async def _on_event(

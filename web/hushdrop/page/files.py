@@ -42,8 +42,18 @@ def manifest_from_selection(data: dict, text: str | None = None) -> Manifest:
 class OutgoingSelection:
     """The files being sent, frozen when the link was created (later picks do not change it)."""
 
-    def __init__(self, manifest: Manifest) -> None:
+    def __init__(self, manifest: Manifest, reader: int = 0) -> None:
         self.manifest = manifest
+        # app.js keeps read-ahead per reader: one per receiver of a link (PROTOCOL.md §3.1).
+        self._reader = reader
+
+    def reader(self, number: int) -> OutgoingSelection:
+        """The same files read at their own pace, for receiver ``number`` of a link."""
+        return OutgoingSelection(self.manifest, number)
+
+    def close(self) -> None:
+        """Let app.js drop this reader's read-ahead."""
+        js.hushdrop.dropReader(self._reader)
 
     @classmethod
     def snapshot(cls, text: str = "") -> OutgoingSelection:
@@ -62,9 +72,9 @@ class OutgoingSelection:
         try:
             # Usually already read ahead: taken synchronously, it needs no trip through the
             # browser's event loop (which costs milliseconds while the page is busy).
-            chunk = js.hushdrop.readNow(index, offset, length)
+            chunk = js.hushdrop.readNow(index, offset, length, self._reader)
             if chunk is None:
-                chunk = await js.hushdrop.read(index, offset, length)
+                chunk = await js.hushdrop.read(index, offset, length, self._reader)
         except JsException as exc:
             message = getattr(exc, "message", None)
             raise LocalError(message if isinstance(message, str) else str(exc)) from exc

@@ -60,6 +60,17 @@ def human_duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
+def expiry_label(seconds: int) -> str:
+    """A link lifetime as a person says it: `10 minutes`, `1 hour`, `1 day`, `1 week`."""
+    if seconds < 1:
+        return human_duration(seconds)
+    units = (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+    for unit, size in units:
+        if seconds >= size and seconds % size == 0:
+            return plural(seconds // size, unit)
+    return human_duration(seconds)
+
+
 class RateMeter:
     """Smoothed transfer speed and ETA, with a repaint throttle.
 

@@ -19,7 +19,7 @@ from pyodide.http import pyfetch
 from ..crypto.webcrypto import WebCryptoBackend
 from ..protocol.codes import parse_code
 from ..protocol.errors import HushdropError
-from . import ui
+from . import options, ui
 from .context import PageContext
 from .files import OutgoingSelection
 from .links import check_site, site_url
@@ -49,6 +49,7 @@ class App:
     def __init__(self, ctx: PageContext) -> None:
         self.ctx = ctx
         self.task: asyncio.Task | None = None
+        self.options: asyncio.Future | None = None  # filling in the link options
 
     @property
     def busy(self) -> bool:
@@ -64,7 +65,8 @@ class App:
             ui.alert(str(exc))
             return
         js.document.getElementById("send-password").value = ""
-        self._start(SendFlow(self.ctx, selection, password).run())
+        ttl, receivers = options.chosen()
+        self._start(SendFlow(self.ctx, selection, password, ttl, receivers).run())
 
     def receive(self, text: str) -> None:
         if self.busy:
@@ -140,5 +142,7 @@ async def main() -> None:
         js.hushdrop.engineFailed(f"The secure engine failed to start: {exc}")
         return
     js.hushdrop.ready(to_js(handlers, dict_converter=js.Object.fromEntries))
+    # In the background: the page is ready to send before the relay answered.
+    app.options = asyncio.ensure_future(options.offer(ctx.relay))
     if js.location.hash:
         app.link(str(js.location.href))

@@ -35,6 +35,7 @@ from .context import PageContext
 from .files import OutgoingSelection
 from .humanize import human_duration, human_size, transfer_summary
 from .links import qr_data_uri
+from .send_link import LinkSender
 
 # Seconds after the receiver's acceptance that the first DATA waits for a direct connection
 # still opening (it usually opened while the receiver looked at the offer); then the data goes
@@ -56,8 +57,19 @@ RUNNING_KEY = "hushdrop-running"  # app.js INTERRUPTED_KEY
 class SendFlow:
     """One transfer from this page, from "Create link" to its end state."""
 
-    def __init__(self, ctx: PageContext, selection: OutgoingSelection, password: str) -> None:
+    def __init__(
+        self,
+        ctx: PageContext,
+        selection: OutgoingSelection,
+        password: str,
+        ttl: int | None = None,
+        receivers: int = 1,
+    ) -> None:
         self.ctx = ctx
+        # The link options (PROTOCOL.md §3.1): its lifetime (None: the relay's default) and how
+        # many receivers may use it.
+        self.ttl = ttl
+        self.receivers = receivers
         self.selection = selection
         self.password = password
         self.manifest = selection.manifest
@@ -85,9 +97,12 @@ class SendFlow:
         pump: Pump | None = None
         try:
             connection = await BrowserRelayConnection.open(self.ctx.relay)
-            room, ttl = await connection.create_room()
+            room, ttl = await connection.create_room(self.ttl, self.receivers)
             secrets = new_sender_secrets(room, self.ctx.backend.random_bytes, bool(self.password))
-            self._show_share(secrets.link(self.ctx.site), secrets.typed, ttl)
+            self._show_share(secrets.link(self.ctx.site), secrets.typed, ttl, connection.receivers)
+            if connection.receivers > 1:
+                await LinkSender(self, connection, secrets).run()
+                return
             view.status("Waiting for the receiver to open the link or type the code…")
             await connection.wait_paired()
             view.hide("share")  # the code admits one receiver: it is spent now
@@ -224,13 +239,15 @@ class SendFlow:
         text_size = None if manifest.text is None else manifest.text_size
         return transfer_summary(len(manifest.files), self.total, text_size)
 
-    def _show_share(self, link: str, typed: str, ttl: int) -> None:
+    def _show_share(self, link: str, typed: str, ttl: int, receivers: int = 1) -> None:
         view = self.view
         view.part("link").value = link
         view.text("code", typed)
         view.on("show-code", "click", lambda _event: self._show_code())
         view.part("qr").src = qr_data_uri(link)
-        hint = "The link works once"
+        hint = (
+            "The link works once" if receivers == 1 else f"The link works for {receivers} receivers"
+        )
         hint += f" and expires in {human_duration(ttl)}." if ttl > 0 else "."
         if self.password:
             hint += " Tell the receiver the password separately: it is not part of the link."

@@ -52,6 +52,11 @@ def clear_text_to_send() -> None:
     box.dispatchEvent(js.Event.new("input"))
 
 
+def home_field(element_id: str):
+    """A control of the home screen, found also while a transfer's view replaced it."""
+    return _home.querySelector(f"#{element_id}")
+
+
 def show_home() -> None:
     view = js.document.getElementById("view")
     view.replaceChildren()

@@ -95,6 +95,10 @@ class Link:
             return True
         return False
 
+    def cancel_reason(self, default: str) -> str:
+        """What a receiver's transfer that the sender stops is told: why the link ended."""
+        return LINK_ENDED_REASON if self.ended else default
+
     @property
     def ended(self) -> bool:
         return self.ended_by is not None

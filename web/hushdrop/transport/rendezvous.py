@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from ..protocol.constants import DATA_FRAME_SIZE, WS_PATH
+from ..protocol.constants import DATA_FRAME_SIZE, MAX_RECEIVERS, WS_PATH
 from ..protocol.errors import PeerGoneError, RelayError
 
 MAX_MESSAGE = DATA_FRAME_SIZE + 4096
@@ -46,6 +47,32 @@ def join_request(room: str) -> str:
 
 def resume_request(slot: str, side: str) -> str:
     return json.dumps({"op": "resume", "id": slot, "side": side})
+
+
+@dataclass(frozen=True)
+class RelayInfo:
+    """What `GET /v1/info` says a sender may ask for (PROTOCOL.md §3.2)."""
+
+    presets: tuple[int, ...]  # link lifetimes to offer, in seconds, ascending
+    default: int  # the lifetime of a room created without a ttl
+    receivers: int  # the most receivers one link may admit
+
+
+def parse_info(info: object) -> RelayInfo | None:
+    """The relay's answer to `GET /v1/info`, or None when it is not one (an older relay)."""
+
+    def seconds(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+    if not isinstance(info, dict) or not isinstance(info.get("ttl"), dict):
+        return None
+    ttl = info["ttl"]
+    presets, default, receivers = ttl.get("presets"), ttl.get("default"), info.get("receivers")
+    if not isinstance(presets, list) or not presets or not all(map(seconds, presets)):
+        return None
+    if not seconds(default) or not seconds(receivers):
+        return None
+    return RelayInfo(tuple(sorted(set(presets))), default, min(receivers, MAX_RECEIVERS))
 
 
 def parse(message: str) -> dict[str, object]:

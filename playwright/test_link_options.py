@@ -1,0 +1,167 @@
+"""Link options on the page (PROTOCOL.md §3.1, §3.2): the sender chooses how long the link lasts,
+among the lifetimes the relay allows, and how many receivers may use it; each receiver gets its
+own row with its own verification code. Chromium via Playwright; Firefox and WebKit through
+WebDriver (enginetools), each with real relay and CLI processes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from enginetools import Tab, fill, wait_for
+from enginetools import create_link as create_link_in_tab
+from enginetools import expect_text as expect_text_in_tab
+from pagetools import (
+    PYTHON_READY_TIMEOUT,
+    STEP_TIMEOUT,
+    TRANSFER_TIMEOUT,
+    MiB,
+    accept_download,
+    create_link,
+    random_file,
+    sha256_file,
+    wait_until_ready,
+)
+from playwright.sync_api import Page, expect
+
+from tests.conftest import RelayProcess
+from tests.integration.cli import receive
+
+CLI_TIMEOUT = 240  # s
+SAS = re.compile(r"^[0-9A-F]{4}-[0-9A-F]{4}$")
+
+
+def row_code(page: Page, number: int) -> str:
+    shown = page.get_by_label(f"Verification code of receiver {number}", exact=True)
+    expect(shown).to_have_text(SAS, timeout=PYTHON_READY_TIMEOUT + STEP_TIMEOUT)
+    return shown.inner_text()
+
+
+def choose_receivers(page: Page, count: int) -> None:
+    page.get_by_label("Receivers", exact=True).select_option(str(count))
+
+
+def test_a_link_for_two_receivers_shows_a_row_with_its_own_code_for_each(
+    web_relay, new_page, tmp_path, processes
+):
+    source = random_file(tmp_path / "report.bin", 6 * MiB + 5)
+    sender, _ = new_page(web_relay.url)
+    sender.get_by_label("Choose files").set_input_files([source])
+    wait_until_ready(sender)
+    choose_receivers(sender, 2)
+    link, _ = create_link(sender)
+    expect(sender.locator("[data-part=hint]")).to_contain_text("works for 2 receivers")
+
+    # The first receiver is a page, the second the CLI: each runs its own key exchange.
+    receiver, _ = new_page(link)
+    download = accept_download(receiver, tmp_path / "page-copy.bin")
+    assert download.suggested_filename == "report.bin"
+    assert sha256_file(tmp_path / "page-copy.bin") == sha256_file(source)
+    page_code = receiver.get_by_label("Verification code", exact=True).inner_text()
+
+    out = tmp_path / "out"
+    out.mkdir()
+    cli = receive(web_relay.url, link, out, extra=["--yes"])
+    processes.append(cli)
+    assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+    assert sha256_file(out / "report.bin") == sha256_file(source)
+
+    rows = sender.get_by_role("list", name="Receivers").get_by_role("listitem")
+    expect(rows).to_have_count(2)
+    assert row_code(sender, 1) == page_code
+    assert row_code(sender, 2) == cli.wait_event("verification")["sas"]
+    assert page_code != row_code(sender, 2)
+    done = sender.locator("[data-part=done]")
+    expect(done).to_contain_text("to 2 receivers", timeout=TRANSFER_TIMEOUT)
+    for number in (1, 2):
+        expect(rows.nth(number - 1)).to_contain_text("Done")
+    # Used by all its receivers: the link is gone.
+    expect(sender.get_by_label("Share link")).to_be_hidden()
+
+
+@pytest.fixture
+def short_lived_relay(site: Path) -> Iterator[RelayProcess]:
+    """A relay whose default link lifetime is 3 s, and which allows up to 10 minutes."""
+    process = RelayProcess(
+        ["--site-dir", str(site), "--room-ttl", "3", "--min-room-ttl", "1", "--max-room-ttl", "600"]
+    )
+    process.wait_ready()
+    yield process
+    process.stop()
+
+
+def test_the_page_offers_only_the_lifetimes_the_relay_allows(short_lived_relay, new_page):
+    sender, _ = new_page(short_lived_relay.url)
+    wait_until_ready(sender)
+    expiry = sender.get_by_label("Link expires after")
+    expect(expiry.locator("option")).to_have_text(["3 seconds", "10 minutes"], timeout=STEP_TIMEOUT)
+    expect(expiry).to_have_value("3")  # the relay's default, chosen
+
+
+def test_the_lifetime_chosen_on_the_page_is_the_one_the_relay_enforces(
+    short_lived_relay, new_page, tmp_path
+):
+    source = random_file(tmp_path / "a.bin", 1000)
+    sender, _ = new_page(short_lived_relay.url)
+    sender.get_by_label("Choose files").set_input_files([source])
+    wait_until_ready(sender)
+    expiry = sender.get_by_label("Link expires after")
+    expect(expiry.locator("option")).to_have_count(2, timeout=STEP_TIMEOUT)
+    expiry.select_option(label="10 minutes")
+    create_link(sender)
+    expect(sender.locator("[data-part=hint]")).to_contain_text("expires in 10 min")
+
+    # Back home, the relay's 3 s default: the link expires on the relay, and the page says so.
+    again, _ = new_page(short_lived_relay.url)
+    again.get_by_label("Choose files").set_input_files([source])
+    wait_until_ready(again)
+    expect(again.get_by_label("Link expires after")).to_have_value("3", timeout=STEP_TIMEOUT)
+    create_link(again)
+    expect(again.locator("[data-part=hint]")).to_contain_text("expires in 3.0 s")
+    expect(again.get_by_role("alert")).to_contain_text("expired", timeout=TRANSFER_TIMEOUT)
+    # The one that asked for 10 minutes still waits for its receiver.
+    expect(sender.get_by_label("Share link")).to_be_visible()
+
+
+ENGINES = pytest.mark.parametrize("engine", ["firefox", "webkit"])
+
+
+def tab_row_code(tab: Tab, number: int) -> str:
+    return wait_for(
+        tab,
+        """(label) => {
+          const el = [...document.querySelectorAll("[aria-label]")].find(
+            (e) => e.getAttribute("aria-label") === label);
+          const text = el ? el.textContent : "";
+          return /^[0-9A-F]{4}-[0-9A-F]{4}$/.test(text) ? text : null;
+        }""",
+        f"Verification code of receiver {number}",
+        timeout=STEP_TIMEOUT / 1000,
+        what=f"no verification code for receiver {number}",
+    )
+
+
+@ENGINES
+def test_two_cli_receivers_of_a_page_link_each_get_their_own_row(
+    engine, web_relay, open_tab, tmp_path, processes
+):
+    source = random_file(tmp_path / "data.bin", 3 * MiB + 1)
+    tab = open_tab(engine, web_relay.url)
+    fill(tab, "Receivers", "2")
+    link, _ = create_link_in_tab(tab, [source])
+    clis = []
+    for number in (1, 2):
+        out = tmp_path / f"out{number}"
+        out.mkdir()
+        cli = receive(web_relay.url, link, out, extra=["--yes"])
+        processes.append(cli)
+        # One at a time, so that row N is this CLI's.
+        code = cli.wait_event("verification", timeout=CLI_TIMEOUT)["sas"]
+        assert tab_row_code(tab, number) == code
+        clis.append((cli, out))
+    for cli, out in clis:
+        assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+        assert sha256_file(out / "data.bin") == sha256_file(source)
+    expect_text_in_tab(tab, "to 2 receivers", TRANSFER_TIMEOUT / 1000)

@@ -1,0 +1,177 @@
+"""The page's sender for a link with several receivers (PROTOCOL.md §3.1): one row per receiver
+with its state, progress and verification code, and one SenderSession each.
+
+`transport.fanout.serve_link` gives each receiver its connection and stops them all when a failed
+key exchange ends the link; `protocol.link.Link` keeps the rows. This module only shows them.
+Direct (WebRTC) connections are left out here: every receiver's data goes through the relay.
+Pyodide only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import TYPE_CHECKING
+
+import js
+
+from ..protocol.codes import SenderSecrets
+from ..protocol.errors import HushdropError
+from ..protocol.events import Completed
+from ..protocol.link import Link, ReceiverRow, ReceiverState
+from ..protocol.sender import SenderSession
+from ..transport.browser import BrowserRelayConnection
+from ..transport.fanout import serve_link
+from ..transport.pump import Pump
+from ..transport.rendezvous import RelayChannel
+from .humanize import human_size, plural
+
+if TYPE_CHECKING:
+    from .send import SendFlow
+
+CANCELLED = "The sender cancelled the transfer."
+
+STATE_TEXT = {
+    ReceiverState.CHECKING: "Connected; checking the code…",
+    ReceiverState.VERIFIED: "Code verified. Waiting for them to accept the files…",
+    ReceiverState.SENDING: "Sending…",
+    ReceiverState.DONE: "Done: they verified every file.",
+}
+
+
+class ReceiverRowView:
+    """One receiver's row in the sender's list: name, verification code, state and progress."""
+
+    def __init__(self, parent, number: int) -> None:
+        doc = js.document
+        self.item = doc.createElement("li")
+        self.item.className = "receiver-row"
+        self.item.dataset.receiver = str(number)
+        head = doc.createElement("div")
+        head.className = "receiver-head"
+        name = doc.createElement("span")
+        name.className = "receiver-name"
+        name.textContent = f"Receiver {number}"
+        self.sas = doc.createElement("output")
+        self.sas.className = "sas"
+        self.sas.setAttribute("aria-label", f"Verification code of receiver {number}")
+        head.append(name, self.sas)
+        self.bar = doc.createElement("progress")
+        self.bar.max = 1
+        self.bar.value = 0
+        self.bar.setAttribute("aria-label", f"Progress of receiver {number}")
+        self.state = doc.createElement("p")
+        self.state.className = "receiver-state"
+        self.item.append(head, self.bar, self.state)
+        parent.appendChild(self.item)
+        self._percent = -1
+
+    def render(self, row: ReceiverRow) -> None:
+        self.sas.textContent = row.sas
+        if row.state is ReceiverState.FAILED:
+            self.state.textContent = f"Stopped: {row.error}"
+            return
+        text = STATE_TEXT[row.state]
+        if row.state in (ReceiverState.SENDING, ReceiverState.DONE) and row.total:
+            percent = 100 * row.done // row.total
+            if row.state is ReceiverState.SENDING:
+                text = f"Sending · {percent}% · {human_size(row.done)} of {human_size(row.total)}"
+            self.bar.max = row.total
+            self.bar.value = row.done
+            self.bar.setAttribute("aria-valuetext", f"{percent}% done")
+        elif row.state is ReceiverState.DONE:
+            self.bar.value = self.bar.max
+        self.state.textContent = text
+
+
+class LinkSender:
+    """Serve every receiver of the link `control` belongs to, showing one row each."""
+
+    def __init__(
+        self, flow: SendFlow, control: BrowserRelayConnection, secrets: SenderSecrets
+    ) -> None:
+        self.flow = flow
+        self.control = control
+        self.secrets = secrets
+        self.link = Link(control.receivers)
+        self.rows: dict[int, ReceiverRowView] = {}
+
+    async def run(self) -> None:
+        flow, view, link = self.flow, self.flow.view, self.link
+        view.show("receivers")
+        view.status(f"Waiting for up to {plural(link.receivers, 'receiver')}…")
+        try:
+            await serve_link(
+                self.control,
+                link,
+                functools.partial(BrowserRelayConnection.open, flow.ctx.relay),
+                self._serve,
+                self._joined,
+                self._over,
+            )
+        finally:
+            view.hide("share")  # over: nobody else can use the link
+        summary = flow.summary
+        count = plural(link.delivered, "receiver")
+        view.text("title", f"Sent to {count}")
+        view.text("done", f"Sent {summary} to {count}. Each verified every file.")
+        view.show("done")
+        view.status("Done.")
+        js.document.title = "Sent — Hushdrop"
+        js.hushdrop.clearSelection()
+
+    def _joined(self, number: int) -> None:
+        self.rows[number] = ReceiverRowView(self.flow.view.part("receiver-list"), number)
+        self.rows[number].render(self.link.row(number))
+        link = self.link
+        if link.all_joined:
+            self.flow.view.hide("share")  # every receiver came: the link is spent
+            self.flow.view.status(f"All {link.receivers} receivers connected.")
+        else:
+            self.flow.view.status(
+                f"{plural(len(link.rows), 'receiver')} of {link.receivers} connected. "
+                f"Waiting for the others…"
+            )
+
+    def _over(self, number: int) -> None:
+        self.rows[number].render(self.link.row(number))
+
+    async def _serve(self, number: int, channel: RelayChannel) -> None:
+        flow = self.flow
+        session = SenderSession(
+            flow.ctx.backend,
+            self.secrets,
+            flow.manifest,
+            flow.password,
+            accept_typed=flow.short_code_shown,
+        )
+        reader = flow.selection.reader(number)
+        pump = Pump(
+            session,
+            channel,
+            reopen=functools.partial(BrowserRelayConnection.open, flow.ctx.relay),
+            resume_window=flow.ctx.resume_window,
+            on_event=functools.partial(self._on_event, number),
+            read=reader.read,
+        )
+        try:
+            await session.start()
+            await pump.run()
+        except (HushdropError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                await session.cancel(self.link.cancel_reason(CANCELLED))
+            elif exc.kind == "local":
+                await session.cancel(str(exc))
+            await pump.send_final()
+            raise
+        finally:
+            reader.close()
+            await pump.close()
+
+    async def _on_event(self, number: int, event: object) -> None:
+        row = self.link.event(number, event)
+        self.rows[number].render(row)
+        if isinstance(event, Completed):
+            self.flow.view.status(
+                f"{plural(self.link.delivered, 'receiver')} of {len(self.link.rows)} done."
+            )

@@ -1,0 +1,108 @@
+"""Serving every receiver of a link (PROTOCOL.md §3.1): the control connection announces each
+receiver, this module gives it a connection of its own (an attach) and runs the driver's
+`serve` on it, and stops them all when `Link` says a failure ended the link.
+
+Shared by the CLI and the page (pure asyncio, like pump.py). The driver's `serve` runs one
+receiver's session to its end and raises the HushdropError that ended it otherwise; when it is
+cancelled it tells its receiver why (`Link.cancel_reason`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from ..protocol.errors import HushdropError, PeerGoneError, RelayError, WrongCodeError
+from ..protocol.link import Link
+from .rendezvous import RelayChannel
+
+# A receiver's row when the sender stopped its transfer (a user's cancel).
+STOPPED = "The sender cancelled the transfer."
+
+OpenChannel = Callable[[], Awaitable[RelayChannel]]
+ServeOne = Callable[[int, RelayChannel], Awaitable[None]]
+
+
+async def serve_link(
+    control: RelayChannel,
+    link: Link,
+    open_channel: OpenChannel,
+    serve: ServeOne,
+    on_joined: Callable[[int], None] | None = None,
+    on_over: Callable[[int], None] | None = None,
+) -> None:
+    """Serve the link's receivers until each that came is done and no more can come.
+
+    `on_joined(n)` is called when receiver n came, `on_over(n)` when its transfer ended either
+    way (its `Link` row says how). Raises `WrongCodeError` when a failed key exchange ended the
+    link, the relay's error when the link expired (or the control connection broke) before
+    anyone came, and an error naming the first receiver that failed otherwise.
+    """
+    assert control.room is not None and control.token is not None
+    room, token = control.room, control.token
+    transfers: dict[int, asyncio.Task[None]] = {}
+    ended = asyncio.Event()
+
+    async def run_one(number: int) -> None:
+        channel = await open_channel()
+        try:
+            await channel.attach_room(room, number, token)
+            await serve(number, channel)
+        except HushdropError as exc:
+            if link.failed(number, exc):
+                ended.set()
+            raise
+        except asyncio.CancelledError:
+            link.failed(number, HushdropError(link.cancel_reason(STOPPED)))
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+            if on_over is not None:
+                on_over(number)
+
+    async def admit() -> None:
+        while not link.all_joined:
+            try:
+                number = await control.next_receiver()
+            except (RelayError, PeerGoneError):
+                if not link.rows:
+                    raise  # nobody came: the link expired, as with one receiver
+                return  # no more will come; those who came carry on
+            link.joined(number)
+            if on_joined is not None:
+                on_joined(number)
+            transfers[number] = asyncio.ensure_future(run_one(number))
+
+    admitting = asyncio.ensure_future(admit())
+    ending = asyncio.ensure_future(ended.wait())
+    results: list[BaseException | None] = []
+    try:
+        while not (admitting.done() and all(t.done() for t in transfers.values())):
+            # Only what is still running: a finished task would make this return at once.
+            running = {t for t in (admitting, ending, *transfers.values()) if not t.done()}
+            await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            if admitting.done() and admitting.exception() is not None:
+                raise admitting.exception()  # type: ignore[misc]
+            if link.ended:
+                break
+    finally:
+        admitting.cancel()
+        ending.cancel()
+        if link.ended or any(not t.done() for t in transfers.values()):
+            # Nobody joins a link that is over; the receivers under way are told why.
+            with contextlib.suppress(Exception):
+                await control.close()
+            for task in transfers.values():
+                task.cancel()
+        results = await asyncio.gather(*transfers.values(), return_exceptions=True)
+        await asyncio.gather(admitting, ending, return_exceptions=True)
+    if link.ended:
+        raise WrongCodeError(sender=True)
+    for number, result in enumerate(results, 1):
+        if isinstance(result, BaseException):
+            raise HushdropError(
+                f"Sent to {link.delivered} of {len(link.rows)} receivers; receiver {number}: "
+                f"{result}"
+            )
