@@ -178,24 +178,7 @@ def test_backpressure_crosses_a_spliced_link_and_bounds_both_nodes(nodes):
 def test_a_link_over_tls_is_spliced_too(relay_factory, redis, tmp_path):
     ca = TestCA(tmp_path / "ca")
     secret = secrets.token_hex(32)
-    nodes = []
-    for _ in range(2):
-        port = free_port()
-        nodes.append(
-            relay_factory(
-                "--port",
-                str(port),
-                "--redis",
-                redis.url,
-                "--advertise",
-                f"https://127.0.0.1:{port}",
-                "--tls-cert",
-                str(ca.cert),
-                "--tls-key",
-                str(ca.key),
-                env={"HUSHDROP_CLUSTER_SECRET": secret, "SSL_CERT_FILE": str(ca.ca)},
-            )
-        )
+    nodes = [node(relay_factory, redis, secret, tls=ca) for _ in range(2)]
     payload = os.urandom(MiB)
 
     async def scenario() -> None:
@@ -258,3 +241,48 @@ def test_the_receivers_node_stopping_cuts_a_spliced_pair_for_resuming(nodes):
         await creator.close()
 
     run(scenario)
+
+
+def test_a_receiver_that_stops_reading_behind_a_spliced_link_is_cut_off(relay_factory, redis):
+    # The home would wait a minute; the receiver's node, passing bytes through, cuts first.
+    secret = secrets.token_hex(32)
+    nodes = [node(relay_factory, redis, secret, "--stall-timeout", t) for t in ("60", "2")]
+    base = os.urandom(MiB)
+
+    async def scenario() -> None:
+        creator, joiner = await cross_pair(nodes, max_queue=2)
+        await creator.send(b"file")
+        assert await asyncio.wait_for(joiner.recv(), WAIT) == b"file"
+
+        async def push() -> None:
+            for _ in range(256):  # far more than all buffers on the way hold
+                await creator.send(base)
+
+        pusher = asyncio.create_task(push())
+        # The receiver and the link are cut off, so the home hears the receiver is gone (and
+        # may come back: a lost connection).
+        reply = await recv_json(creator, timeout=2 + 4 * WAIT)
+        assert reply["op"] == "peer-gone" and reply["left"] is False, reply
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(joiner.recv(), WAIT)
+        pusher.cancel()
+        await asyncio.gather(pusher, return_exceptions=True)
+        await creator.close()
+
+    run(scenario)
+    assert metric(nodes[1], SPLICED) == 1
+
+
+def node(relay_factory, redis, secret: str, *flags: str, tls: TestCA | None = None):
+    """A relay of the cluster of ``redis`` and ``secret``, over https when given ``tls``."""
+    port = free_port()
+    scheme = "https" if tls else "http"
+    env = {"HUSHDROP_CLUSTER_SECRET": secret}
+    if tls:
+        flags = (*flags, "--tls-cert", str(tls.cert), "--tls-key", str(tls.key))
+        env["SSL_CERT_FILE"] = str(tls.ca)
+    return relay_factory(
+        "--port", str(port), "--redis", redis.url, "--advertise", f"{scheme}://127.0.0.1:{port}",
+        *flags, env=env,
+    )  # fmt: skip
