@@ -23,14 +23,15 @@ HUSHDROP = [sys.executable, "-m", "hushdrop.cli.main"]
 class Terminal:
     """`hushdrop receive` without a code, on a pseudo-terminal we type into."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], stdout: int | None = None) -> None:
+        """`stdout`: where standard output goes instead of the terminal (`-o -` into a pipe)."""
         self.master, slave = pty.openpty()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
         env["TERM"] = "xterm"
         self.proc = subprocess.Popen(
             [*HUSHDROP, *args],
             stdin=slave,
-            stdout=slave,
+            stdout=slave if stdout is None else stdout,
             stderr=slave,
             env=env,
             start_new_session=True,
@@ -64,8 +65,8 @@ class Terminal:
 def terminal():
     opened: list[Terminal] = []
 
-    def open_terminal(*args: str) -> Terminal:
-        opened.append(Terminal(list(args)))
+    def open_terminal(*args: str, stdout: int | None = None) -> Terminal:
+        opened.append(Terminal(list(args), stdout))
         return opened[-1]
 
     yield open_terminal
@@ -94,6 +95,21 @@ def test_tab_twice_lists_the_words_a_prefix_can_become(terminal, tmp_path):
         assert b"123456-fine-" + word + b"-" in screen
     term.type(b"\x15\x04")
     assert term.proc.wait(TIMEOUT) == EXIT_USAGE
+
+
+def test_the_prompt_completes_on_the_terminal_when_standard_output_is_a_pipe(terminal):
+    # `hushdrop receive -o - > file`: the prompt and its completion stay on the terminal, and
+    # nothing of them reaches standard output, which carries the received file.
+    read_end, write_end = os.pipe()
+    term = terminal("receive", "--relay", "http://127.0.0.1:9", "-o", "-", stdout=write_end)
+    os.close(write_end)
+    term.read_until(b"Code or link: ")
+    term.type(b"123456-aban\t")
+    term.read_until(b"123456-abandon-")
+    term.type(b"\x15\x04")
+    assert term.proc.wait(TIMEOUT) == EXIT_USAGE
+    with os.fdopen(read_end, "rb") as stdout:
+        assert stdout.read() == b""
 
 
 def test_the_code_typed_at_the_prompt_is_used_and_never_needed_in_argv(terminal, relay, tmp_path):
