@@ -25,7 +25,7 @@ from enginetools import (
 )
 from pagetools import DIRECT, RELAYED, MiB, random_file, sha256_file
 
-from tests.integration.cli import receive, send
+from tests.integration.cli import CliProcess, receive, send
 from tests.integration.proxy import CuttableProxy
 
 CLI_TIMEOUT = 240  # s
@@ -136,3 +136,24 @@ def test_page_to_page_several_files_arrive_as_one_zip(engine, web_relay, open_ta
     expect_sent(sender, "2 files")
     for tab in (sender, receiver):
         expect_text(tab, ROUTE[engine])
+
+
+@ENGINES
+def test_cli_streams_standard_input_to_the_page(engine, web_relay, open_tab, tmp_path, processes):
+    """`… | hushdrop send -`: a size known only at the end (PROTOCOL.md §7.2); the download
+    has no Content-Length. (Chromium: test_interop, which also watches the progress.)"""
+    source = random_file(tmp_path / "archive.tar", 3 * MiB + 5)
+    with open(source, "rb") as stdin:
+        cli = CliProcess(
+            ["send", "-", "--name", "archive.tar", "--relay", web_relay.url], stdin=stdin
+        )
+    processes.append(cli)
+    receiver = open_tab(engine, cli.wait_event("code")["link"])
+    wait_for_offer(receiver)
+    expect_text(receiver, "size unknown")
+    download = accept_download(receiver)
+
+    assert download.suggested_filename == "archive.tar"
+    assert sha256_file(download.path) == sha256_file(source)
+    expect_received(receiver, "1 file, 3.0 MiB")
+    assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
