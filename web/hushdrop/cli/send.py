@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 from collections.abc import Callable
 
 from ..crypto.pyca import PycaBackend
@@ -197,6 +198,8 @@ async def _on_event(
         await route.on_signal(event.payload)
     elif isinstance(event, Accepted):
         reporter.status("The receiver accepted; sending…")
+        if session.manifest.has_stream and sys.stdin is not None and sys.stdin.isatty():
+            reporter.status("Type what to send, then Ctrl-D on a line of its own.")
         reporter.start_progress(session.bytes_total, "Sent")
         route.accepted()
     elif isinstance(event, Reconnecting):
