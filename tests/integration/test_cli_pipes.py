@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from .cli import TIMEOUT, FlippingProxy, receive, send, sha256_file
+from .proxy import CuttableProxy
+from .test_cli_resume import wait_progress
 
 EXIT_USAGE = 2
 EXIT_TAMPERED = 5
@@ -276,3 +278,27 @@ def test_a_sent_file_and_its_sha256_match_when_piped_from_a_file(relay, tmp_path
         if sender.poll() is None:
             sender.kill()
             sender.wait(10)
+
+
+def test_a_stream_whose_connection_breaks_ends_with_a_clear_error_on_both_sides(
+    relay, tmp_path, processes
+):
+    # Files resume after a lost connection (test_cli_resume); standard input cannot be read
+    # again, so a stream stops instead, and both sides say why (PROTOCOL.md §7.2).
+    network = CuttableProxy(relay.port, 16 * MIB)  # the receiver's link, slow enough to cut
+    try:
+        sender = Cli(["send", "-", "--no-direct", "--relay", relay.url, "--json"])
+        processes.append(sender)
+        feed(sender.proc, 64 * MIB, hashlib.sha256())
+        code = read_code(sender)
+        out = tmp_path / "out"
+        receiver = receive(network.url, code, out)
+        wait_progress(receiver, 16 * MIB)
+        network.cut()
+        assert receiver.wait() != 0
+        assert sender.wait() != 0
+        assert "cannot be read again" in receiver.error()["message"]
+        assert b"cannot be read again" in sender.proc.stdout.read()  # its JSON error event
+        assert not list(out.iterdir())  # no partial file, under any name
+    finally:
+        network.close()
