@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -161,6 +164,31 @@ def test_in_other_engines_the_page_starts_with_its_server_gone(
     expect_text(tab, UNREACHABLE, READY_S)
 
 
+def share(page: Page, site: str, files: tuple[Path, ...] = (), **fields: str) -> None:
+    """What the operating system's share sheet does (manifest.webmanifest share_target): a
+    navigation that POSTs the files (and title, text, url) as a multipart form to the action. It
+    starts from a blank page, as the share sheet has no page of ours (whose CSP forbids forms
+    anyway)."""
+    page.goto("about:blank")
+    page.set_content(
+        f'<form method="post" enctype="multipart/form-data" action="{site}/share">'
+        '<input type="file" name="files" multiple></form>'
+    )
+    if files:
+        page.locator("input[type=file]").set_input_files(files)
+    page.evaluate(
+        """(fields) => {
+          for (const [name, value] of Object.entries(fields)) {
+            const input = Object.assign(document.createElement("input"), { name, value });
+            document.forms[0].append(input);
+          }
+        }""",
+        fields,
+    )
+    with page.expect_navigation():
+        page.evaluate("document.forms[0].submit()")
+
+
 def test_files_shared_into_the_app_open_the_send_view_and_reach_a_cli_receiver(
     own_relay, new_page, tmp_path, processes
 ):
@@ -172,17 +200,7 @@ def test_files_shared_into_the_app_open_the_send_view_and_reach_a_cli_receiver(
     wait_until_ready(page)
     assert page.evaluate(WORKER_READY)
 
-    # What the operating system's share sheet does (manifest.webmanifest share_target): a
-    # navigation that POSTs the files as a multipart form to the action. It starts from a blank
-    # page, as the share sheet has no page of ours (whose CSP forbids forms anyway).
-    page.goto("about:blank")
-    page.set_content(
-        f'<form method="post" enctype="multipart/form-data" action="{own_relay.url}/share">'
-        '<input type="file" name="files" multiple></form>'
-    )
-    page.locator("input[type=file]").set_input_files(sources)
-    with page.expect_navigation():
-        page.evaluate("document.forms[0].submit()")
+    share(page, own_relay.url, files=tuple(sources))
 
     expect(page).to_have_url(f"{own_relay.url}/")  # the send view, its address plain again
     chosen = page.get_by_label("Files to send")
@@ -350,3 +368,28 @@ def test_a_new_deployment_waits_for_the_running_transfer_and_is_taken_at_the_nex
     sender.reload()
     expect(sender.locator(".site-fingerprint")).to_have_text(new_fingerprint)
     wait_until_ready(sender)
+
+
+def test_a_link_shared_into_the_app_fills_the_text_to_send(own_relay, new_page, tmp_path):
+    page, _ = new_page(own_relay.url)
+    wait_until_ready(page)
+    assert page.evaluate(WORKER_READY)
+
+    share(page, own_relay.url, title="Our trip", url="https://example.org/photos")
+
+    expect(page).to_have_url(f"{own_relay.url}/")
+    expect(page.get_by_label("Text to send")).to_have_value("Our trip\nhttps://example.org/photos")
+    _, code = create_link(page, short_code=True)
+    received = subprocess.run(
+        [sys.executable, "-m", "hushdrop.cli.main", "receive", "--yes", "--relay", own_relay.url],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")},
+            "HUSHDROP_CODE": code,
+        },
+        cwd=tmp_path,
+        timeout=CLI_TIMEOUT,
+    )
+    assert received.returncode == 0, received.stderr
+    assert received.stdout == b"Our trip\nhttps://example.org/photos"

@@ -537,7 +537,8 @@ function watchForUpdates(registration) {
 }
 
 // Files shared into the installed app (manifest.webmanifest's share_target): sw.js keeps them in
-// Cache Storage and opens this page with ?shared=<batch>; here they join the files to send.
+// Cache Storage and opens this page with ?shared=<batch>; here they join the files to send, and
+// a shared text (or link) fills "Text to send".
 const SHARED_CACHE = "hushdrop-shared"; // sw.js SHARED_CACHE
 
 async function pickUpSharedFiles() {
@@ -554,9 +555,13 @@ async function pickUpSharedFiles() {
       new URL(request.url).pathname.includes(`/__hushdrop__/shared/${batch}/`),
     );
     const indexOf = (request) => Number(request.url.slice(request.url.lastIndexOf("/") + 1));
-    keys.sort((a, b) => indexOf(a) - indexOf(b));
+    const texts = keys.filter((request) => request.url.endsWith("/text"));
+    const fileKeys = keys.filter((request) => Number.isInteger(indexOf(request)));
+    fileKeys.sort((a, b) => indexOf(a) - indexOf(b));
+    let text = "";
+    for (const request of texts) text = await (await cache.match(request)).text();
     const files = [];
-    for (const request of keys) {
+    for (const request of fileKeys) {
       const response = await cache.match(request);
       const name = decodeURIComponent(response.headers.get("X-Hushdrop-Name") || "shared");
       const modified = Number(response.headers.get("X-Hushdrop-Modified")) || Date.now();
@@ -564,11 +569,15 @@ async function pickUpSharedFiles() {
       files.push(new File([await response.blob()], name, { type, lastModified: modified }));
     }
     await caches.delete(SHARED_CACHE);
-    if (!files.length) {
+    if (!files.length && !text) {
       showAlert("The shared files are no longer here. Share them again, or choose them below.");
       return;
     }
-    addPickedFiles(files, false);
+    if (text && home.text) {
+      home.text.value = text;
+      home.text.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    if (files.length) addPickedFiles(files, false);
   } catch (error) {
     showAlert(`Could not open the shared files: ${error.message || error}`);
   }

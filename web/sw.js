@@ -300,8 +300,8 @@ const SHARE_PATH = "share";
 const SHARED_CACHE = "hushdrop-shared";
 const SHARED_PATH = "__hushdrop__/shared/";
 
-// The operating system's share sheet navigates to the share action with the files as a
-// multipart form. They are kept in Cache Storage (bodies on disk, not in this worker's memory,
+// The operating system's share sheet navigates to the share action with the files (and any
+// text) as a multipart form. They are kept in Cache Storage (bodies on disk, not in this worker's memory,
 // and safe if the browser stops the worker before the page starts), then the page is opened
 // with ?shared=<batch>, and app.js adds them to the files to send.
 async function receiveShare(request) {
@@ -312,7 +312,13 @@ async function receiveShare(request) {
     return Response.redirect(scoped("./"), 303);
   }
   const files = form.getAll("files").filter((value) => value instanceof File);
-  if (!files.length) {
+  // A shared text, link or page (title, text, url: as the share sheet fills them) goes into the
+  // page's "Text to send", each part on its own line.
+  const parts = ["title", "text", "url"].map((name) => form.get(name));
+  const text = [...new Set(parts.filter((part) => typeof part === "string" && part.trim()))].join(
+    "\n",
+  );
+  if (!files.length && !text) {
     return Response.redirect(scoped("./"), 303);
   }
   const batch = [...crypto.getRandomValues(new Uint8Array(8))]
@@ -334,5 +340,9 @@ async function receiveShare(request) {
       ),
     ),
   );
+  if (text) {
+    const headers = { "Content-Type": "text/plain; charset=utf-8" };
+    await cache.put(scoped(`${SHARED_PATH}${batch}/text`), new Response(text, { headers }));
+  }
   return Response.redirect(scoped(`./?shared=${batch}`), 303);
 }
