@@ -82,7 +82,7 @@ def test_a_link_to_an_expired_room_says_so(web_relay, new_page):
     expect(page.get_by_role("button", name="Back to start")).to_be_visible()
 
 
-def test_service_worker_only_answers_its_own_urls(web_relay, new_page):
+def test_service_worker_controls_the_page_and_refuses_unknown_downloads(web_relay, new_page):
     page, _ = new_page(web_relay.url)
     wait_until_ready(page)
     assert page.evaluate("navigator.serviceWorker.ready.then((r) => r.active.state)") in (
