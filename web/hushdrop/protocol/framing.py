@@ -29,7 +29,7 @@ from .constants import (
     SIDE_SENDER,
 )
 from .errors import ProtocolError, VersionError
-from .padding import sealed_length
+from .padding import all_zeros, sealed_length
 
 CONFIRM_TAG_SIZE = cpace.CONFIRMATION_TAG_SIZE
 _U32 = struct.Struct(">I")
@@ -187,7 +187,7 @@ def decode_inner(inner: bytes) -> tuple[int, bytes]:
     if len(inner) < 5 or len(inner) % SEALED_PAD:
         raise ProtocolError("Received a sealed message with a malformed body.")
     (length,) = _U32.unpack_from(inner, 1)
-    if 5 + length > len(inner) or any(inner[5 + length :]):
+    if 5 + length > len(inner) or not all_zeros(memoryview(inner)[5 + length :]):
         raise ProtocolError("Received a sealed message with a malformed body.")
     return inner[0], inner[5 : 5 + length]
 

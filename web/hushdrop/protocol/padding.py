@@ -22,6 +22,23 @@ def padme(length: int) -> int:
     return (length + mask) & ~mask
 
 
+_ZERO_BLOCK = bytes(64 * 1024)
+
+
+def all_zeros(data: bytes | bytearray | memoryview) -> bool:
+    """Whether `data` is only zero bytes (a received padding check).
+
+    Compares against a block of zeros with `bytes.startswith`, a memcmp: `any(data)` walks the
+    bytes one Python int at a time, which for a large file's padding (up to 1/2⁵ of it at
+    1 GiB) cost the receiver about a CPU-second per GiB.
+    """
+    view = memoryview(data).cast("B")
+    step = len(_ZERO_BLOCK)
+    return all(
+        _ZERO_BLOCK.startswith(view[start : start + step]) for start in range(0, len(view), step)
+    )
+
+
 def sealed_length(inner: int) -> int:
     """Length of a SEALED message's padded inner plaintext: PADMÉ, then a multiple of 256."""
     return -(-padme(max(inner, 1)) // SEALED_PAD) * SEALED_PAD

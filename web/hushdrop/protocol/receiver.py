@@ -61,7 +61,7 @@ from .framing import decode_abort, encode_credit, encode_resume_at, encode_u64, 
 from .handshake import ReceiverHandshake
 from .keys import SealedChannel, SessionKeys
 from .manifest import Manifest
-from .padding import stream_padding
+from .padding import all_zeros, stream_padding
 from .session import PeerSession, abort_error, cancel_error, file_context
 from .stream import StreamReader
 
@@ -379,7 +379,7 @@ class ReceiverSession(PeerSession):
         rest = memoryview(plaintext)[max(content, 0) :]
         take = FILE_DIGEST_SIZE - len(f.digest)
         f.digest += rest[:take]
-        if any(rest[take:]):  # authenticated, so only a broken sender gets here
+        if not all_zeros(rest[take:]):  # authenticated, so only a broken sender gets here
             raise ProtocolError(f"The padding after {self._name(f)} is not zeros.")
 
     def _padding_of(self, index: int) -> int | Callable[[int], int]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from .constants import FILE_DIGEST_SIZE, SEGMENT_HEADER_SIZE, STREAM_END_SIZE
 from .errors import ProtocolError
+from .padding import all_zeros
 
 MAX_SEGMENT = (1 << 32) - 1
 
@@ -62,7 +63,7 @@ class StreamReader:
                 if not self._segment_left:
                     self._state = "header"
             elif self._state == "padding":
-                if any(plaintext):  # authenticated, so only a broken sender gets here
+                if not all_zeros(plaintext):  # authenticated, so only a broken sender gets here
                     raise ProtocolError("The padding after the stream is not zeros.")
                 self._padded += len(plaintext)
                 if self._padded > self.padding:
