@@ -97,6 +97,8 @@ def new_page(browser: Browser) -> Iterator[NewPage]:
     contexts: list[BrowserContext] = []
 
     def open_page(url: str | None = None, **context_options) -> tuple[Page, PageLog]:
+        # English unless a test asks for another language, whatever the machine's locale.
+        context_options.setdefault("locale", "en-US")
         context = browser.new_context(accept_downloads=True, **context_options)
         contexts.append(context)
         page = context.new_page()

@@ -44,6 +44,9 @@ PREFS: dict[str, bool | int | str] = {
     "media.peerconnection.ice.loopback": True,
     "media.peerconnection.ice.obfuscate_host_addresses": False,
     "media.peerconnection.ice.force_interface": "lo",
+    # The browser's languages (navigator.languages): English unless a test asks for others, whatever
+    # the machine's locale.
+    "intl.accept_languages": "en-US, en",
     # Only the pages under test use the network: no updates, telemetry, experiments, safe-browsing
     # look-ups or connectivity probes.
     "app.normandy.enabled": False,
@@ -72,12 +75,14 @@ class BiDiError(Exception):
 class Firefox:
     """One firefox-esr process and its BiDi session; stop() ends both, whatever their state."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefs: dict[str, bool | int | str] | None = None) -> None:
+        """`prefs` are added to PREFS (e.g. `{"intl.accept_languages": "de-DE, de"}`)."""
         self._dir = Path(tempfile.mkdtemp(prefix="hushdrop-firefox-"))
         profile = self._dir / "profile"
         profile.mkdir()
+        chosen = {**PREFS, **(prefs or {})}
         (profile / "user.js").write_text(
-            "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in PREFS.items())
+            "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in chosen.items())
         )
         self.output: list[str] = []
         self._process = subprocess.Popen(

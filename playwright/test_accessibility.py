@@ -1,5 +1,6 @@
 """Accessibility of the page: axe-core finds no violations in any main state of either view (also
-with 1,000 files), focus never falls back to <body>, and progress and the end state are announced.
+with 1,000 files), in every language the page speaks; focus never falls back to <body>, and
+progress and the end state are announced.
 
 axe-core comes from npm (a pinned dev dependency) and is injected into the page by the test with
 a script tag; the site itself never carries it. The page's CSP forbids that tag (as it should), so
@@ -32,6 +33,7 @@ from playwright.sync_api import Page, expect
 from tests.conftest import REPO_ROOT
 
 AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+LANGUAGES = sorted(path.stem for path in (REPO_ROOT / "web" / "locales").glob("*.json"))
 
 
 def axe_violations(page: Page, state: str) -> list[str]:
@@ -49,8 +51,13 @@ def axe_violations(page: Page, state: str) -> list[str]:
 
 
 def check(page: Page, state: str, found: list[str]) -> None:
-    """Collect this state's violations, and check that focus is somewhere (not on <body>)."""
-    found.extend(axe_violations(page, state))
+    """Collect this state's violations in every language (English last, as the test goes on in
+    it), and check that focus is somewhere (not on <body>)."""
+    for code in [*(code for code in LANGUAGES if code != "en"), "en"]:
+        # As the language control does, without moving focus to it.
+        page.evaluate("(code) => hushdrop.i18n.use(code)", code)
+        expect(page.locator("html")).to_have_attribute("lang", code)
+        found.extend(axe_violations(page, f"{state} [{code}]"))
     focused = page.evaluate("document.activeElement && document.activeElement.tagName")
     if focused in (None, "BODY"):
         found.append(f"{state}: focus fell back to <body>")

@@ -128,7 +128,7 @@ def test_page_sends_to_the_cli_over_https_through_nginx(
     relay = relay_process("--site-dir", str(site), "--trust-proxy-header", "X-Forwarded-For")
     source = random_file(tmp_path / "src" / "report.bin", 2 * 1024 * 1024 + 1)
     with Nginx(tmp_path / "nginx", relay.port, ca) as nginx:
-        context = browser.new_context(accept_downloads=True)
+        context = browser.new_context(accept_downloads=True, locale="en-US")
         try:
             page = context.new_page()
             log = PageLog(page)
@@ -176,7 +176,7 @@ def caddy_page(behind_caddy):
     contexts = []
 
     def open_page(url: str):
-        context = trusting.new_context(accept_downloads=True)
+        context = trusting.new_context(accept_downloads=True, locale="en-US")
         contexts.append(context)
         page = context.new_page()
         page.goto(url)

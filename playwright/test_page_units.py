@@ -19,10 +19,18 @@ from hushdrop.page.download import (
     make_writer,
     plan_download,
 )
-from hushdrop.page.humanize import RateMeter, files_summary, human_duration, human_size
+from hushdrop.page.errors import error_message
+from hushdrop.page.humanize import RateMeter, files_summary
 from hushdrop.page.links import check_site, qr_data_uri, site_url
+from hushdrop.page.messages import Duration, Message, Rate, Size, t
 from hushdrop.protocol.codes import parse_code
-from hushdrop.protocol.errors import CodeFormatError, UnsafePathError
+from hushdrop.protocol.errors import (
+    CodeFormatError,
+    PeerCancelledError,
+    RelayError,
+    UnsafePathError,
+    WrongCodeError,
+)
 from hushdrop.protocol.manifest import DirEntry, FileEntry, Manifest
 
 MiB = 1024 * 1024
@@ -173,16 +181,40 @@ def _check_big_zip(path: Path, size: int, chunks: list[list[bytes]]) -> None:
     assert digest.hexdigest() == expected.hexdigest()
 
 
-def test_numbers_as_the_page_shows_them():
-    assert human_size(0) == "0 B"
-    assert human_size(1536) == "1.5 KiB"
-    assert human_size(50 * MiB) == "50.0 MiB"
-    assert files_summary(3, 50 * MiB) == "3 files, 50.0 MiB"
-    assert files_summary(1, 10) == "1 file, 10 B"
-    assert human_duration(3.24) == "3.2 s"
-    assert human_duration(48) == "48 s"
-    assert human_duration(125) == "2 min 5 s"
-    assert human_duration(3600) == "1 h"
+def test_numbers_go_to_the_page_as_typed_message_arguments():
+    # The page (i18n.js) formats them for its language; test_i18n checks how they read.
+    summary = files_summary(3, 50 * MiB)
+    assert summary == t("files.summary", count=3, size=Size(50 * MiB))
+    nested = t("send.done.timed", summary=summary, time=Duration(2.5), rate=Rate(MiB))
+    assert nested.to_json() == {
+        "$message": "send.done.timed",
+        "args": {
+            "summary": {
+                "$message": "files.summary",
+                "args": {"count": 3, "size": {"$size": 50 * MiB}},
+            },
+            "time": {"$duration": 2.5},
+            "rate": {"$rate": MiB},
+        },
+    }
+    with pytest.raises(TypeError):
+        t("files.summary", count=None)
+
+
+def test_errors_with_a_stable_kind_get_their_own_message():
+    assert error_message(WrongCodeError(sender=True), sender=True) == t("error.wrong-code.sender")
+    assert error_message(WrongCodeError(), sender=False) == t("error.wrong-code.receiver")
+    cancelled = PeerCancelledError("The sender cancelled the transfer.")
+    assert error_message(cancelled, sender=False) == t("error.sender-cancelled")
+    reason = PeerCancelledError("The receiver could not save the files: the disk is full.")
+    assert error_message(reason, sender=True).key == "error.peer-cancelled"
+    unreachable = RelayError("Could not reach the relay at https://r.test.", "unreachable")
+    assert error_message(unreachable, sender=True).key == "error.relay.unreachable"
+    # The rest: the core's own sentence, through error.detail.
+    other = CodeFormatError("A code starts with 6 digits.")
+    assert error_message(other, sender=False) == Message(
+        "error.detail", {"detail": "A code starts with 6 digits."}
+    )
 
 
 def test_rate_meter_repaints_at_most_four_times_a_second():
@@ -196,11 +228,17 @@ def test_rate_meter_repaints_at_most_four_times_a_second():
     assert meter.due(100 * MiB)  # the end always repaints, once
     assert not meter.due(100 * MiB)
     now[0] = 1.0
-    assert "100.0 MiB of 100.0 MiB" in meter.text(100 * MiB)
+    assert meter.text(100 * MiB) == t("progress.line", done=Size(100 * MiB), total=Size(100 * MiB))
     meter2 = RateMeter(10 * MiB, clock=lambda: now[0])
     now[0] = 2.0
     meter2.due(2 * MiB)
-    assert meter2.text(2 * MiB) == "2.0 MiB of 10.0 MiB · 2.0 MiB/s · about 4.0 s left"
+    assert meter2.text(2 * MiB) == t(
+        "progress.line-rate",
+        done=Size(2 * MiB),
+        total=Size(10 * MiB),
+        rate=Rate(2 * MiB),
+        left=Duration(4.0),
+    )
 
 
 def test_links_and_sites():

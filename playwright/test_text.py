@@ -27,6 +27,7 @@ from enginetools import (
     wait_until_ready,
 )
 from hushdrop.page.humanize import transfer_summary
+from hushdrop.page.messages import Size, t
 from pagetools import random_file, sha256_file
 
 from tests.integration.cli import receive, send
@@ -263,9 +264,14 @@ def test_create_link_needs_files_or_a_text(web_relay, person):
 
 
 def test_a_transfer_summary_names_the_text_and_the_files():
-    assert transfer_summary(0, 0, 12) == "a text of 12 B"
-    assert transfer_summary(2, 3 * 1024 * 1024, 5) == "2 files, 3.0 MiB and a text of 5 B"
-    assert transfer_summary(1, 9, None) == "1 file, 9 B"
+    # Messages of the page's catalogs; test_i18n checks how the page writes them.
+    assert transfer_summary(0, 0, 12) == t("transfer.text", size=Size(12))
+    assert transfer_summary(2, 3 * 1024 * 1024, 5) == t(
+        "transfer.files-and-text",
+        files=t("files.summary", count=2, size=Size(3 * 1024 * 1024)),
+        size=Size(5),
+    )
+    assert transfer_summary(1, 9, None) == t("files.summary", count=1, size=Size(9))
 
 
 def test_the_text_views_have_no_accessibility_violations(web_relay, new_page):

@@ -100,7 +100,10 @@ class WebKit:
         self._dir = Path(tempfile.mkdtemp(prefix="hushdrop-webkit-"))
         self._tabs: list[WebKitTab] = []
 
-    def person(self) -> WebKitTab:
+    def person(self, env: dict[str, str] | None = None) -> WebKitTab:
+        """A MiniBrowser of its own. WebKitGTK takes navigator.languages from the C library's
+        locale (LC_ALL …): English (C.UTF-8) whatever the machine's, unless `env` says otherwise
+        (e.g. {"LC_ALL": "de_DE.UTF-8", "LOCPATH": a folder with that locale})."""
         home = Path(tempfile.mkdtemp(prefix="person-", dir=self._dir))
         downloads = home / "Downloads"
         downloads.mkdir()
@@ -113,6 +116,8 @@ class WebKit:
             "XDG_CONFIG_HOME": str(home / ".config"),
             "XDG_CACHE_HOME": str(home / ".cache"),
             "XDG_DATA_HOME": str(home / ".local" / "share"),
+            "LC_ALL": "C.UTF-8",
+            **(env or {}),
         }
         port = _free_port()
         process = subprocess.Popen(

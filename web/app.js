@@ -6,7 +6,10 @@
 // conveniences (copy buttons, the leave-page warning). Every protocol decision is made in Python
 // (hushdrop.page drives hushdrop.protocol); this file only moves bytes and keeps the page usable.
 //
-// Python talks to it through `globalThis.hushdrop` (see the bottom of this file).
+// Python talks to it through `globalThis.hushdrop` (see the bottom of this file). Every text it
+// shows is a message of the page's language catalog (i18n.js).
+
+import * as i18n from "./i18n.js";
 
 const MiB = 1024 * 1024;
 const ENGINE_SLOW_MS = 20_000;
@@ -18,25 +21,10 @@ const LIST_LIMIT = 200; // rows shown in the selection list; the rest is summari
 
 const $ = (id) => document.getElementById(id);
 
-function humanSize(size) {
-  // Same format as hushdrop.page.humanize.human_size.
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = size;
-  for (const unit of units) {
-    if (value < 1024 || unit === "TiB") {
-      return unit === "B" ? `${value} B` : `${value.toFixed(1)} ${unit}`;
-    }
-    value /= 1024;
-  }
-  return `${size} B`;
-}
+const { t } = i18n;
 
-function plural(count, word) {
-  return `${count.toLocaleString("en")} ${word}${count === 1 ? "" : "s"}`;
-}
-
-function showAlert(text) {
-  $("alert").textContent = text;
+function showAlert(key, args) {
+  i18n.setText($("alert"), key, args);
 }
 
 // A transfer this tab was running when it was reloaded (or navigated away): Python keeps its
@@ -47,43 +35,37 @@ function sayIfInterrupted() {
   const running = sessionStorage.getItem(INTERRUPTED_KEY);
   if (running === null) return;
   sessionStorage.removeItem(INTERRUPTED_KEY);
-  showAlert(
-    `${running} was interrupted when this page was reloaded or left, and the other side was ` +
-      "told it ended. Nothing more was sent; create a new link to send again.",
-  );
+  let what; // the transfer's heading as a message, {"$message": key, "args": {...}}
+  try {
+    what = JSON.parse(running);
+  } catch {
+    return; // written by an older version of the page: nothing sure to say
+  }
+  showAlert("alert.interrupted", { what });
 }
 
 // ------------------------------------------------------------------------- engine state
 
 const engine = { ready: false, handlers: null, failed: false, platformFailed: false };
 
-function setEngineText(text, failed = false) {
+function setEngineText(key, failed = false) {
   const box = $("engine");
-  $("engine-text").textContent = text;
+  i18n.setText($("engine-text"), key);
   box.classList.toggle("failed", failed);
 }
 
 function checkPlatform() {
   if (typeof WebAssembly !== "object" || typeof WebAssembly.instantiate !== "function") {
     engine.failed = true;
-    setEngineText("Hushdrop cannot start here.", true);
-    showAlert(
-      "This browser has WebAssembly turned off or does not support it, and Hushdrop needs it to " +
-        "encrypt your files inside the page. Turn it on (some hardened or enterprise settings " +
-        "disable it) or use a current Firefox, Chrome, Edge or Safari.",
-    );
+    setEngineText("engine.cannot-start", true);
+    showAlert("alert.no-wasm");
     return false;
   }
   if (!globalThis.isSecureContext || !globalThis.crypto || !globalThis.crypto.subtle) {
     engine.failed = engine.platformFailed = true;
-    setEngineText("Hushdrop cannot start here.", true);
-    showAlert(
-      "Open this page over HTTPS. Browsers give the encryption Hushdrop needs only to secure " +
-        "pages: https:// addresses, or http://localhost on the same computer — not plain http " +
-        "from another device. If you run this server yourself, serve it over HTTPS: " +
-        "hushdrop serve --tls-cert FILE --tls-key FILE, or Caddy or nginx in front of it " +
-        '(see "Deployment" in the README).',
-    );
+    setEngineText("engine.cannot-start", true);
+    const command = "hushdrop serve --tls-cert FILE --tls-key FILE"; // i18n: name
+    showAlert("alert.insecure", { command });
     return false;
   }
   return true;
@@ -100,14 +82,14 @@ function updateButtons() {
 function watchEngineStart() {
   setTimeout(() => {
     if (!engine.ready && !engine.failed) {
-      setEngineText("Starting the secure engine… (the first start downloads about 10 MB)");
+      setEngineText("engine.starting-slow");
     }
   }, ENGINE_SLOW_MS);
   setTimeout(() => {
     if (!engine.ready && !engine.failed) {
       engine.failed = true;
-      setEngineText("The secure engine did not start.", true);
-      showAlert("The secure engine did not start. Check your connection and reload the page.");
+      setEngineText("engine.did-not-start", true);
+      showAlert("alert.engine-timeout");
     }
   }, ENGINE_TIMEOUT_MS);
 }
@@ -233,14 +215,17 @@ function render() {
     icon.setAttribute("aria-hidden", "true");
     const size = document.createElement("span");
     size.className = "file-size";
-    size.textContent = group.folder
-      ? `${plural(group.count, "file")}, ${humanSize(group.size)}`
-      : humanSize(group.size);
+    // Messages kept on the elements: a change of language repaints them in place (focus stays).
+    if (group.folder) {
+      i18n.setText(size, "files.summary", { count: group.count, size: { $size: group.size } });
+    } else {
+      i18n.setText(size, "files.size", { size: { $size: group.size } });
+    }
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "remove";
     remove.textContent = "×";
-    remove.setAttribute("aria-label", `Remove ${group.name}`);
+    i18n.setAttributes(remove, { "aria-label": "home.remove" }, { name: group.name });
     remove.addEventListener("click", () => {
       const index = [...list.querySelectorAll("button.remove")].indexOf(remove);
       selection.removeTop(group.name);
@@ -252,14 +237,16 @@ function render() {
   if (groups.length > LIST_LIMIT) {
     const more = document.createElement("li");
     more.className = "more";
-    more.textContent = `… and ${groups.length - LIST_LIMIT} more`;
+    i18n.setText(more, "files.more", { count: groups.length - LIST_LIMIT });
     list.append(more);
   }
   const count = selection.files.length;
   const emptyDirs = count === 0 && selection.dirs.length > 0;
-  home.summary.textContent = emptyDirs
-    ? plural(selection.dirs.length, "empty folder")
-    : `${plural(count, "file")}, ${humanSize(selection.size)}`;
+  if (emptyDirs) {
+    i18n.setText(home.summary, "files.empty-folders", { count: selection.dirs.length });
+  } else {
+    i18n.setText(home.summary, "files.summary", { count, size: { $size: selection.size } });
+  }
 }
 
 // The removed row's button is gone: focus goes to the next row's (or the last), or to the file
@@ -328,7 +315,7 @@ async function addDropped(dataTransfer) {
       await walkEntry(entry, entry.name, files, dirs);
     }
   } catch (error) {
-    showAlert(`Could not read the dropped items: ${error.message || error}`);
+    showAlert("alert.drop-failed", { reason: error.message || String(error) });
     return;
   }
   selection.addBatch(files, dirs);
@@ -402,8 +389,7 @@ function readBlock(index, start) {
       },
       (error) => {
         throw new Error(
-          `Could not read ${entry.path}: it may have been moved, deleted or changed ` +
-            `(${error.name || error}).`,
+          t("error.read-file", { path: entry.path, reason: error.name || String(error) }),
         );
       },
     );
@@ -570,7 +556,7 @@ async function pickUpSharedFiles() {
     }
     await caches.delete(SHARED_CACHE);
     if (!files.length && !text) {
-      showAlert("The shared files are no longer here. Share them again, or choose them below.");
+      showAlert("alert.share-gone");
       return;
     }
     if (text && home.text) {
@@ -579,7 +565,7 @@ async function pickUpSharedFiles() {
     }
     if (files.length) addPickedFiles(files, false);
   } catch (error) {
-    showAlert(`Could not open the shared files: ${error.message || error}`);
+    showAlert("alert.share-failed", { reason: error.message || String(error) });
   }
 }
 
@@ -656,7 +642,7 @@ class StreamDownload {
     if (message.type === "pull") {
       this.credit += 1;
     } else if (message.type === "cancel") {
-      this.failure = new Error("The download was cancelled in the browser.");
+      this.failure = new Error(t("error.download-cancelled"));
       this.finish();
     }
     const signal = this.signals.get(message.type);
@@ -722,13 +708,10 @@ async function openStreamDownload(headers) {
   const registration = await withTimeout(
     serviceWorker || Promise.resolve(null),
     SW_READY_TIMEOUT_MS,
-    "The download helper (service worker) did not start.",
+    t("error.worker-did-not-start"),
   );
   if (!registration || !registration.active) {
-    throw new Error(
-      "This browser blocks the service worker Hushdrop uses to save files (private windows in " +
-        "some browsers do). Try a normal window.",
-    );
+    throw new Error(t("error.worker-blocked"));
   }
   const id = [...crypto.getRandomValues(new Uint8Array(16))]
     .map((b) => b.toString(16).padStart(2, "0"))
@@ -739,19 +722,18 @@ async function openStreamDownload(headers) {
   registration.active.postMessage({ type: "hushdrop-download", id, headers: headers }, [
     channel.port2,
   ]);
-  await withTimeout(registered, SW_READY_TIMEOUT_MS, "The download helper did not answer.");
+  await withTimeout(registered, SW_READY_TIMEOUT_MS, t("error.worker-no-answer"));
   const started = download.signal("started");
   // A hidden frame navigating to the URL makes it an ordinary download (Content-Disposition:
   // attachment); the page itself stays put.
   const iframe = document.createElement("iframe");
   iframe.hidden = true;
-  iframe.title = "download";
+  iframe.title = t("download.frame");
   iframe.src = `__hushdrop__/download/${id}`;
   document.body.append(iframe);
   download.iframe = iframe;
   try {
-    const message = "The browser did not start the download.";
-    await withTimeout(started, DOWNLOAD_START_TIMEOUT_MS, message);
+    await withTimeout(started, DOWNLOAD_START_TIMEOUT_MS, t("error.download-not-started"));
   } catch (error) {
     download.abort(error.message);
     throw error;
@@ -834,19 +816,17 @@ function setUpCopyButtons() {
     const source = document.getElementById(button.dataset.copy);
     if (!source) return;
     const text = source.value ?? source.textContent;
-    const label = button.textContent;
+    const label = button.dataset.i18n;
     try {
       await navigator.clipboard.writeText(text);
-      button.textContent = "Copied";
+      i18n.setText(button, "copy.done");
     } catch {
       // Clipboard refused (permissions, insecure context): select it for a manual copy.
       source.focus();
       source.select?.();
-      button.textContent = "Press Ctrl+C";
+      i18n.setText(button, "copy.manual");
     }
-    setTimeout(() => {
-      button.textContent = label;
-    }, 2000);
+    setTimeout(() => i18n.setText(button, label), 2000);
   });
 }
 
@@ -904,10 +884,12 @@ function watchProgress() {
       }
       const fraction = bar.max > 0 ? Math.min(1, bar.value / bar.max) : 0;
       const percent = Math.floor(fraction * 100);
-      bar.setAttribute("aria-valuetext", `${percent}%: ${line.textContent}`);
+      const shown = { $percent: percent / 100 };
+      const valuetext = t("progress.valuetext", { percent: shown, line: line.textContent });
+      bar.setAttribute("aria-valuetext", valuetext);
       const step = Math.floor(fraction / ANNOUNCE_STEP);
       if (fraction < 1 && (step > last.step || now - last.at >= ANNOUNCE_INTERVAL_MS)) {
-        announce(`${percent}% done`); // the speed and time left are on the bar, when asked
+        announce(t("announce.percent", { percent: shown })); // speed and time left: on the bar
         spoken.set(bar, { at: now, step });
       } else if (!spoken.has(bar)) {
         spoken.set(bar, last);
@@ -928,7 +910,7 @@ function setUpForms() {
   $("send-form").addEventListener("submit", () => {
     if (!engine.ready) return;
     if (!selection.files.length && !selection.dirs.length && !hasText()) {
-      showAlert("Choose or drop the files you want to send, or type a text to send, first.");
+      showAlert("alert.no-files");
       return;
     }
     engine.handlers.send($("send-password").value);
@@ -950,8 +932,33 @@ function setUpForms() {
   });
 }
 
+// The language control in the header: every language by its own name; a choice applies at once
+// (i18n.js repaints the page in place) and is remembered.
+function setUpLanguage() {
+  const select = $("language");
+  for (const { code, name } of i18n.LANGUAGES) {
+    const option = document.createElement("option");
+    option.value = code;
+    option.lang = code;
+    option.textContent = name;
+    select.append(option);
+  }
+  select.addEventListener("change", () => {
+    i18n.useLanguage(select.value).catch((error) => {
+      console.warn("Hushdrop: language not loaded:", error);
+      select.value = i18n.language();
+    });
+  });
+  i18n.onChange((code) => {
+    select.value = code;
+  });
+  i18n.keep($("home")); // taken out of the document during a transfer
+  i18n.start();
+}
+
 function start() {
   document.documentElement.classList.remove("no-js");
+  setUpLanguage();
   home.selection = $("selection");
   home.list = $("selection-list");
   home.summary = $("selection-summary");
@@ -981,15 +988,29 @@ globalThis.hushdrop = {
     engine.handlers = handlers;
     engine.ready = true;
     $("engine").classList.add("ready");
-    setEngineText("Ready.");
+    setEngineText("engine.ready");
     updateButtons();
   },
-  engineFailed(message) {
+  // Python could not start; `detail` is the error (a developer's words, not translated).
+  engineFailed(detail) {
     engine.failed = true;
     updateButtons();
     if (engine.platformFailed) return; // its reason, already shown, is the one that helps
-    setEngineText("The secure engine failed to start.", true);
-    showAlert(message);
+    setEngineText("engine.failed", true);
+    showAlert("alert.engine-failed", { detail });
+  },
+  // The page's language for Python: messages are painted from keys and JSON arguments.
+  i18n: {
+    setText: (element, key, args) => i18n.setText(element, key, args ? JSON.parse(args) : {}),
+    setAttributes: (element, attributes, args) =>
+      i18n.setAttributes(element, JSON.parse(attributes), args ? JSON.parse(args) : {}),
+    setTitle: (key, args) => i18n.setTitle(key, args ? JSON.parse(args) : {}),
+    format: (key, args) => t(key, args ? JSON.parse(args) : {}),
+    formatSize: i18n.formatSize,
+    formatDuration: i18n.formatDuration,
+    language: i18n.language,
+    // As the language control does, without moving focus (tests switch the page this way).
+    use: (code) => i18n.useLanguage(code),
   },
   announce,
   setBusy(busy) {

@@ -54,9 +54,12 @@ PYC_CACHE = ROOT / "build" / "pyc-cache"
 # Copied under their own names: the pages, and the service worker (its URL is its identity; the
 # build fills in its version and the list of files it keeps for offline use).
 STATIC_FILES = ["index.html", "selftest.html", "sw.js"]
-# Copied under content-hashed names; the pages refer to them by these names and are rewritten.
+# Copied under content-hashed names; the pages refer to them by these names and are rewritten,
+# and so are the scripts (i18n.js names the catalogs, app.js imports i18n.js): a file comes after
+# the files it names.
 HASHED_FILES = [
     "app.css",
+    "i18n.js",
     "app.js",
     "crypto-batch.js",
     "page.py",
@@ -67,6 +70,9 @@ HASHED_FILES = [
     "icons/icon-512.png",
     "icons/icon-maskable-512.png",
 ]
+# The language catalogs (one per language, shared by app.js and the page's Python through
+# i18n.js), under content-hashed names too.
+LOCALES = WEB / "locales"
 # The web app manifest: a fixed address (pages link to it), its icons rewritten to built names.
 APP_MANIFEST = "manifest.webmanifest"
 PAGES = ["index.html", "selftest.html"]
@@ -353,6 +359,17 @@ def service_worker(out: Path, names: dict[str, str]) -> None:
     (out / "sw.js").write_text(text)
 
 
+def rewrite_script(text: str, names: dict[str, str]) -> str:
+    """Point a script's quoted file names (`"./i18n.js"`, `"locales/de.json"`) at the built
+    files' names."""
+
+    def replace(match: re.Match) -> str:
+        quote, dot, name = match.groups()
+        return f"{quote}{dot or ''}{names[name]}{quote}" if name in names else match.group(0)
+
+    return re.sub(r"""(["'])(\./)?([\w./-]+)\1""", replace, text)
+
+
 def page_csp(relay: str) -> str:
     """The relay's policy for a site on another origin: it may also connect to `relay`.
 
@@ -385,8 +402,17 @@ def build(out: Path, relay: str = "", settings: dict | None = None) -> Path:
 
     for name in STATIC_FILES:
         shutil.copy2(WEB / name, out / name)
+    (out / "locales").mkdir()
+    for path in sorted(LOCALES.glob("*.json")):
+        name = f"locales/{path.name}"
+        data = path.read_bytes()
+        json.loads(data)  # a broken catalog fails the build, not the page
+        names[name] = hashed_name(name, data)
+        (out / names[name]).write_bytes(data)
     for name in HASHED_FILES:
         data = (WEB / name).read_bytes()
+        if name.endswith(".js"):
+            data = rewrite_script(data.decode(), names).encode()
         names[name] = hashed_name(name, data)
         (out / names[name]).parent.mkdir(parents=True, exist_ok=True)
         (out / names[name]).write_bytes(data)

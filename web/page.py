@@ -8,6 +8,6 @@ try:
     from hushdrop.page.main import main
 except Exception as exc:  # a broken deployment: tell the user instead of spinning forever
     js.console.error(traceback.format_exc())
-    js.hushdrop.engineFailed(f"The secure engine failed to load: {exc!r}")
+    js.hushdrop.engineFailed(repr(exc))
 else:
     await main()  # PyScript runs page scripts with top-level await

@@ -12,20 +12,25 @@ import json
 import js
 from pyodide.ffi import JsException
 
-from ..protocol.errors import HushdropError
 from ..protocol.manifest import DirEntry, FileEntry, Manifest
+from .errors import PageError
+from .messages import t
 
 FILE_MODE = 0o644  # browsers do not expose permissions
 DIR_MODE = 0o755
 
 
-class LocalError(HushdropError):
+class LocalError(PageError):
     """A problem on this side (a file that cannot be read, a download the browser stopped).
 
-    Like the CLI's LocalFileError: the driver tells the peer why with `session.cancel`.
+    Like the CLI's LocalFileError: the driver tells the peer why with `session.cancel`, in the
+    words this page shows (`str()`: the message in the page's language).
     """
 
     kind = "local"
+
+    def __str__(self) -> str:
+        return str(js.hushdrop.i18n.format(self.message.key, self.message.args_json()))
 
 
 def manifest_from_selection(data: dict, text: str | None = None) -> Manifest:
@@ -61,9 +66,7 @@ class OutgoingSelection:
         (PROTOCOL.md §6.1.1: a text alone, or with the files)."""
         wanted = text if text.strip() else None
         if not js.hushdrop.hasSelection() and wanted is None:
-            raise LocalError(
-                "Choose or drop the files you want to send, or type a text to send, first."
-            )
+            raise LocalError(t("alert.no-files"))
         manifest = manifest_from_selection(json.loads(js.hushdrop.snapshot()), wanted)
         manifest.encode()  # within the protocol's limits, checked before a link is made
         return cls(manifest)
@@ -77,9 +80,10 @@ class OutgoingSelection:
                 chunk = await js.hushdrop.read(index, offset, length, self._reader)
         except JsException as exc:
             message = getattr(exc, "message", None)
-            raise LocalError(message if isinstance(message, str) else str(exc)) from exc
+            detail = message if isinstance(message, str) else str(exc)  # app.js's words
+            raise LocalError(t("error.detail", detail=detail)) from exc
         data = chunk.to_bytes()
         if len(data) != length:
             path = self.manifest.files[index].path
-            raise LocalError(f"{path} changed while it was being sent.")
+            raise LocalError(t("error.file-changed", path=path))
         return data

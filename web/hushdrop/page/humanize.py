@@ -1,8 +1,9 @@
 """Numbers as the page shows them: sizes, counts, speeds and time left. Pure Python (no `js`).
 
-`RateMeter` turns (bytes done, time) samples into a smoothed speed and an ETA, and decides when the
-page should repaint its progress (at most a few times per second), so the transfer loop can call it
-after every message without touching the DOM each time.
+The numbers go to the page as message arguments (see messages.py); web/i18n.js formats them for
+the page's language. `RateMeter` turns (bytes done, time) samples into a smoothed speed and an
+ETA, and decides when the page should repaint its progress (at most a few times per second), so
+the transfer loop can call it after every message without touching the DOM each time.
 """
 
 from __future__ import annotations
@@ -11,64 +12,33 @@ import math
 import time
 from collections.abc import Callable
 
-UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+from .messages import Duration, Message, Period, Rate, Size, t
 
 
-def human_size(size: float | None) -> str:
-    """`1536` → `1.5 KiB`; the same format as the CLI and app.js. None: a stream's unknown size
+def files_summary(count: int, size: int | None) -> Message:
+    """`3 files, 50.0 MiB`, in the page's language; size None: a stream's unknown size
     (PROTOCOL.md §7.2)."""
-    if size is None:
-        return "size unknown"
-    for unit in UNITS:
-        if size < 1024 or unit == UNITS[-1]:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+    return t("files.summary", count=count, size=Size(size))
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
-
-
-def files_summary(count: int, size: int | None) -> str:
-    """`3 files, 50.0 MiB`."""
-    return f"{plural(count, 'file')}, {human_size(size)}"
-
-
-def transfer_summary(count: int, size: int | None, text_size: int | None) -> str:
+def transfer_summary(count: int, size: int | None, text_size: int | None) -> Message:
     """`3 files, 50.0 MiB`, `a text of 12 B`, or `1 file, 9 B and a text of 12 B`: what a
     transfer carries (`text_size` None: no text)."""
     if text_size is None:
         return files_summary(count, size)
-    text = f"a text of {human_size(text_size)}"
-    return f"{files_summary(count, size)} and {text}" if count else text
+    if not count:
+        return t("transfer.text", size=Size(text_size))
+    return t("transfer.files-and-text", files=files_summary(count, size), size=Size(text_size))
 
 
-def human_duration(seconds: float) -> str:
-    """A rough, friendly duration: `3.2 s`, `48 s`, `2 min 5 s`, `1 h 4 min`."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "—"
-    if seconds < 9.95:
-        return f"{seconds:.1f} s"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-
-
-def expiry_label(seconds: int) -> str:
-    """A link lifetime as a person says it: `10 minutes`, `1 hour`, `1 day`, `1 week`."""
-    if seconds < 1:
-        return human_duration(seconds)
+def expiry_label(seconds: int) -> Message:
+    """A link lifetime as a person says it: `10 minutes`, `1 hour`, `1 day`, `1 week` (in the
+    page's language, by Intl's units)."""
     units = (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
     for unit, size in units:
         if seconds >= size and seconds % size == 0:
-            return plural(seconds // size, unit)
-    return human_duration(seconds)
+            return t("expiry.period", period=Period(seconds // size, unit))
+    return t("expiry.period", period=Duration(seconds))
 
 
 class RateMeter:
@@ -128,16 +98,20 @@ class RateMeter:
         """Seconds since the meter started."""
         return self._clock() - self.started
 
-    def text(self, done: int) -> str:
+    def text(self, done: int) -> Message:
         """`12.5 MiB of 50.0 MiB · 35.2 MiB/s · about 2 s left`; with no total (a stream,
-        PROTOCOL.md §7.2) `12.5 MiB so far · 35.2 MiB/s`."""
+        PROTOCOL.md §7.2) `12.5 MiB so far · 35.2 MiB/s`; in the page's language."""
         if self.total is None:
-            parts = [f"{human_size(done)} so far"]
             if self.rate > 0:
-                parts.append(f"{human_size(self.rate)}/s")
-            return " · ".join(parts)
-        parts = [f"{human_size(done)} of {human_size(self.total)}"]
+                return t("progress.so-far-rate", done=Size(done), rate=Rate(self.rate))
+            return t("progress.so-far", done=Size(done))
         if self.rate > 0 and done < self.total:
-            parts.append(f"{human_size(self.rate)}/s")
-            parts.append(f"about {human_duration((self.total - done) / self.rate)} left")
-        return " · ".join(parts)
+            left = Duration((self.total - done) / self.rate)
+            return t(
+                "progress.line-rate",
+                done=Size(done),
+                total=Size(self.total),
+                rate=Rate(self.rate),
+                left=left,
+            )
+        return t("progress.line", done=Size(done), total=Size(self.total))

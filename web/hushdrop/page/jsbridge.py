@@ -13,6 +13,7 @@ import js
 from pyodide.ffi import JsException
 
 from .files import LocalError
+from .messages import t
 
 
 def js_error_message(exc: BaseException) -> str:
@@ -38,13 +39,13 @@ class JsSink:
             if not self._target.tryWrite(chunk):
                 await self._target.write(chunk)
         except JsException as exc:
-            raise LocalError(js_error_message(exc)) from exc
+            raise LocalError(t("error.detail", detail=js_error_message(exc))) from exc
 
     async def close(self) -> None:
         try:
             await self._target.close()
         except JsException as exc:
-            raise LocalError(js_error_message(exc)) from exc
+            raise LocalError(t("error.detail", detail=js_error_message(exc))) from exc
 
     async def abort(self, message: str) -> None:
         with contextlib.suppress(JsException):

@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from ..protocol.codes import Code
 from ..protocol.errors import CodeFormatError
+from .errors import PageError
+from .messages import t
+
+
+class OtherSiteError(PageError, CodeFormatError):
+    """A link made by another Hushdrop site."""
+
+    kind = "bad-code"
 
 
 def site_url(origin: str, pathname: str) -> str:
@@ -19,10 +27,7 @@ def site_url(origin: str, pathname: str) -> str:
 def check_site(code: Code, origin: str) -> None:
     """Refuse a link made by another Hushdrop site: its room lives on that site's relay."""
     if code.site is not None and code.site.rstrip("/") != origin.rstrip("/"):
-        raise CodeFormatError(
-            f"This link belongs to another Hushdrop site ({code.site}). Open the link itself in "
-            "your browser instead of pasting it here."
-        )
+        raise OtherSiteError(t("error.other-site", site=code.site))
 
 
 def qr_data_uri(text: str) -> str:

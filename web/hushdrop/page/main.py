@@ -21,8 +21,10 @@ from ..protocol.codes import parse_code
 from ..protocol.errors import HushdropError
 from . import options, ui
 from .context import PageContext
+from .errors import error_message
 from .files import OutgoingSelection
 from .links import check_site, site_url
+from .messages import t
 from .receive import ReceiveFlow
 from .send import SendFlow
 
@@ -62,7 +64,7 @@ class App:
         try:
             selection = OutgoingSelection.snapshot(ui.text_to_send())
         except HushdropError as exc:
-            ui.alert(str(exc))
+            ui.alert(error_message(exc, sender=True))
             return
         js.document.getElementById("send-password").value = ""
         ttl, receivers = options.chosen()
@@ -77,7 +79,7 @@ class App:
             check_site(code, self.ctx.origin)
         except HushdropError as exc:
             ui.show_home()
-            ui.alert(str(exc))
+            ui.alert(error_message(exc, sender=False))
             return
         js.document.getElementById("receive-code").value = ""
         self._start(ReceiveFlow(self.ctx, code).run())
@@ -99,7 +101,7 @@ class App:
             await flow
         except Exception as exc:  # a bug: say so plainly rather than freeze the page
             js.console.error(traceback.format_exc())
-            ui.alert(f"Something went wrong inside Hushdrop ({exc!r}). Reload the page to retry.")
+            ui.alert(t("error.bug", detail=repr(exc)))
 
 
 def resume_window(config: dict[str, object]) -> dict[str, float]:
@@ -139,7 +141,7 @@ async def main() -> None:
         }
     except Exception as exc:
         js.console.error(traceback.format_exc())
-        js.hushdrop.engineFailed(f"The secure engine failed to start: {exc}")
+        js.hushdrop.engineFailed(str(exc))
         return
     js.hushdrop.ready(to_js(handlers, dict_converter=js.Object.fromEntries))
     # In the background: the page is ready to send before the relay answered.

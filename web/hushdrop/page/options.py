@@ -40,7 +40,7 @@ async def offer(relay: str) -> None:
     for seconds in sorted({*info.presets, info.default}):
         option = js.document.createElement("option")
         option.value = str(seconds)
-        option.textContent = expiry_label(seconds)
+        ui.paint(option, expiry_label(seconds))
         option.selected = seconds == info.default
         expiry.appendChild(option)
     receivers = ui.home_field("send-receivers")

@@ -43,9 +43,11 @@ from ..transport.pump import Pump
 from . import ui
 from .context import PageContext
 from .download import DownloadPlan, SingleFileWriter, ZipWriter, make_writer, plan_download
+from .errors import error_message
 from .files import LocalError
-from .humanize import human_duration, human_size, transfer_summary
+from .humanize import transfer_summary
 from .jsbridge import JsSink, js_error_message
+from .messages import Duration, Message, Rate, Size, t
 
 T = TypeVar("T")
 
@@ -53,10 +55,23 @@ OFFER_LIST_LIMIT = 200
 # Without a service worker (some private windows) the download is assembled in memory instead of
 # streamed to disk: only up to this size.
 MEMORY_LIMIT = 512 * 1024 * 1024
-SENDER_GONE = (
-    "The sender closed the page before the transfer finished. The download was stopped and "
-    "marked as failed."
-)
+
+
+# The offer's note: how the download arrives (one file or a zip) and how it is saved.
+NOTES = {
+    ("file", "streamed"): "receive.note.file.streamed",
+    ("file", "memory"): "receive.note.file.memory",
+    ("file", "too-large"): "receive.note.file.too-large",
+    ("file", "too-large-save-as"): "receive.note.file.too-large-save-as",
+    ("zip", "streamed"): "receive.note.zip.streamed",
+    ("zip", "memory"): "receive.note.zip.memory",
+    ("zip", "too-large"): "receive.note.zip.too-large",
+    ("zip", "too-large-save-as"): "receive.note.zip.too-large-save-as",
+    ("file", "unknown"): "receive.note.file.unknown",
+    ("file", "unknown-save-as"): "receive.note.file.unknown-save-as",
+    ("zip", "unknown"): "receive.note.zip.unknown",
+    ("zip", "unknown-save-as"): "receive.note.zip.unknown-save-as",
+}
 
 
 class Finished(Exception):
@@ -90,9 +105,9 @@ class ReceiveFlow:
             password = None
             if self.code.password_required:
                 # Asked before joining: joining spends the code, a password prompt does not.
-                view.status("This transfer is protected by a password.")
+                view.status(t("receive.status.password"))
                 password = await self._ask_password()
-            view.status("Connecting to the sender…")
+            view.status(t("receive.status.connecting"))
             connection = await BrowserRelayConnection.open(self.ctx.relay)
             self.session = ReceiverSession(self.ctx.backend, self.code, password)
             self.pump = Pump(
@@ -104,22 +119,26 @@ class ReceiveFlow:
                 after_message=self._after_message,
             )
             await connection.join_room(self.code.room)
-            view.status("Connected to the sender; checking the code…")
+            view.status(t("receive.status.checking"))
             await self.pump.run()
         except Finished:
             pass
         except asyncio.CancelledError:
             task.uncancel()  # the user's Cancel: handled here, not propagated
-            await self._stop("Cancelled.", peer_reason="The receiver cancelled the transfer.")
-            view.status("You cancelled the transfer.")
-            view.text("title", "Receiving cancelled")
+            # Wire words: the download's failure reason, and the sentence the peer shows as it is.
+            await self._stop(
+                "Cancelled.",  # i18n: wire
+                peer_reason="The receiver cancelled the transfer.",  # i18n: wire
+            )
+            view.status(t("status.you-cancelled"))
+            view.text("title", t("receive.title.cancelled"))
         except HushdropError as exc:
             await self._stop(str(exc), peer_reason=str(exc) if exc.kind == "local" else None)
-            view.status("The transfer did not complete.")
-            view.text("title", "Receiving stopped")
-            js.document.title = "Stopped — Hushdrop"
+            view.status(t("status.not-complete"))
+            view.text("title", t("receive.title.stopped"))
+            ui.set_title(t("title.stopped"))
             gone = isinstance(exc, PeerGoneError) and exc.left
-            ui.alert(SENDER_GONE if gone else str(exc))
+            ui.alert(t("error.sender-left") if gone else error_message(exc, sender=False))
         finally:
             self._stop_countdown()
             if self.direct is not None:
@@ -139,21 +158,23 @@ class ReceiveFlow:
     async def _handle(self, event: object) -> None:
         view, session = self.view, self.session
         if isinstance(event, PasswordRequired):
-            view.status("The sender set a password for this transfer.")
+            view.status(t("receive.status.password-set"))
             await session.provide_password(await self._ask_password())
-            view.status("Checking the code and password…")
+            view.status(t("receive.status.checking-password"))
         elif isinstance(event, Verified):
             view.hide("password-form")
-            view.text("sas", event.sas)
+            view.plain("sas", event.sas)
             view.show("verify")
-            view.status("Code verified. Waiting for the list of files…")
+            view.status(t("receive.status.verified"))
         elif isinstance(event, Offered):
             await self._offer(event.manifest)
         elif isinstance(event, DirectSignal):
             self._on_signal(event.payload)
         elif isinstance(event, SwitchDirect):
             if self.direct is None:
-                raise ProtocolError("The sender moved to a direct connection that was not set up.")
+                raise ProtocolError(  # i18n: core (shown through error.protocol)
+                    "The sender moved to a direct connection that was not set up."
+                )
             self.pump.switch(self.direct.channel)
             self._show_route("direct")
         elif isinstance(event, TextReceived):
@@ -171,15 +192,15 @@ class ReceiveFlow:
             self.lost = True
             self._stop_countdown()
             self.countdown = ui.ResumeCountdown(
-                view, self.progress, self.ctx.resume_window, "sender"
+                view, self.progress, self.ctx.resume_window, "receive.status.lost"
             )
             self.direct = None  # the pump closed it; the relay carries the rest
             self._show_route("relayed")
         elif isinstance(event, Resumed):
             self._stop_countdown()
             # A move to the direct connection resumes too; only a real loss says "Reconnected".
-            again = "Reconnected. " if self.lost else ""
-            view.status(f"{again}Receiving… keep this tab open until the download is done.")
+            key = "receive.status.reconnected" if self.lost else "receive.status.receiving"
+            view.status(t(key))
             self.lost = False
         elif isinstance(event, Completed):
             if self.writer is not None:
@@ -238,18 +259,18 @@ class ReceiveFlow:
         self.streaming = bool(await js.hushdrop.streamingAvailable())
         self._show_offer(manifest)
         view.hide("cancel")  # "Decline" says it while the offer shows
-        view.status("Check the files, then download them.")
+        view.status(t("receive.status.offer"))
         if js.hushdrop.canSaveAs():
             view.show("save-as")
-        js.document.title = "Hushdrop — incoming files"
+        ui.set_title(t("title.incoming"))
         while True:
             choice = await self._wait_for_user(view.click("download", "save-as", "decline"))
             if choice == "decline":
-                await session.decline("they chose not to download them.")
+                await session.decline("they chose not to download them.")  # i18n: wire
                 await self.pump.send_final()
                 view.hide("offer")
-                view.status("You declined the files. Nothing was downloaded.")
-                view.text("title", "Declined")
+                view.status(t("receive.status.declined"))
+                view.text("title", t("receive.title.declined"))
                 raise Finished
             buttons = [view.part(name) for name in ("download", "save-as", "decline")]
             for button in buttons:
@@ -263,9 +284,9 @@ class ReceiveFlow:
                 break
         view.hide("offer")
         view.show("cancel")
-        view.status("Receiving… keep this tab open until the download is complete.")
+        view.status(t("receive.status.receiving"))
         self.writer = make_writer(sink, self.plan, manifest)
-        self.progress = ui.ProgressView(view, manifest.total_size, "received")
+        self.progress = ui.ProgressView(view, manifest.total_size, sending=False)
         for follow_up in await session.accept():
             await self._handle(follow_up)
 
@@ -274,22 +295,22 @@ class ReceiveFlow:
         text on the page. Nothing is downloaded."""
         view, session = self.view, self.session
         summary = self._summary(manifest)
-        view.text("title", f"Receiving {summary}")
-        view.text("offer-summary", f"The sender offers {summary}.")
+        view.text("title", t("receive.title.files", summary=summary))
+        view.text("offer-summary", t("receive.offer.text", summary=summary))
         view.hide("offer-list")
-        view.text("offer-note", "It is shown on this page once you accept. Nothing is downloaded.")
-        view.text("download", "Show text")
+        view.text("offer-note", t("receive.note.text"))
+        view.text("download", t("receive.show-text"))
         view.show("offer")
         view.hide("cancel")
-        view.status("Show the text, or decline it.")
-        js.document.title = "Hushdrop — incoming text"
+        view.status(t("receive.status.offer-text"))
+        ui.set_title(t("title.incoming-text"))
         choice = await self._wait_for_user(view.click("download", "decline"))
         if choice == "decline":
-            await session.decline("they chose not to see it.")
+            await session.decline("they chose not to see it.")  # i18n: wire
             await self.pump.send_final()
             view.hide("offer")
-            view.status("You declined the text. It was not shown.")
-            view.text("title", "Declined")
+            view.status(t("receive.status.declined-text"))
+            view.text("title", t("receive.title.declined"))
             raise Finished
         view.hide("offer")
         view.show("cancel")
@@ -297,7 +318,7 @@ class ReceiveFlow:
             await self._handle(follow_up)
 
     @staticmethod
-    def _summary(manifest: Manifest, size: int | None = None) -> str:
+    def _summary(manifest: Manifest, size: int | None = None) -> Message:
         """What is offered; `size`: what a stream turned out to be (PROTOCOL.md §7.2)."""
         text_size = None if manifest.text is None else manifest.text_size
         total = manifest.total_size if size is None else size
@@ -316,13 +337,15 @@ class ReceiveFlow:
                 )
             return JsSink(await js.hushdrop.openStreamDownload(headers))
         except JsException as exc:
-            raise LocalError(f"The download could not start: {js_error_message(exc)}") from exc
+            reason = js_error_message(exc)
+            raise LocalError(t("error.download-failed", reason=reason)) from exc
 
     def _show_offer(self, manifest: Manifest) -> None:
         view, plan = self.view, self.plan
         total = manifest.total_size
-        view.text("title", f"Receiving {self._summary(manifest)}")
-        view.text("offer-summary", f"The sender offers {self._summary(manifest)}:")
+        summary = self._summary(manifest)
+        view.text("title", t("receive.title.files", summary=summary))
+        view.text("offer-summary", t("receive.offer", summary=summary))
         items = view.part("offer-list")
         rows = list(zip(plan.file_names, manifest.files, strict=True))
         for name, entry in rows[:OFFER_LIST_LIMIT]:
@@ -333,39 +356,32 @@ class ReceiveFlow:
             label.title = name
             size = js.document.createElement("span")
             size.className = "file-size"
-            size.textContent = human_size(entry.size)
+            ui.paint(size, t("files.size", size=Size(entry.size)))
             item.append(label, size)
             items.append(item)
         if len(rows) > OFFER_LIST_LIMIT:
             more = js.document.createElement("li")
             more.className = "more"
-            more.textContent = f"… and {len(rows) - OFFER_LIST_LIMIT:,} more"
+            ui.paint(more, t("files.more", count=len(rows) - OFFER_LIST_LIMIT))
             items.append(more)
         empty_dirs = len(plan.dir_names) if not rows else 0
         if empty_dirs:
-            view.text("offer-summary", f"The sender offers {empty_dirs} empty folder(s).")
-        if plan.is_zip:
-            note = f'They arrive as one zip file, "{plan.name}"'
-        else:
-            note = f'It is saved as "{plan.name}" in your downloads'
+            view.text("offer-summary", t("receive.offer.empty-folders", count=empty_dirs))
+        form = "zip" if plan.is_zip else "file"
         if self.streaming:
-            note += ", streamed straight to disk."
+            how = "streamed"
         elif total is None:
-            note += ". Its size is unknown until it ends (it is being streamed), and this window"
-            note += " cannot stream downloads to disk (private windows often cannot): open the"
-            note += " link in a normal window"
-            note += ", or use Save as…." if js.hushdrop.canSaveAs() else "."
+            # A stream's size is known only at its end: it cannot be held in memory first.
+            how = "unknown-save-as" if js.hushdrop.canSaveAs() else "unknown"
             view.hide("download")
         elif total <= MEMORY_LIMIT:
-            note += ". This window cannot stream downloads to disk (private windows often cannot),"
-            note += " so the download is put together in memory and saved at the end."
+            how = "memory"
         else:
-            note += ". This window cannot stream downloads to disk (private windows often cannot)"
-            note += " and the transfer is too large to hold in memory: open the link in a normal"
-            note += " window" + (", or use Save as…." if js.hushdrop.canSaveAs() else ".")
+            how = "too-large-save-as" if js.hushdrop.canSaveAs() else "too-large"
             view.hide("download")
+        note = t(NOTES[form, how], name=plan.name)
         if manifest.text is not None:
-            note += " The text is shown on this page."
+            note = t("receive.note.with-text", note=note)
         view.text("offer-note", note)
         view.show("offer")
 
@@ -376,18 +392,24 @@ class ReceiveFlow:
             self.progress.update(total, total)
         seconds = self.progress.meter.elapsed() if self.progress else 0
         summary = self._summary(session.manifest, total)
-        done = f"Received {summary}"
-        if seconds > 0 and total:
-            done += f" in {human_duration(seconds)} ({human_size(total / seconds)}/s)"
-        if plan is not None:
-            done += f', every file verified. Saved as "{plan.name}".'
+        if plan is None:
+            done = t("receive.done.text", summary=summary)
+        elif seconds > 0 and total:
+            rate = Rate(total / seconds)
+            done = t(
+                "receive.done.timed",
+                summary=summary,
+                time=Duration(seconds),
+                rate=rate,
+                name=plan.name,
+            )
         else:
-            done += ", shown above. Nothing was downloaded."
+            done = t("receive.done", summary=summary, name=plan.name)
         view.text("done", done)
-        view.text("title", f"Received {summary}")
+        view.text("title", t("receive.title.received", summary=summary))
         view.show("done")
-        view.status("Done.")
-        js.document.title = "Received — Hushdrop"
+        view.status(t("status.done"))
+        ui.set_title(t("title.received"))
 
     async def _wait_for_user(self, decision: asyncio.Future[T]) -> T:
         """Wait for the user while still listening to the peer: a cancel or a vanished sender
@@ -402,7 +424,9 @@ class ReceiveFlow:
             # CANCEL or ABORT into its error, and anything else is a protocol error.
             events = await self.session.receive(message.result())
             if not all(isinstance(event, DirectSignal) for event in events):
-                raise ProtocolError("The sender sent a message before it was asked for anything.")
+                raise ProtocolError(  # i18n: core (shown through error.protocol)
+                    "The sender sent a message before it was asked for anything."
+                )
             for event in events:
                 self._on_signal(event.payload)
 

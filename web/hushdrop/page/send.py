@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import time
 
 import js
@@ -32,9 +33,11 @@ from ..transport.browser import BrowserRelayConnection
 from ..transport.pump import Pump
 from . import ui
 from .context import PageContext
+from .errors import error_message
 from .files import OutgoingSelection
-from .humanize import human_duration, human_size, transfer_summary
+from .humanize import transfer_summary
 from .links import qr_data_uri
+from .messages import Duration, Message, Rate, t
 from .send_link import LinkSender
 
 # Seconds after the receiver's acceptance that the first DATA waits for a direct connection
@@ -47,10 +50,6 @@ DIRECT_TIMEOUT = 20.0
 # (up to the receiver's credit window) and costs a resume handshake.
 SWITCH_MIN_REMAINING = 32 * 1024 * 1024
 
-RECEIVER_GONE = (
-    "The receiver closed the page before the transfer finished. Nothing was completed on their "
-    "side."
-)
 RUNNING_KEY = "hushdrop-running"  # app.js INTERRUPTED_KEY
 
 
@@ -88,10 +87,10 @@ class SendFlow:
         view = self.view
         task = asyncio.current_task()
         view.on("cancel", "click", lambda _event: task.cancel())
-        title = f"Sending {self.summary}"
+        title = t("send.title.files", summary=self.summary)
         view.text("title", title)
         # Said on the next load if this tab is reloaded or left mid-way (app.js).
-        js.sessionStorage.setItem(RUNNING_KEY, title)
+        js.sessionStorage.setItem(RUNNING_KEY, json.dumps(title.to_json(), ensure_ascii=False))
         ui.set_busy(True)
         connection: BrowserRelayConnection | None = None
         pump: Pump | None = None
@@ -103,10 +102,10 @@ class SendFlow:
             if connection.receivers > 1:
                 await LinkSender(self, connection, secrets).run()
                 return
-            view.status("Waiting for the receiver to open the link or type the code…")
+            view.status(t("send.status.waiting"))
             await connection.wait_paired()
             view.hide("share")  # the code admits one receiver: it is spent now
-            view.status("The receiver connected; checking the code…")
+            view.status(t("send.status.checking"))
             session = SenderSession(
                 self.ctx.backend,
                 secrets,
@@ -127,20 +126,21 @@ class SendFlow:
         except asyncio.CancelledError:
             task.uncancel()  # the user's Cancel: handled here, not propagated
             if pump is not None:
-                await pump.session.cancel("The sender cancelled the transfer.")
+                # The peer's page (or CLI) shows this sentence as it is: the wire's words.
+                await pump.session.cancel("The sender cancelled the transfer.")  # i18n: wire
                 await pump.send_final()
-            view.status("You cancelled the transfer.")
-            view.text("title", "Sending cancelled")
+            view.status(t("status.you-cancelled"))
+            view.text("title", t("send.title.cancelled"))
         except HushdropError as exc:
             if pump is not None:
                 if exc.kind == "local":
                     await pump.session.cancel(str(exc))
                 await pump.send_final()
-            view.status("The transfer did not complete.")
-            view.text("title", "Sending stopped")
-            js.document.title = "Stopped — Hushdrop"
+            view.status(t("status.not-complete"))
+            view.text("title", t("send.title.stopped"))
+            ui.set_title(t("title.stopped"))
             gone = isinstance(exc, PeerGoneError) and exc.left
-            ui.alert(RECEIVER_GONE if gone else str(exc))
+            ui.alert(t("error.receiver-left") if gone else error_message(exc, sender=True))
         finally:
             js.sessionStorage.removeItem(RUNNING_KEY)
             self._stop_countdown()
@@ -233,7 +233,7 @@ class SendFlow:
         return self.manifest.total_size
 
     @property
-    def summary(self) -> str:
+    def summary(self) -> Message:
         """`2 files, 3.0 MiB`, `a text of 12 B`, or both."""
         manifest = self.manifest
         text_size = None if manifest.text is None else manifest.text_size
@@ -242,17 +242,19 @@ class SendFlow:
     def _show_share(self, link: str, typed: str, ttl: int, receivers: int = 1) -> None:
         view = self.view
         view.part("link").value = link
-        view.text("code", typed)
+        view.plain("code", typed)
         view.on("show-code", "click", lambda _event: self._show_code())
         view.part("qr").src = qr_data_uri(link)
-        hint = (
-            "The link works once" if receivers == 1 else f"The link works for {receivers} receivers"
-        )
-        hint += f" and expires in {human_duration(ttl)}." if ttl > 0 else "."
-        if self.password:
-            hint += " Tell the receiver the password separately: it is not part of the link."
-        hint += " Keep this tab open until the transfer is done."
-        view.text("hint", hint)
+        # What the link is good for, then what to keep in mind (the password is never part of
+        # the link: said whenever there is one).
+        if receivers == 1:
+            works = t("send.works.once-expires", expires=Duration(ttl)) if ttl > 0 else None
+            works = works or t("send.works.once")
+        elif ttl > 0:
+            works = t("send.works.receivers-expires", count=receivers, expires=Duration(ttl))
+        else:
+            works = t("send.works.receivers", count=receivers)
+        view.text("hint", t("send.hint.password" if self.password else "send.hint", works=works))
         view.show("share")
 
     def _show_code(self) -> None:
@@ -272,22 +274,22 @@ class SendFlow:
             self.lost = True
             self._stop_countdown()
             self.countdown = ui.ResumeCountdown(
-                view, self.progress, self.ctx.resume_window, "receiver"
+                view, self.progress, self.ctx.resume_window, "send.status.lost"
             )
             self.direct = None  # the pump closed it; the relay carries the rest
             ui.show_route(view, "relayed")
         elif isinstance(event, Resumed):
             self._stop_countdown()
             # A move to the direct connection resumes too; only a real loss says "Reconnected".
-            view.status("Reconnected. Sending…" if self.lost else "Sending…")
+            view.status(t("send.status.reconnected") if self.lost else t("send.status.sending"))
             self.lost = False
             if self.progress is not None:
                 self.progress.update(event.done)
         elif isinstance(event, Verified):
-            view.text("sas", event.sas)
+            view.plain("sas", event.sas)
             view.show("verify")
-            what = "the files" if self.manifest.files or self.manifest.dirs else "the text"
-            view.status(f"Code verified. Waiting for the receiver to accept {what}…")
+            files = bool(self.manifest.files or self.manifest.dirs)
+            view.status(t("send.status.verified" if files else "send.status.verified-text"))
             self._try_direct()
         elif isinstance(event, Accepted):
             if not self.manifest.files:
@@ -295,27 +297,29 @@ class SendFlow:
                 # direct connection is worth opening.
                 if self.direct is not None:
                     self._drop_direct(self.direct)
-                view.status("The receiver accepted.")
+                view.status(t("send.status.accepted-only"))
                 return
-            view.status("The receiver accepted. Sending…")
-            self.progress = ui.ProgressView(view, self.total, "sent")
+            view.status(t("send.status.accepted"))
+            self.progress = ui.ProgressView(view, self.total, sending=True)
             await self._choose_route()
         elif isinstance(event, Completed):
             if self.progress is not None:
                 self.progress.update(self.total)
             seconds = self.progress.meter.elapsed() if self.progress else 0
-            done = f"Sent {self.summary}"
-            if seconds > 0 and self.total:
-                done += f" in {human_duration(seconds)} ({human_size(self.total / seconds)}/s)"
-            if self.manifest.files:
-                done += ". The receiver verified every file."
+            if not self.manifest.files:
+                done = t("send.done.text", summary=self.summary)
+            elif seconds > 0 and self.total:
+                speed = Rate(self.total / seconds)
+                done = t(
+                    "send.done.timed", summary=self.summary, time=Duration(seconds), rate=speed
+                )
             else:
-                done += ". The receiver has it."
+                done = t("send.done", summary=self.summary)
             view.text("done", done)
-            view.text("title", f"Sent {self.summary}")
+            view.text("title", t("send.title.sent", summary=self.summary))
             view.show("done")
-            view.status("Done.")
-            js.document.title = "Sent — Hushdrop"
+            view.status(t("status.done"))
+            ui.set_title(t("title.sent"))
             # Sent: "Send more files" starts from an empty list and an empty text box.
             ui.clear_text_to_send()
             js.hushdrop.clearSelection()

@@ -24,18 +24,19 @@ from ..transport.browser import BrowserRelayConnection
 from ..transport.fanout import serve_link
 from ..transport.pump import Pump
 from ..transport.rendezvous import RelayChannel
-from .humanize import human_size, plural
+from . import ui
+from .messages import Percent, Size, t
 
 if TYPE_CHECKING:
     from .send import SendFlow
 
-CANCELLED = "The sender cancelled the transfer."
+CANCELLED = "The sender cancelled the transfer."  # i18n: wire (the receivers' pages show it)
 
 STATE_TEXT = {
-    ReceiverState.CHECKING: "Connected; checking the code…",
-    ReceiverState.VERIFIED: "Code verified. Waiting for them to accept the files…",
-    ReceiverState.SENDING: "Sending…",
-    ReceiverState.DONE: "Done: they verified every file.",
+    ReceiverState.CHECKING: t("link.state.checking"),
+    ReceiverState.VERIFIED: t("link.state.verified"),
+    ReceiverState.SENDING: t("send.status.sending"),
+    ReceiverState.DONE: t("link.state.done"),
 }
 
 
@@ -51,15 +52,15 @@ class ReceiverRowView:
         head.className = "receiver-head"
         name = doc.createElement("span")
         name.className = "receiver-name"
-        name.textContent = f"Receiver {number}"
+        ui.paint(name, t("link.receiver", number=number))
         self.sas = doc.createElement("output")
         self.sas.className = "sas"
-        self.sas.setAttribute("aria-label", f"Verification code of receiver {number}")
+        ui.paint_attributes(self.sas, {"aria-label": "link.receiver-sas"}, number=number)
         head.append(name, self.sas)
         self.bar = doc.createElement("progress")
         self.bar.max = 1
         self.bar.value = 0
-        self.bar.setAttribute("aria-label", f"Progress of receiver {number}")
+        ui.paint_attributes(self.bar, {"aria-label": "link.receiver-progress"}, number=number)
         self.state = doc.createElement("p")
         self.state.className = "receiver-state"
         self.item.append(head, self.bar, self.state)
@@ -69,19 +70,25 @@ class ReceiverRowView:
     def render(self, row: ReceiverRow) -> None:
         self.sas.textContent = row.sas
         if row.state is ReceiverState.FAILED:
-            self.state.textContent = f"Stopped: {row.error}"
+            # The error's words: the core's (English) sentence (see errors.py).
+            ui.paint(self.state, t("link.state.stopped", reason=str(row.error)))
             return
         text = STATE_TEXT[row.state]
         if row.state in (ReceiverState.SENDING, ReceiverState.DONE) and row.total:
-            percent = 100 * row.done // row.total
+            percent = Percent((100 * row.done // row.total) / 100)
             if row.state is ReceiverState.SENDING:
-                text = f"Sending · {percent}% · {human_size(row.done)} of {human_size(row.total)}"
+                text = t(
+                    "link.state.progress",
+                    percent=percent,
+                    done=Size(row.done),
+                    total=Size(row.total),
+                )
             self.bar.max = row.total
             self.bar.value = row.done
-            self.bar.setAttribute("aria-valuetext", f"{percent}% done")
+            ui.paint_attributes(self.bar, {"aria-valuetext": "announce.percent"}, percent=percent)
         elif row.state is ReceiverState.DONE:
             self.bar.value = self.bar.max
-        self.state.textContent = text
+        ui.paint(self.state, text)
 
 
 class LinkSender:
@@ -99,7 +106,7 @@ class LinkSender:
     async def run(self) -> None:
         flow, view, link = self.flow, self.flow.view, self.link
         view.show("receivers")
-        view.status(f"Waiting for up to {plural(link.receivers, 'receiver')}…")
+        view.status(t("link.waiting", count=link.receivers))
         try:
             await serve_link(
                 self.control,
@@ -112,12 +119,12 @@ class LinkSender:
         finally:
             view.hide("share")  # over: nobody else can use the link
         summary = flow.summary
-        count = plural(link.delivered, "receiver")
-        view.text("title", f"Sent to {count}")
-        view.text("done", f"Sent {summary} to {count}. Each verified every file.")
+        count = link.delivered
+        view.text("title", t("link.title.sent", count=count))
+        view.text("done", t("link.done", count=count, summary=summary))
         view.show("done")
-        view.status("Done.")
-        js.document.title = "Sent — Hushdrop"
+        view.status(t("status.done"))
+        ui.set_title(t("title.sent"))
         js.hushdrop.clearSelection()
 
     def _joined(self, number: int) -> None:
@@ -126,12 +133,9 @@ class LinkSender:
         link = self.link
         if link.all_joined:
             self.flow.view.hide("share")  # every receiver came: the link is spent
-            self.flow.view.status(f"All {link.receivers} receivers connected.")
+            self.flow.view.status(t("link.all-connected", count=link.receivers))
         else:
-            self.flow.view.status(
-                f"{plural(len(link.rows), 'receiver')} of {link.receivers} connected. "
-                f"Waiting for the others…"
-            )
+            self.flow.view.status(t("link.connected", count=len(link.rows), total=link.receivers))
 
     def _over(self, number: int) -> None:
         self.rows[number].render(self.link.row(number))
@@ -173,5 +177,5 @@ class LinkSender:
         self.rows[number].render(row)
         if isinstance(event, Completed):
             self.flow.view.status(
-                f"{plural(self.link.delivered, 'receiver')} of {len(self.link.rows)} done."
+                t("link.done-count", count=self.link.delivered, total=len(self.link.rows))
             )

@@ -3,12 +3,14 @@
 A transfer view is cloned from a `<template>` in index.html (`send-template`, `receive-template`)
 into `#view`, and the home screen is taken out of the document meanwhile, so the page only ever
 holds one "Password" field and one "Verification code". Elements are found once, by their
-`data-part` name, and kept: the transfer loop never searches the DOM. Pyodide only.
+`data-part` name, and kept: the transfer loop never searches the DOM. Every text is a catalog
+message (messages.py), painted by web/i18n.js in the page's language. Pyodide only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import Callable
@@ -16,23 +18,51 @@ from collections.abc import Callable
 import js
 from pyodide.ffi import create_proxy
 
-from .humanize import RateMeter, human_size
+from .humanize import RateMeter
+from .messages import Message, Percent, Size, t
 
 _home = js.document.getElementById("home")
 
 
-def alert(message: str) -> None:
+def paint(element, message: Message) -> None:
+    """Give `element` the message as its text, in the page's language (and in the next one)."""
+    js.hushdrop.i18n.setText(element, message.key, message.args_json())
+
+
+def paint_attributes(element, attributes: dict[str, str], **args: object) -> None:
+    """Attributes from messages: `{"aria-label": "key"}`, the messages' arguments as keywords."""
+    js.hushdrop.i18n.setAttributes(element, json.dumps(attributes), Message("", args).args_json())
+
+
+def plain(element, text: str) -> None:
+    """Text that is no message (a file name, a code): shown as it is in every language."""
+    element.removeAttribute("data-i18n")
+    element.removeAttribute("data-i18n-args")
+    element.textContent = text
+
+
+def formatted(message: Message) -> str:
+    """The message in the page's language now (for what cannot keep it: a peer's reason)."""
+    return str(js.hushdrop.i18n.format(message.key, message.args_json()))
+
+
+def set_title(message: Message) -> None:
+    """The tab's title (kept as a message too: a change of language repaints it)."""
+    js.hushdrop.i18n.setTitle(message.key, message.args_json())
+
+
+def alert(message: Message) -> None:
     """Show an error in the page's role="alert" element (screen readers announce it)."""
-    js.document.getElementById("alert").textContent = message
+    paint(js.document.getElementById("alert"), message)
 
 
 def clear_alert() -> None:
-    js.document.getElementById("alert").textContent = ""
+    plain(js.document.getElementById("alert"), "")
 
 
-def announce(message: str) -> None:
+def announce(message: Message) -> None:
     """Say it in the polite live region (screen readers read it when they are not busy)."""
-    js.hushdrop.announce(message)
+    js.hushdrop.announce(formatted(message))
 
 
 def set_busy(busy: bool) -> None:
@@ -63,7 +93,7 @@ def show_home() -> None:
     if not _home.isConnected:
         view.before(_home)
     _home.hidden = False  # app.js hides it while a link is being opened
-    js.document.title = "Hushdrop — private file transfer"
+    set_title(t("title.home"))
 
 
 # Parts that ask the user to act while a transfer runs; hidden when it ends (see View.end).
@@ -92,11 +122,15 @@ class View:
     def part(self, name: str):
         return self._parts[name]
 
-    def text(self, name: str, value: str) -> None:
-        self._parts[name].textContent = value
+    def text(self, name: str, message: Message) -> None:
+        paint(self._parts[name], message)
 
-    def status(self, value: str) -> None:
-        self._parts["status"].textContent = value
+    def plain(self, name: str, value: str) -> None:
+        """A text that is no message (a code, a verification code)."""
+        plain(self._parts[name], value)
+
+    def status(self, message: Message) -> None:
+        paint(self._parts["status"], message)
 
     def show(self, *names: str) -> None:
         for name in names:
@@ -169,9 +203,9 @@ class View:
         # do not say: the heading's outcome, or the details of a completed transfer.
         done = self._parts["done"]
         if not done.hidden and done.textContent:
-            announce(f"Transfer complete. {done.textContent}")
+            announce(t("announce.complete", details=str(done.textContent)))
         else:
-            announce(f"Transfer ended: {self._parts['title'].textContent}.")
+            announce(t("announce.ended", heading=str(self._parts["title"].textContent)))
 
     def release(self) -> None:
         """Detach every listener this view added (their proxies would otherwise leak)."""
@@ -189,10 +223,10 @@ class ProgressView:
 
     TITLE_INTERVAL = 2.0  # s; a title change costs the page several ms (the browser UI redraws)
 
-    def __init__(self, view: View, total: int | None, verb: str) -> None:
+    def __init__(self, view: View, total: int | None, *, sending: bool) -> None:
         """`total` None: a stream of unknown length (PROTOCOL.md §7.2): the bar is indeterminate
         and the line says bytes and speed, until `update` is told the total at the end."""
-        self._verb = verb
+        self._sending = sending  # the tab title says "sent" or "received"
         self._title_at = -self.TITLE_INTERVAL
         self._bar = view.part("progress")
         self._text = view.part("progress-text")
@@ -203,7 +237,7 @@ class ProgressView:
         else:
             self._bar.max = max(total, 1)
             self._bar.value = 0
-        self._text.textContent = self.meter.text(0)
+        paint(self._text, self.meter.text(0))
         view.show("progress-block")
 
     def pause(self) -> None:
@@ -211,7 +245,7 @@ class ProgressView:
         measures afresh."""
         done = self._done if self.meter.total else 0
         self.meter.restart(done)
-        self._text.textContent = f"{self.meter.text(done)} · paused"
+        paint(self._text, t("progress.paused", line=self.meter.text(done)))
 
     def update(self, done: int, total: int | None = None) -> None:
         """`total`: the length a stream turned out to have, once it ended."""
@@ -222,17 +256,19 @@ class ProgressView:
         if self.meter.due(done):
             total = self.meter.total
             now = self.meter.elapsed()
-            self._text.textContent = self.meter.text(done)
+            paint(self._text, self.meter.text(done))
             if total is None:
                 if now - self._title_at >= self.TITLE_INTERVAL:
                     self._title_at = now
-                    js.document.title = f"{human_size(done)} {self._verb} — Hushdrop"
+                    key = "title.sent-size" if self._sending else "title.received-size"
+                    set_title(t(key, size=Size(done)))
                 return
             self._bar.value = done if total else 1
             if now - self._title_at >= self.TITLE_INTERVAL:
                 self._title_at = now
-                percent = 100 * done // total if total else 100
-                js.document.title = f"{percent}% {self._verb} — Hushdrop"
+                percent = Percent((100 * done // total if total else 100) / 100)
+                key = "title.sent-percent" if self._sending else "title.received-percent"
+                set_title(t(key, percent=percent))
 
 
 class ResumeCountdown:
@@ -240,34 +276,29 @@ class ResumeCountdown:
     down in the status line, the stale speed and time left cleared, the tab title saying so."""
 
     def __init__(
-        self, view: View, progress: ProgressView | None, window: float, waiting_for: str
+        self, view: View, progress: ProgressView | None, window: float, status_key: str
     ) -> None:
         self._view = view
         self._progress = progress
         self._deadline = time.monotonic() + window
-        self._waiting_for = waiting_for
+        self._status_key = status_key  # says who is awaited, with the time {left}
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
         if self._progress is not None:
             self._progress.pause()
-        js.document.title = "Reconnecting — Hushdrop"
+        set_title(t("title.reconnecting"))
         while (left := self._deadline - time.monotonic()) > 0:
             minutes, seconds = divmod(math.ceil(left), 60)
-            self._view.status(
-                f"Connection lost — waiting for the {self._waiting_for} to come back "
-                f"({minutes}:{seconds:02d} left). The transfer continues where it stopped."
-            )
+            # A clock (m:ss) reads the same in every language the page speaks.
+            self._view.status(t(self._status_key, left=f"{minutes}:{seconds:02d}"))
             await asyncio.sleep(min(1.0, left))
 
     def stop(self) -> None:
         self._task.cancel()
 
 
-ROUTES = {
-    "direct": "Direct connection between the two devices (the relay carries no file data).",
-    "relayed": "Relayed through the server (end-to-end encrypted; it cannot read the files).",
-}
+ROUTES = {"direct": t("route.direct"), "relayed": t("route.relayed")}
 
 
 def show_route(view: View, route: str) -> None:

@@ -1,0 +1,60 @@
+"""What the page says when a transfer ends in an error: a catalog message for each error with a
+stable kind, the core's own (English) sentence for the rest. Pure Python (no `js`).
+
+The core (hushdrop.protocol, hushdrop.transport) raises errors whose `str()` is an English
+sentence, shared with the CLI. Errors the page can name — by their type and `kind`, or a relay
+error's `code` — are shown from the page's catalogs, in the person's language. Any other error
+(a malformed code, a protocol violation with its details, a relay's own refusal text) is shown
+through `error.detail`, whose text around the core's sentence is translated while the sentence
+itself stays English: it names details (limits, fields) the catalogs cannot know.
+"""
+
+from __future__ import annotations
+
+from ..protocol.errors import (
+    HushdropError,
+    PeerCancelledError,
+    TamperedError,
+    VersionError,
+    WrongCodeError,
+)
+from .messages import Message, t
+
+# Relay errors by their code (PROTOCOL.md §3): what the relay refused, in the page's words.
+RELAY_CODES = {
+    "unreachable": "error.relay.unreachable",
+    "connection-lost": "error.relay.connection-lost",
+}
+
+
+class PageError(HushdropError):
+    """An error the page itself describes with a catalog message."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message.key)
+        self.message = message
+
+
+def error_message(exc: BaseException, *, sender: bool) -> Message:
+    """The message for a transfer's error, on the sender's or the receiver's page."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, Message):
+        return message
+    text = str(exc)
+    if type(exc) is WrongCodeError and text == str(WrongCodeError(sender=sender)):
+        return t("error.wrong-code.sender" if sender else "error.wrong-code.receiver")
+    if isinstance(exc, TamperedError):
+        return t("error.tampered", detail=text)
+    if isinstance(exc, VersionError):
+        return t("error.version", detail=text)
+    if isinstance(exc, PeerCancelledError):
+        # The session's words when the peer gave no reason of its own (protocol/session.py).
+        default = f"The {'receiver' if sender else 'sender'} cancelled the transfer."  # i18n: core
+        if text == default:
+            return t("error.receiver-cancelled" if sender else "error.sender-cancelled")
+        # The peer's own words (its page's language, or the CLI's English), as it sent them.
+        return t("error.peer-cancelled", reason=text)
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code in RELAY_CODES:
+        return t(RELAY_CODES[code], detail=text)
+    return t("error.detail", detail=text)
