@@ -210,6 +210,8 @@ def test_errors_with_a_stable_kind_get_their_own_message():
     assert error_message(reason, sender=True).key == "error.peer-cancelled"
     unreachable = RelayError("Could not reach the relay at https://r.test.", "unreachable")
     assert error_message(unreachable, sender=True).key == "error.relay.unreachable"
+    expired = RelayError("Nobody joined this transfer before its code expired.", "expired")
+    assert error_message(expired, sender=True) == t("error.relay.expired")
     # The rest: the core's own sentence, through error.detail.
     other = CodeFormatError("A code starts with 6 digits.")
     assert error_message(other, sender=False) == Message(

@@ -24,6 +24,14 @@ from .messages import Message, t
 RELAY_CODES = {
     "unreachable": "error.relay.unreachable",
     "connection-lost": "error.relay.connection-lost",
+    "no-such-room": "error.relay.no-such-room",
+    "room-full": "error.relay.room-full",
+    "expired": "error.relay.expired",
+    "idle": "error.relay.idle",
+    "byte-limit": "error.relay.byte-limit",
+    "stall": "error.relay.stall",
+    "replaced": "error.relay.replaced",
+    "limit": "error.relay.limit",
 }
 
 
