@@ -20,17 +20,20 @@ from ..protocol.errors import (
 )
 from .messages import Message, t
 
-# Relay errors by their code (PROTOCOL.md §3): what the relay refused, in the page's words.
+# Relay errors by their code (PROTOCOL.md §3): what the relay refused, in the page's words; the
+# first ones say it all, the others are followed by the relay's own (English) details.
 RELAY_CODES = {
-    "unreachable": "error.relay.unreachable",
-    "connection-lost": "error.relay.connection-lost",
     "no-such-room": "error.relay.no-such-room",
-    "room-full": "error.relay.room-full",
     "expired": "error.relay.expired",
     "idle": "error.relay.idle",
     "byte-limit": "error.relay.byte-limit",
     "stall": "error.relay.stall",
     "replaced": "error.relay.replaced",
+}
+RELAY_CODES_WITH_DETAILS = {
+    "unreachable": "error.relay.unreachable",
+    "connection-lost": "error.relay.connection-lost",
+    "room-full": "error.relay.room-full",
     "limit": "error.relay.limit",
 }
 
@@ -64,5 +67,7 @@ def error_message(exc: BaseException, *, sender: bool) -> Message:
         return t("error.peer-cancelled", reason=text)
     code = getattr(exc, "code", None)
     if isinstance(code, str) and code in RELAY_CODES:
-        return t(RELAY_CODES[code], detail=text)
+        return t(RELAY_CODES[code])
+    if isinstance(code, str) and code in RELAY_CODES_WITH_DETAILS:
+        return t(RELAY_CODES_WITH_DETAILS[code], detail=text)
     return t("error.detail", detail=text)
