@@ -40,6 +40,7 @@ from tests.integration.cli import receive
 CLI_TIMEOUT = 240  # s
 
 UNREACHABLE = "Could not reach the relay"
+OFFLINE_HINT = "This device may be offline, or the relay is down"
 # The service worker that controls the page has its app copy complete (install finished).
 WORKER_READY = """() => navigator.serviceWorker.ready.then(
   (registration) => Boolean(registration.active && navigator.serviceWorker.controller))"""
@@ -117,7 +118,9 @@ def choose_and_create_offline(page: Page, files: list[Path]) -> None:
     create = page.get_by_role("button", name="Create link")
     expect(create).to_be_enabled()
     create.click()
-    expect(page.get_by_role("alert")).to_contain_text(UNREACHABLE, timeout=STEP_TIMEOUT)
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text(UNREACHABLE, timeout=STEP_TIMEOUT)
+    expect(alert).to_contain_text(OFFLINE_HINT)
 
 
 def test_after_one_visit_the_page_starts_offline_and_says_the_relay_is_unreachable(
@@ -162,6 +165,7 @@ def test_in_other_engines_the_page_starts_with_its_server_gone(
     tab.set_files([source], LABELLED, "Choose files")
     tab.click(BUTTON, "Create link")
     expect_text(tab, UNREACHABLE, READY_S)
+    expect_text(tab, OFFLINE_HINT)
 
 
 def share(page: Page, site: str, files: tuple[Path, ...] = (), **fields: str) -> None:
