@@ -434,7 +434,8 @@ class Relay:
             self.metrics.error("replaced")
             await finish(ws, protocol.error(protocol.REPLACED), CloseCode.NORMAL_CLOSURE)
             return None
-        if room.abandoned:
+        if room.abandoned or (room.receiver and not receive.done()):
+            # A link's sender that left, or never attached for this receiver (§3.1).
             receive.cancel()
             event(log, "room closed", room=room.log_code, reason="sender-left")
             await finish(ws, protocol.peer_gone(True), CloseCode.NORMAL_CLOSURE)

@@ -8,7 +8,9 @@ import signal
 from pathlib import Path
 
 from .cli import receive, send, sha256_file
+from .proxy import CuttableProxy
 from .test_cli import EXIT_CONNECTION, EXIT_WRONG_CODE, files_under, random_file
+from .test_cli_resume import RATE, SIZE, wait_progress
 
 
 def test_three_receivers_each_get_the_files_intact_with_their_own_verification_code(
@@ -103,3 +105,31 @@ def test_receivers_out_of_range_is_a_usage_error(relay, tmp_path: Path):
     sender = send(relay.url, src, extra=["--receivers", "11"])
     assert sender.wait() == 2
     assert "1 to 10" in sender.stderr
+
+
+def test_one_receivers_lost_connection_resumes_on_its_own(relay, tmp_path):
+    """Each receiver's session resumes with its own resume ID (§8); the others carry on."""
+    src = random_file(tmp_path / "big.bin", SIZE)
+    proxy = CuttableProxy(relay.port, RATE)  # the flaky receiver's network
+    try:
+        sender = send(relay.url, src, extra=["--receivers", "2"])
+        code = sender.wait_event("code")["code"]
+        steady_out, flaky_out = tmp_path / "steady", tmp_path / "flaky"
+        steady_out.mkdir()
+        flaky_out.mkdir()
+        steady = receive(relay.url, code, steady_out)
+        steady.wait_event("verification")
+        flaky = receive(proxy.url, code, flaky_out)
+        wait_progress(flaky, SIZE // 4)
+        proxy.cut()
+        assert flaky.wait() == 0, flaky.stderr
+        assert steady.wait() == 0, steady.stderr
+        assert sender.wait() == 0, sender.stderr
+        assert 0 < flaky.wait_event("resumed")["bytes"] < SIZE
+        assert "reconnecting" not in [e["event"] for e in steady.events]
+        for out in (steady_out, flaky_out):
+            assert sha256_file(out / "big.bin") == sha256_file(src)
+        resumed = [e for e in sender.events if e["event"] == "resumed"]
+        assert [e["receiver"] for e in resumed] == [2]
+    finally:
+        proxy.close()
