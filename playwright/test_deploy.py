@@ -93,10 +93,12 @@ def test_a_site_on_a_static_host_works_with_its_relay_on_another_origin(
         expect_sent(page, "1 file")
     assert not [m for m in log.console if "Content Security Policy" in m], log
     assert sha256_file(out / "plan.bin") == sha256_file(source)
-    # Everything the page fetched came from the static host; only the WebSocket went elsewhere.
-    assert {origin(url) for url in log.requests if url.startswith("http")} == {
-        origin(static.url)
-    }, log.requests
+    # Everything the page fetched came from the static host; only the WebSocket and the relay's
+    # link options (GET /v1/info, PROTOCOL.md §3.2: no secret, no room) went elsewhere.
+    fetched = [url for url in log.requests if url.startswith("http")]
+    to_relay = [url for url in fetched if origin(url) == origin(relay.url)]
+    assert to_relay == [f"{relay.url}/v1/info"], log.requests
+    assert {origin(url) for url in fetched if url not in to_relay} == {origin(static.url)}
 
     # The same site copied to an origin the relay does not allow: its pages are turned away.
     with StaticServer(site) as copy:
