@@ -4,7 +4,6 @@ keeps, the rule that a failed key exchange ends the link for all, and the relay'
 from __future__ import annotations
 
 import pytest
-from hushdrop.page.humanize import expiry_label
 from hushdrop.protocol.errors import (
     CodeFormError,
     HushdropError,
@@ -103,11 +102,3 @@ def test_the_relays_info_lists_its_lifetimes_sorted_and_its_receivers():
 )
 def test_anything_else_is_no_info_and_the_page_keeps_the_relays_default(info):
     assert parse_info(info) is None
-
-
-@pytest.mark.parametrize(
-    ("seconds", "label"),
-    [(3, "3 seconds"), (600, "10 minutes"), (3600, "1 hour"), (86400, "1 day"), (604800, "1 week")],
-)
-def test_lifetimes_read_as_a_person_says_them(seconds, label):
-    assert expiry_label(seconds) == label
