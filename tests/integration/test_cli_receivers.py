@@ -3,14 +3,43 @@ every receiver gets the files through its own key exchange, and a failed guess e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
-from .cli import receive, send, sha256_file
+import pytest
+
+from . import cli
+from .cli import sha256_file
 from .proxy import CuttableProxy
 from .test_cli import EXIT_CONNECTION, EXIT_WRONG_CODE, files_under, random_file
 from .test_cli_resume import RATE, SIZE, wait_progress
+
+_started: list[cli.CliProcess] = []
+
+
+def send(*args, **kwargs) -> cli.CliProcess:
+    _started.append(process := cli.send(*args, **kwargs))
+    return process
+
+
+def receive(*args, **kwargs) -> cli.CliProcess:
+    _started.append(process := cli.receive(*args, **kwargs))
+    return process
+
+
+@pytest.fixture(autouse=True)
+def _stop_processes() -> Iterator[None]:
+    """Whatever a test leaves running (a paused receiver when it failed) is stopped."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.proc.poll() is None:  # still ours: a paused one must wake up to die
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.proc.pid, signal.SIGCONT)
+        process.stop()
 
 
 def test_three_receivers_each_get_the_files_intact_with_their_own_verification_code(
