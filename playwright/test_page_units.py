@@ -243,6 +243,22 @@ def test_rate_meter_repaints_at_most_four_times_a_second():
     )
 
 
+def test_rate_meter_says_when_a_held_back_update_may_be_shown():
+    # Data that stops right after a throttled update (a pipe waiting for its writer) must still
+    # reach the screen: the page repaints when the interval is over.
+    now = [10.0]
+    meter = RateMeter(None, clock=lambda: now[0])
+    assert meter.due(0)
+    assert meter.held_back(0) is None  # on screen
+    now[0] = 10.1
+    assert not meter.due(3 * MiB)
+    assert meter.held_back(3 * MiB) == pytest.approx(0.15)
+    now[0] = 10.3
+    assert meter.held_back(3 * MiB) == 0.0
+    assert meter.due(3 * MiB)
+    assert meter.held_back(3 * MiB) is None
+
+
 def test_links_and_sites():
     assert site_url("https://example.org", "/") == "https://example.org/"
     assert site_url("https://example.org", "/drop/index.html") == "https://example.org/drop/"

@@ -62,6 +62,7 @@ class RateMeter:
         self._last_time = self.started
         self._last_done = 0
         self._last_paint = -math.inf
+        self._painted = 0  # the bytes done the last repaint showed
         self._ended = False
         self.rate = 0.0
 
@@ -75,8 +76,18 @@ class RateMeter:
         elif now - self._last_paint < self.interval:
             return False
         self._last_paint = now
+        self._painted = done
         self._sample(done, now)
         return True
+
+    def held_back(self, done: int) -> float | None:
+        """Seconds until `done`, which `due` held back, may be shown; None: it is on screen.
+
+        The data may stop right after a held-back update (a pipe waiting for its writer, a
+        stalled connection): the driver repaints then, or the line would show old numbers."""
+        if done == self._painted:
+            return None
+        return max(0.0, self._last_paint + self.interval - self._clock())
 
     def _sample(self, done: int, now: float) -> None:
         elapsed = now - self._last_time

@@ -232,6 +232,7 @@ class ProgressView:
         self._text = view.part("progress-text")
         self.meter = RateMeter(total)
         self._done = 0
+        self._catch_up: asyncio.TimerHandle | None = None
         if total is None:
             self._bar.removeAttribute("value")  # an indeterminate <progress>
         else:
@@ -244,6 +245,9 @@ class ProgressView:
         """No data flows (a lost connection): drop the speed and time left; the next update
         measures afresh."""
         done = self._done if self.meter.total else 0
+        if self._catch_up is not None:
+            self._catch_up.cancel()
+            self._catch_up = None
         self.meter.restart(done)
         paint(self._text, t("progress.paused", line=self.meter.text(done)))
 
@@ -253,22 +257,33 @@ class ProgressView:
         if self.meter.total is None and total is not None:
             self.meter.total = total
             self._bar.max = max(total, 1)
-        if self.meter.due(done):
-            total = self.meter.total
-            now = self.meter.elapsed()
-            paint(self._text, self.meter.text(done))
-            if total is None:
-                if now - self._title_at >= self.TITLE_INTERVAL:
-                    self._title_at = now
-                    key = "title.sent-size" if self._sending else "title.received-size"
-                    set_title(t(key, size=Size(done)))
-                return
-            self._bar.value = done if total else 1
+        if not self.meter.due(done):
+            # Repainted within the interval: these numbers are shown once it is over, also when
+            # no further update comes (e.g. the sender's pipe waiting for its writer).
+            delay = self.meter.held_back(done)
+            if delay is not None and self._catch_up is None:
+                loop = asyncio.get_running_loop()
+                self._catch_up = loop.call_later(delay, self._show_held_back)
+            return
+        total = self.meter.total
+        now = self.meter.elapsed()
+        paint(self._text, self.meter.text(done))
+        if total is None:
             if now - self._title_at >= self.TITLE_INTERVAL:
                 self._title_at = now
-                percent = Percent((100 * done // total if total else 100) / 100)
-                key = "title.sent-percent" if self._sending else "title.received-percent"
-                set_title(t(key, percent=percent))
+                key = "title.sent-size" if self._sending else "title.received-size"
+                set_title(t(key, size=Size(done)))
+            return
+        self._bar.value = done if total else 1
+        if now - self._title_at >= self.TITLE_INTERVAL:
+            self._title_at = now
+            percent = Percent((100 * done // total if total else 100) / 100)
+            key = "title.sent-percent" if self._sending else "title.received-percent"
+            set_title(t(key, percent=percent))
+
+    def _show_held_back(self) -> None:
+        self._catch_up = None
+        self.update(self._done)
 
 
 class ResumeCountdown:
