@@ -159,29 +159,35 @@ class PssSampler:
     """Samples a browser's tree PSS on a thread; `peak` is the largest value seen.
 
     The process tree is listed again every `REFRESH` samples only (a download or a service
-    worker may start a process), which keeps the sampler's own CPU small."""
+    worker may start a process), which keeps the sampler's own CPU small. It samples at once,
+    every `interval`, and once more at `stop`: a transfer shorter than `interval` (a small file)
+    still has a peak, of the samples at its start and end."""
 
     REFRESH = 10
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         self.pid = pid
         self.peak = 0
+        self._pids: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
         self._thread.start()
 
+    def _sample(self, refresh: bool) -> None:
+        if refresh:
+            self._pids = process_tree(self.pid)
+        self.peak = max(self.peak, sum(map(pss, self._pids)))
+
     def _run(self, interval: float) -> None:
-        pids: list[int] = []
         for count in itertools.count():
+            self._sample(count % self.REFRESH == 0)
             if self._stop.wait(interval):
                 return
-            if count % self.REFRESH == 0:
-                pids = process_tree(self.pid)
-            self.peak = max(self.peak, sum(map(pss, pids)))
 
     def stop(self) -> int:
         self._stop.set()
         self._thread.join()
+        self._sample(refresh=True)
         return self.peak
 
 
