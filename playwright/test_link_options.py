@@ -79,6 +79,10 @@ def test_a_link_for_two_receivers_shows_a_row_with_its_own_code_for_each(
         expect(rows.nth(number - 1)).to_contain_text("Done")
     # Used by all its receivers: the link is gone.
     expect(sender.get_by_label("Share link")).to_be_hidden()
+    # The rows' states are messages like the rest: another language repaints them in place.
+    sender.get_by_label(re.compile(r"\bLanguage\b")).select_option("de")
+    states = sender.locator(".receiver-row .receiver-state")
+    expect(states).to_have_text(["Fertig: Jede Datei wurde geprüft."] * 2)
 
 
 @pytest.fixture
