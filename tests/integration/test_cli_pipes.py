@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -14,12 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from .cli import TIMEOUT, FlippingProxy, receive, send, sha256_file
+from .cli import TIMEOUT, CliProcess, FlippingProxy, receive, send, sha256_file
 from .proxy import CuttableProxy
 from .test_cli_resume import wait_progress
 
+EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_CONNECTION = 4
 EXIT_TAMPERED = 5
+EXIT_INTERRUPTED = 130
 MIB = 1 << 20
 
 
@@ -302,3 +306,79 @@ def test_a_stream_whose_connection_breaks_ends_with_a_clear_error_on_both_sides(
         assert not list(out.iterdir())  # no partial file, under any name
     finally:
         network.close()
+
+
+ACCEPTED = "The receiver accepted; sending…"
+
+
+def idle_producer(relay, env: dict[str, str] | None = None) -> CliProcess:
+    """`send -` whose producer wrote a little and then went quiet: its pipe stays open."""
+    sender = send(relay.url, Path("-"), env=env, stdin=subprocess.PIPE)
+    sender.proc.stdin.write(b"the first line of a long log\n")
+    sender.proc.stdin.flush()
+    return sender
+
+
+def wait_accepted(sender: CliProcess) -> None:
+    """Until the receiver accepted: the sender then waits for more from its producer."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if any(e.get("message") == ACCEPTED for e in list(sender.events)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not accepted: {sender.events}; stderr: {sender.stderr}")
+
+
+def stopped_by_the_test(sender: CliProcess) -> int:
+    """The sender's exit status; its (idle) standard input is closed only after it ended."""
+    try:
+        return sender.wait()
+    finally:
+        sender.proc.stdin.close()
+        sender.stop()
+
+
+def test_a_receiver_that_cancels_ends_a_sender_waiting_on_standard_input(relay, tmp_path):
+    sender = idle_producer(relay)
+    out = tmp_path / "out"
+    out.mkdir()
+    receiver = receive(relay.url, sender.wait_event("code")["code"], out)
+    try:
+        wait_accepted(sender)
+        receiver.proc.send_signal(signal.SIGINT)
+        assert receiver.wait() == EXIT_INTERRUPTED
+    finally:
+        receiver.stop()
+    assert stopped_by_the_test(sender) == EXIT_ERROR
+    assert sender.error() == {
+        "event": "error",
+        "kind": "cancelled",
+        "message": "The receiver cancelled the transfer.",
+    }
+    assert list(out.iterdir()) == []
+
+
+def test_a_receiver_that_goes_away_ends_a_sender_waiting_on_standard_input(relay, tmp_path):
+    sender = idle_producer(relay, {"HUSHDROP_RESUME_WINDOW": "2"})
+    receiver = receive(relay.url, sender.wait_event("code")["code"], tmp_path / "out")
+    try:
+        wait_accepted(sender)
+        receiver.proc.kill()  # no CANCEL: the relay reports the receiver's connection gone
+    finally:
+        receiver.stop()
+    assert stopped_by_the_test(sender) == EXIT_CONNECTION
+    assert "the receiver did not come back within 2 seconds" in sender.error()["message"]
+
+
+def test_ctrl_c_stops_a_sender_waiting_on_standard_input_and_tells_the_receiver(relay, tmp_path):
+    sender = idle_producer(relay)
+    receiver = receive(relay.url, sender.wait_event("code")["code"], tmp_path / "out")
+    try:
+        wait_accepted(sender)
+        sender.proc.send_signal(signal.SIGINT)
+        assert stopped_by_the_test(sender) == EXIT_INTERRUPTED
+        assert sender.error()["kind"] == "interrupted"
+        assert receiver.wait() == EXIT_ERROR
+    finally:
+        receiver.stop()
+    assert receiver.error()["message"] == "The sender cancelled the transfer."

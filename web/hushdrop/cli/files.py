@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from ..protocol.errors import HushdropError, UnsafePathError
 from ..protocol.manifest import DirEntry, FileEntry, Manifest
+from .standard_input import StandardInput
 
 TEMP_PREFIX = ".hushdrop-"
 TEMP_SUFFIX = ".part"
@@ -145,7 +146,8 @@ class OutgoingFiles:
     def __init__(self, manifest: Manifest, sources: list[Path], stdin: BinaryIO | None = None):
         self.manifest = manifest
         self._sources = sources
-        self._stdin = stdin  # the stream that is the (only) file, for `send -`
+        # The stream that is the (only) file, for `send -`.
+        self._stdin = StandardInput(stdin) if stdin is not None else None
         self._open_index: int | None = None
         self._handle: BinaryIO | None = None
         self._buffer = bytearray()
@@ -190,19 +192,13 @@ class OutgoingFiles:
         manifest.encode()
         return cls(manifest, [], stream if stream is not None else sys.stdin.buffer)
 
-    def read_stream(self, length: int) -> memoryview:
+    async def read_stream(self, length: int) -> memoryview:
         """Up to `length` bytes of standard input (fewer only at its end; none: it ended).
-        Blocks until they are there: call it off the event loop."""
-        if len(self._buffer) < length:
-            self._buffer = bytearray(length)
-        view = memoryview(self._buffer)[:length]
-        filled = 0
+        Waiting for them leaves the event loop free (`StandardInput`)."""
         try:
-            while filled < length and (got := self._stdin.readinto(view[filled:])):
-                filled += got
+            return await self._stdin.read(length)
         except OSError as exc:
             raise read_error("standard input", exc) from exc
-        return view[:filled]
 
     @staticmethod
     def _walk(root: Path, name: str, files, dirs, sources) -> None:

@@ -102,8 +102,8 @@ async def _serve(
         route = SenderRoute(backend, session, reporter, direct)
 
         async def read(index: int, offset: int, length: int) -> memoryview:
-            if files.manifest.files[index].size is None:  # a pipe may make us wait
-                return await asyncio.to_thread(files.read_stream, length)
+            if files.manifest.files[index].size is None:  # a pipe may keep us waiting
+                return await files.read_stream(length)
             return files.read(index, offset, length)
 
         pump = Pump(

@@ -1,11 +1,13 @@
 """Running a session over relay connections: the one driver loop the CLI and the page share.
 
 `Pump` moves messages between a sans-I/O session and a `RelayChannel`, feeds the sender file
-data when it asks, hands events to the caller, and when a connection is lost and the session can
-resume (PROTOCOL.md §8) opens a new one and resumes. `switch()` moves a session to a direct
-connection the same way (§8.4). It decides nothing about the protocol: the
-session says what to send and whether it can resume, `rendezvous.connection_lost()` whether a
-closed connection was lost or the session ended. Runs under asyncio in CPython and Pyodide.
+data when it asks (a read that waits, standard input's, never holds up the peer's messages: a
+CANCEL or a lost connection is handled meanwhile), hands events to the caller, and when a
+connection is lost and the session can resume (PROTOCOL.md §8) opens a new one and resumes.
+`switch()` moves a session to a direct connection the same way (§8.4). It decides nothing
+about the protocol: the session says what to send and whether it can resume,
+`rendezvous.connection_lost()` whether a closed connection was lost or the session ended. Runs
+under asyncio in CPython and Pyodide.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ class Pump:
         self._resume_window = resume_window
         self._incoming: asyncio.Queue[bytes | BaseException | object] = asyncio.Queue()
         self._reader: asyncio.Task | None = None
+        # The file read in progress, and the range it reads (the session's `next_read()`).
+        self._reading: asyncio.Future | None = None
+        self._reading_range: tuple[int, int, int] | None = None
         self._switch_to: RelayChannel | None = None
         self._lost: BaseException | None = None  # what ended the last connection
         self._announce = False
@@ -89,6 +94,7 @@ class Pump:
                 await self._switch()
         finally:
             self._stop_reader()
+            self._stop_reading()
 
     def switch(self, channel: RelayChannel, *, announce: bool = False) -> None:
         """Continue on `channel` (a direct connection) once the current message is handled.
@@ -138,8 +144,8 @@ class Pump:
         await self._flush()
         while not session.finished and self._switch_to is None:
             request = session.next_read() if self._read is not None else None
-            if request is not None:
-                await session.send_plaintext(await self._read(*request))
+            if request is not None and (data := self._read_result(request)) is not None:
+                await session.send_plaintext(data)
                 await self._flush()
                 if self._incoming.empty():
                     continue
@@ -153,6 +159,30 @@ class Pump:
             if self._after_message is not None:
                 await self._after_message()
             await self._flush()
+
+    def _read_result(self, request: tuple[int, int, int]) -> memoryview | bytes | None:
+        """The bytes of `request` once its read finished (raising its error); until then None,
+        and the read runs as a task that wakes the loop when done, so peer messages are handled
+        while it waits. A read the session no longer asks for is dropped: a file range can be
+        read again, and a stream's reader keeps what it read for the next call (§7.2)."""
+        if self._reading is not None and self._reading_range != request:
+            self._stop_reading()
+        if self._reading is None:
+            self._reading_range = request
+            self._reading = asyncio.ensure_future(self._read(*request))
+            self._reading.add_done_callback(lambda _: self.wake())
+            return None
+        if not self._reading.done():
+            return None
+        reading, self._reading = self._reading, None
+        return reading.result()
+
+    def _stop_reading(self) -> None:
+        if self._reading is not None:
+            if self._reading.done() and not self._reading.cancelled():
+                self._reading.exception()  # seen: the transfer ended for another reason
+            self._reading.cancel()
+            self._reading = None
 
     async def _flush(self) -> None:
         async with self._sending:
