@@ -81,7 +81,7 @@ PEER_GONE_MESSAGE = "The other side disconnected."
 # room-full for a link that admits several receivers (PROTOCOL.md §3.1).
 USED_UP_MESSAGE = "This link has been used by all its receivers."
 # The peer protocol version this relay's rendezvous belongs to (PROTOCOL.md §11).
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 # The most receivers one link may admit (PROTOCOL.md §3.1); a request for more is clamped.
 MAX_RECEIVERS = 10
 # The token that lets the sender attach its connections to a room's receivers (§3.1).

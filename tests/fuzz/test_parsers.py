@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from hushdrop.protocol.codes import Code, SenderSecrets, new_sender_secrets, par
 from hushdrop.protocol.constants import (
     ABORT_CANCELLED,
     COMMITMENT_SIZE,
+    FILE_DIGEST_SIZE,
     FLAG_PASSWORD,
     FLAG_WORDS,
     FORM_LINK,
@@ -841,7 +841,8 @@ async def data_stream(backend: PycaBackend, data_key: bytes) -> bytes:
         padding = bytes(stream_padding(OFFER) if last else 0)  # §7.1
         encryptor = await ChunkEncryptor.create(backend, data_key, file_context(index))
         stream += encryptor.header
-        stream += await encryptor.update(content + hashlib.sha256(content).digest() + padding)
+        trailer = bytes(FILE_DIGEST_SIZE)  # sent whole: zeros, no hash (§7.3)
+        stream += await encryptor.update(content + trailer + padding)
         stream += await encryptor.finalize()
     return bytes(stream)
 

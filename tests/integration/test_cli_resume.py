@@ -11,7 +11,7 @@ import pytest
 
 from .cli import receive, send, sha256_file
 from .proxy import CuttableProxy
-from .test_cli import EXIT_CONNECTION, random_file
+from .test_cli import EXIT_CONNECTION, EXIT_TAMPERED, random_file
 
 SIZE = 64 << 20
 # The receiver's (or sender's) network runs at this speed, so every transfer here takes about
@@ -60,6 +60,30 @@ def test_a_cut_connection_resumes_where_it_stopped(relay, tmp_path, out, flaky):
         proxy.cut()
         assert_resumed_intact(sender, receiver, src, out / "big.bin")
         assert proxy.connections >= 2  # it came back through a new connection
+    finally:
+        proxy.close()
+
+
+def test_a_file_changed_on_the_senders_disk_before_a_resume_is_refused(relay, tmp_path, out):
+    """The resumed file is stitched from two reads of it (§7.3): the whole file's SHA-256 in the
+    resumed ciphertext's trailer shows that its first part, which the receiver kept, changed."""
+    src = random_file(tmp_path / "big.bin", SIZE)
+    proxy = CuttableProxy(relay.port, RATE)  # the receiver's network
+    try:
+        sender = send(relay.url, src)
+        code = sender.wait_event("code")["code"]
+        receiver = receive(proxy.url, code, out)
+        wait_progress(receiver, SIZE // 4)
+        with open(src, "r+b") as handle:  # edited where the receiver already has it
+            first = handle.read(1)
+            handle.seek(0)
+            handle.write(bytes([first[0] ^ 0xFF]))
+        proxy.cut()
+        assert receiver.wait() == EXIT_TAMPERED, receiver.stderr + str(receiver.events[-5:])
+        assert "wrong SHA-256" in receiver.error()["message"]
+        assert sender.wait() != 0
+        assert "resumed" in [e["event"] for e in receiver.events]
+        assert not list(out.iterdir())  # neither the file nor anything temporary stays
     finally:
         proxy.close()
 

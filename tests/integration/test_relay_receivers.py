@@ -58,7 +58,7 @@ def test_info_offers_only_the_lifetimes_within_the_relays_range(relay_factory: R
     described = info(relay)
     assert described["ttl"] == {"default": 900, "min": 60, "max": 7200, "presets": [600, 900, 3600]}
     assert described["receivers"] == 10
-    assert described["version"] == 3
+    assert described["version"] == 4
 
 
 def test_each_receiver_is_paired_with_its_own_sender_connection(relay: RelayProcess):

@@ -15,6 +15,7 @@ from hushdrop.protocol.constants import (
     MAX_DIRECT_MESSAGE,
     MAX_HINTS,
     MSG_DATA,
+    PROTOCOL_VERSION,
     SIDE_RECEIVER,
     SIDE_SENDER,
     SIGNAL_UNSUPPORTED,
@@ -190,7 +191,7 @@ def test_hello_is_magic_version_side_and_nonce() -> None:
     hello = DirectHandshake(BACKEND, SIDE_RECEIVER, KEY).hello()
     assert len(hello) == direct.HELLO_SIZE == 34
     assert hello[:16] == b"hushdrop direct\n"
-    assert hello[16:18] == bytes([3, SIDE_RECEIVER])
+    assert hello[16:18] == bytes([PROTOCOL_VERSION, SIDE_RECEIVER])
 
 
 # Framing ----------------------------------------------------------------------------------

@@ -330,7 +330,7 @@ class IncomingFiles:
         enough for any file system whatever the final name's length."""
         return self._targets[index].with_name(f"{TEMP_PREFIX}{self.transfer}-{index}{TEMP_SUFFIX}")
 
-    def partial(self, index: int) -> tuple[int, object] | None:
+    def partial(self, index: int) -> tuple[int, hashlib._Hash] | None:
         """(length, SHA-256 so far) of file `index`'s temporary file, whose bytes were all
         verified when written; None if there is none."""
         part = self.temporary(index)

@@ -35,6 +35,7 @@ from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
 from .direct import ReceiverRoute
 from .files import IncomingFiles, LocalFileError, StdoutFile, check_output_dir, save_error
+from .hashing import HashWorker
 from .output import Reporter
 from .resume_record import ResumeRecord, code_tag, find_record, record_path
 
@@ -194,10 +195,11 @@ async def receive(
             check_output_dir(output)
         files = IncomingFiles(output, overwrite)
         previous = find_record(output, code)
+    hashing = HashWorker()  # each file's SHA-256 off the event loop's thread (§7.3)
     if previous is not None:
-        session = _restore(backend, code, previous, files, reporter)
+        session = _restore(backend, code, previous, files, reporter, hashing)
     else:
-        session = ReceiverSession(backend, code, password)
+        session = ReceiverSession(backend, code, password, file_hash=hashing.sha256)
     route = ReceiverRoute(backend, session, reporter, direct)
     receiving = Receiving(session, files, reporter, ask_password, ask_accept, code, route)
     receiving.record = previous
@@ -256,6 +258,7 @@ def _restore(
     record: ResumeRecord,
     files: IncomingFiles,
     reporter: Reporter,
+    hashing: HashWorker,
 ) -> ReceiverSession:
     """The session of an interrupted transfer, from its record and its `.part` files."""
     files.restore(record.manifest, record.targets, record.transfer)
@@ -266,8 +269,9 @@ def _restore(
         partial = None
     if partial is not None:
         files.reopen(record.saved)
+        partial = (partial[0], hashing.sha256(partial[1]))
     session = ReceiverSession.restore(
-        backend, code, record.keys, record.manifest, record.saved, partial
+        backend, code, record.keys, record.manifest, record.saved, partial, file_hash=hashing.sha256
     )
     reporter.status(
         f"Resuming an interrupted transfer: {record.saved} of {len(record.targets)} files "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 # The most receivers one link admits (PROTOCOL.md §3.1).
 MAX_RECEIVERS = 10
 

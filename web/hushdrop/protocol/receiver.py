@@ -17,6 +17,7 @@ import functools
 import hashlib
 import hmac
 from collections.abc import Callable
+from typing import Protocol
 
 from ..crypto.backend import CryptoBackend, CryptoError
 from ..crypto.chunked import HEADER_SIZE, ChunkDecryptor, ciphertext_size
@@ -66,6 +67,16 @@ from .session import PeerSession, abort_error, cancel_error, file_context
 from .stream import StreamReader
 
 
+class FileHash(Protocol):
+    """A running SHA-256 (hashlib's, or one a driver computes elsewhere, e.g. on a thread)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+    def hexdigest(self) -> str: ...
+
+
 class _IncomingFile:
     """Decryption state of the file currently arriving."""
 
@@ -74,16 +85,18 @@ class _IncomingFile:
         index: int,
         size: int | None,
         padding: int | Callable[[int], int],
+        file_hash: FileHash,
         written: int = 0,
-        prefix_hash=None,
     ) -> None:
         self.index = index
         self.size = size  # None: a stream (§7.2), whose framing says where it ends
-        # Zero bytes after the digest (the last file's, §7.1); a stream's depends on its framed
+        # Zero bytes after the trailer (the last file's, §7.1); a stream's depends on its framed
         # length, so it is a function of that.
         self.padding = padding
         self.written = written  # content bytes verified and handed to the driver
-        self.hash = prefix_hash or hashlib.sha256()
+        # Of everything written: the trailer of a resumed ciphertext is checked against it
+        # (§7.3), and the driver reports it.
+        self.hash = file_hash
         self.expect_ciphertext()
 
     def expect_ciphertext(self) -> None:
@@ -106,8 +119,17 @@ class ReceiverSession(PeerSession):
     side = SIDE_RECEIVER
     resumable_states = frozenset({"receiving", "saving"})
 
-    def __init__(self, backend: CryptoBackend, code: Code, password: str | None = None) -> None:
+    def __init__(
+        self,
+        backend: CryptoBackend,
+        code: Code,
+        password: str | None = None,
+        *,
+        file_hash: Callable[[], FileHash] = hashlib.sha256,
+    ) -> None:
+        """`file_hash` makes each file's running SHA-256 (a driver may hash off its thread)."""
         super().__init__(backend)
+        self._file_hash = file_hash
         self._handshake = ReceiverHandshake(backend, code)
         self._password = password
         self._state = "await-hello"
@@ -127,11 +149,13 @@ class ReceiverSession(PeerSession):
         keys: SessionKeys,
         manifest: Manifest,
         saved: int,
-        partial: tuple[int, object] | None = None,
+        partial: tuple[int, FileHash] | None = None,
+        *,
+        file_hash: Callable[[], FileHash] = hashlib.sha256,
     ) -> ReceiverSession:
         """A restarted receiver (§8.3): `saved` files are stored; the next has `partial` =
-        (verified bytes, their hashlib SHA-256) in its `.part`, or None. Waits to `resume()`."""
-        session = cls(backend, code)
+        (verified bytes, their SHA-256) in its `.part`, or None. Waits to `resume()`."""
+        session = cls(backend, code, file_hash=file_hash)
         session._keys = keys
         session.manifest = manifest
         session.bytes_total = manifest.total_size
@@ -140,7 +164,7 @@ class ReceiverSession(PeerSession):
         if partial is not None and saved < len(manifest.files):
             written, prefix_hash = partial
             session._file = _IncomingFile(
-                saved, manifest.files[saved].size, session._padding_of(saved), written, prefix_hash
+                saved, manifest.files[saved].size, session._padding_of(saved), prefix_hash, written
             )
             session._next_index = saved + 1
             session.bytes_done += written
@@ -307,10 +331,7 @@ class ReceiverSession(PeerSession):
             raise TamperedError(self._tampered(f)) from exc
         self._deliver_stream(f, plaintext, events)
         f.reader.finish()
-        if not hmac.compare_digest(f.hash.digest(), f.reader.digest):
-            raise TamperedError(
-                f"{self._name(f)} arrived with the wrong SHA-256; it was not saved."
-            )
+        self._check_trailer(f, f.reader.digest)
         self.bytes_total = self.bytes_done
         events.append(FileCompleted(f.index, f.hash.hexdigest()))
         self._file = None
@@ -327,7 +348,24 @@ class ReceiverSession(PeerSession):
 
     def _incoming(self, index: int) -> _IncomingFile:
         size = self.manifest.files[index].size
-        return _IncomingFile(index, size, self._padding_of(index))
+        return _IncomingFile(index, size, self._padding_of(index), self._file_hash())
+
+    def _check_trailer(self, f: _IncomingFile, trailer: bytes) -> None:
+        """§7.3: a ciphertext that starts inside its file (resumed) ends with the whole file's
+        SHA-256, which must be the hash of the part kept from earlier connections followed by
+        this one's; a ciphertext of the whole file, authenticated as one, ends with zeros."""
+        if f.start == 0:
+            if trailer != bytes(FILE_DIGEST_SIZE):  # authenticated: only a broken sender
+                raise ProtocolError(
+                    f"The sender ended {self._name(f)} with a SHA-256 where none belongs (an "
+                    "older or broken Hushdrop); it was not saved."
+                )
+        elif not hmac.compare_digest(f.hash.digest(), trailer):
+            raise TamperedError(
+                f"{self._name(f)} arrived with the wrong SHA-256: the part received before "
+                "the connection broke and the rest do not belong to the same file (it may "
+                "have changed on the sender's side meanwhile); it was not saved."
+            )
 
     async def _consume(self, f: _IncomingFile, data: memoryview, events: list[Event]) -> memoryview:
         """Feed file `f` from `data`; return what belongs to the following files."""
@@ -360,10 +398,7 @@ class ReceiverSession(PeerSession):
             raise TamperedError(self._tampered(f)) from exc
         self._deliver(f, plaintext, events)
         if f.remaining == 0:
-            if not hmac.compare_digest(f.hash.digest(), bytes(f.digest)):
-                raise TamperedError(
-                    f"{self._name(f)} arrived with the wrong SHA-256; it was not saved."
-                )
+            self._check_trailer(f, bytes(f.digest))
             events.append(FileCompleted(f.index, f.hash.hexdigest()))
             self._file = None
         return data[take:]

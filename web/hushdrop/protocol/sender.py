@@ -81,12 +81,13 @@ class SenderSession(PeerSession):
         self._fill = 1
         self._index = 0
         self._offset = 0
-        # Bytes of the current file hashed so far; behind `_offset` only after a resume, while
+        # Bytes of the current file read so far; behind `_offset` only after a resume, while
         # the part the receiver already has is read again to complete the file's hash.
         self._hashed = 0
         self._start = 0  # where the current file's ciphertext starts (non-zero after a resume)
         self._encryptor: ChunkEncryptor | None = None
-        self._hash = hashlib.sha256()
+        # The current file's SHA-256, kept only where its trailer needs it (§7.3).
+        self._hash = self._new_hash(0, 0)
         # A last file of unknown size (§7.2): how much of it was read (input cannot be read
         # again, so this never goes back), whether its end was, and its framed plaintext
         # length in the current ciphertext (which decides the padding).
@@ -211,7 +212,7 @@ class SenderSession(PeerSession):
         self._end_marked = False
         if not stream_continues:  # a stream keeps the hash of everything read from it
             self._hashed = 0
-            self._hash = hashlib.sha256()
+            self._hash = self._new_hash(at.index, at.offset)
         self._encryptor = None
         self._padded = None
         self.bytes_done = self._position(at.index, at.offset)
@@ -311,10 +312,13 @@ class SenderSession(PeerSession):
             self._hashed += length
             await self._advance_files()
             return
-        # WebCrypto encrypts off the main thread: hash while it does (pyca just runs in turn).
-        pending = self._encryptor.start_update(data)
-        self._hash.update(data)
-        self._append(await pending)
+        if self._hash is None:  # sent whole from its first byte: no hash (§7.3)
+            self._append(await self._encryptor.update(data))
+        else:
+            # WebCrypto encrypts off the main thread: hash while it does (pyca runs in turn).
+            pending = self._encryptor.start_update(data)
+            self._hash.update(data)
+            self._append(await pending)
         self._offset += length
         self._hashed += length
         self.bytes_done += length
@@ -363,18 +367,36 @@ class SenderSession(PeerSession):
                     self._append(await self._encryptor.update(end_record(self._stream_read)))
                     self._framed += STREAM_END_SIZE + FILE_DIGEST_SIZE
                     self._padding = stream_padding(self.manifest, self._framed)
-                self._append(await self._encryptor.update(self._hash.digest()))
+                self._append(await self._encryptor.update(self._trailer()))
                 # Only the last file's plaintext ends with padding; the others count as padded.
                 self._padded = 0 if self._index == len(files) - 1 else self._padding
             if not await self._pad():
                 break  # the rest of the padding when credit makes room for it
             self._append(await self._encryptor.finalize())
             self._padded = None
-            self._index += 1
-            self._offset = self._start = self._hashed = 0
             self._encryptor = None
-            self._hash = hashlib.sha256()
+            if files[self._index].size is not None:
+                self._offset = self._start = self._hashed = 0
+                self._hash = self._new_hash(self._index + 1, 0)
+            # else the stream, the last file, keeps its position and hash: if its final chunk
+            # is lost, it resumes at its end (§7.2) and the trailer needs the hash (§7.3).
+            self._index += 1
         self._emit_frames()
+
+    def _new_hash(self, index: int, start: int) -> hashlib._Hash | None:
+        """A SHA-256 for file `index` whose ciphertext starts at `start`, or None when its
+        trailer will not need one (§7.3): a file of known size sent from its first byte. A
+        stream always has one: it may resume at its read position, where the trailer is the
+        hash of everything read from it, and its input cannot be read again."""
+        files = self.manifest.files
+        if start > 0 or (index < len(files) and files[index].size is None):
+            return hashlib.sha256()
+        return None
+
+    def _trailer(self) -> bytes:
+        """The 32 bytes after the current file's content (§7.3): the SHA-256 of the whole file
+        when its ciphertext starts inside it, else zeros."""
+        return self._hash.digest() if self._start > 0 else bytes(FILE_DIGEST_SIZE)
 
     async def _pad(self) -> bool:
         """Encrypt stream padding into DATA messages while credit would send them: the queue
