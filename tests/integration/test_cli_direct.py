@@ -187,15 +187,7 @@ def test_a_sender_with_no_direct_offers_nothing(lan: Lan, lan_relay: str, tmp_pa
 def test_a_direct_link_cut_mid_transfer_finishes_through_the_relay(
     lan: Lan, lan_relay: str, tmp_path: Path
 ) -> None:
-    # Slow links (tbf, 80 Mbit/s each way out of each namespace), so the cut lands mid-way.
-    for namespace in (lan.sender, lan.receiver):
-        device = _device(namespace)
-        tbf = ["tbf", "rate", "80mbit", "burst", "64kb", "latency", "100ms"]
-        subprocess.run(
-            ["ip", "netns", "exec", namespace, "tc", "qdisc", "add", "dev", device, "root", *tbf],
-            check=True,
-            capture_output=True,
-        )
+    _slow_links(lan)  # so that the cut lands mid-way
     source = tmp_path / "data.bin"
     source.write_bytes(os.urandom(96 * MIB))
     sender, receiver = transfer(lan_relay, lan, source, tmp_path / "out")
@@ -212,6 +204,49 @@ def test_a_direct_link_cut_mid_transfer_finishes_through_the_relay(
     assert routes(sender) == routes(receiver) == ["direct", "relay"]
     assert done(receiver)["route"] == "relay"
     assert any(event.get("event") == "resumed" for event in receiver.events)
+
+
+def test_a_receiver_restarted_from_its_record_goes_direct_again(
+    lan: Lan, lan_relay: str, tmp_path: Path
+) -> None:
+    _slow_links(lan)  # so that the receiver is killed mid-way
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(96 * MIB))
+    out = tmp_path / "out"
+    before = relayed(lan_relay)
+    sender, first = transfer(lan_relay, lan, source, out)
+    try:
+        first.wait_event("route", timeout=60)
+        _wait_progress(first, 8 * MIB)
+        first.proc.kill()  # a crash: the resume record and the .part stay (§8.3)
+        first.wait()
+        code = sender.wait_event("code")["code"]
+        restarted = receive(lan_relay, code, out, direct=True, netns=lan.receiver)
+    except BaseException:
+        sender.stop()
+        first.stop()
+        raise
+    finish(sender, restarted)
+    assert sha256_file(out / "data.bin") == sha256_file(source)
+    assert any(event.get("event") == "resumed" for event in restarted.events)
+    assert routes(restarted) == ["direct"]
+    assert done(restarted)["route"] == done(sender)["route"] == "direct"
+    assert routes(sender) == ["direct", "relay", "direct"]
+    # Both receivers' data went direct: the relay carried the two handshakes and hints only.
+    assert relayed(lan_relay) - before < 2 * CONTROL_ONLY
+
+
+def _slow_links(lan: Lan) -> None:
+    """tbf, 80 Mbit/s each way out of each namespace: a transfer takes long enough to be
+    interrupted mid-way."""
+    for namespace in (lan.sender, lan.receiver):
+        device = _device(namespace)
+        tbf = ["tbf", "rate", "80mbit", "burst", "64kb", "latency", "100ms"]
+        subprocess.run(
+            ["ip", "netns", "exec", namespace, "tc", "qdisc", "add", "dev", device, "root", *tbf],
+            check=True,
+            capture_output=True,
+        )
 
 
 def _device(namespace: str) -> str:

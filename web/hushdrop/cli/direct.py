@@ -1,9 +1,10 @@
 """Direct connections between two CLIs (PROTOCOL.md §8.5), wired into `send` and `receive`.
 
-`SenderRoute` offers this side's hints once the keys are confirmed, holds the data stream back
-while a direct connection may still open, and moves the transfer onto it when `RouteChoice`
-says so. `ReceiverRoute` answers an offer with its own hints and follows the sender's SWITCH.
-A lost direct connection resumes through the relay like any lost connection (§8).
+`SenderRoute` offers this side's hints once the keys are confirmed, and again whenever the
+transfer resumed through the relay (a receiver restarted from its record, §8.3), holds the data
+stream back while a direct connection may still open, and moves the transfer onto it when
+`RouteChoice` says so. `ReceiverRoute` answers an offer with its own hints and follows the
+sender's SWITCH. A lost direct connection resumes through the relay like any lost connection (§8).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class SenderRoute:
         self._channel: TcpChannel | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._said: str | None = None
+        self._since = 0  # content read when the current attempt began
 
     async def offer(self) -> None:
         """Keys confirmed: listen and send the hints (sealed), unless there is nothing to
@@ -56,6 +58,7 @@ class SenderRoute:
         if not self.enabled or not key or self.session.bytes_total == 0:
             self.choice.failed()
             return
+        self._since = self.session.bytes_done
         self._attempt = DirectAttempt(
             self.backend, SIDE_SENDER, key, on_connection=self._authenticated
         )
@@ -73,6 +76,22 @@ class SenderRoute:
     def accepted(self) -> None:
         self.choice.accepted(time.monotonic())
         self._decide()
+
+    async def resumed(self) -> None:
+        """The transfer resumed (§8.2). Through the relay, with data left to move, a new
+        attempt starts as for a fresh transfer: a receiver restarted from its record (§8.3),
+        or one whose direct connection broke, goes direct again when it can, the data held
+        back meanwhile at most the same timeouts. On the direct connection: nothing to do."""
+        session = self.session
+        total = session.bytes_total
+        if not self.enabled or self.choice.state != "relay" or not session.can_switch:
+            return
+        if total is not None and session.bytes_done >= total:
+            return  # only padding or COMPLETE left: nothing worth moving
+        self._close()
+        self.choice = RouteChoice()
+        self.choice.accepted(time.monotonic())  # the receiver took the offer long ago
+        await self.offer()
 
     def lost(self) -> None:
         """The connection carrying the transfer was lost; the relay takes it from here."""
@@ -102,7 +121,7 @@ class SenderRoute:
         total = session.bytes_total  # None for a stream (§7.2): unknown until it ended
         left = None if total is None else total - session.bytes_done
         if choice.state == "ready" and session.can_switch:
-            if choice.should_move(session.bytes_done, left):
+            if choice.should_move(session.bytes_done - self._since, left):
                 choice.moved()
                 self.pump.switch(self._channel, announce=True)
                 self._channel = None
@@ -179,6 +198,22 @@ class ReceiverRoute:
         self.pump.switch(channel)
         self._direct = True
         self.reporter.route(DIRECT, "sender")
+
+    async def resumed(self) -> None:
+        """The transfer resumed (§8.2). Through the relay, with data left to move, a new
+        attempt starts as for a fresh transfer: a receiver restarted from its record (§8.3),
+        or one whose direct connection broke, goes direct again when it can, the data held
+        back meanwhile at most the same timeouts. On the direct connection: nothing to do."""
+        session = self.session
+        total = session.bytes_total
+        if not self.enabled or self.choice.state != "relay" or not session.can_switch:
+            return
+        if total is not None and session.bytes_done >= total:
+            return  # only padding or COMPLETE left: nothing worth moving
+        self._close()
+        self.choice = RouteChoice()
+        self.choice.accepted(time.monotonic())  # the receiver took the offer long ago
+        await self.offer()
 
     def lost(self) -> None:
         if self._direct:

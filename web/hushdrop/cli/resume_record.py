@@ -72,6 +72,9 @@ class ResumeRecord:
             "version": VERSION,
             "resume": _b64(self.keys.resume),
             "data": _b64(self.keys.data),
+            # A restarted receiver goes direct again when it can (§8.5): K_direct authenticates
+            # that connection.
+            "direct": _b64(self.keys.direct),
             "sas": self.keys.sas,
             # A text was printed when the offer was accepted; a restart does not need it again,
             # and a receiver writes no text to disk (PROTOCOL.md §6.1.1).
@@ -115,6 +118,8 @@ class ResumeRecord:
                 data=base64.b64decode(document["data"]),
                 sas=str(document["sas"]),
                 resume=base64.b64decode(document["resume"]),
+                # A record without one (an older CLI's) resumes through the relay only.
+                direct=base64.b64decode(document.get("direct", "")),
             )
             manifest = Manifest.decode(document["manifest"].encode("utf-8"))
             targets = [Path(target) for target in document["targets"]]

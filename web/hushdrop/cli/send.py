@@ -208,6 +208,7 @@ async def _on_event(
     elif isinstance(event, Resumed):
         reporter.resumed(event.done)
         reporter.progress(event.done, session.bytes_total)
+        await route.resumed()
     elif isinstance(event, Completed):
         reporter.progress(session.bytes_total, session.bytes_total)
         reporter.done(

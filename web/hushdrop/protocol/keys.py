@@ -34,8 +34,8 @@ class SessionKeys:
     data: bytes
     sas: str
     resume: bytes  # RS of PROTOCOL.md §8
-    # Authenticates direct TCP connections (§8.5). Empty in a restored resume record, which
-    # does not keep it: a restarted receiver makes no direct connections.
+    # Authenticates direct TCP connections (§8.5). A resume record keeps it (§8.3); empty in
+    # one that does not, whose restarted receiver then makes no direct connections.
     direct: bytes = b""
 
     @classmethod

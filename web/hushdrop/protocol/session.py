@@ -116,7 +116,7 @@ class PeerSession:
     @property
     def direct_key(self) -> bytes:
         """The key that authenticates direct TCP connections (§8.5); empty without keys or in
-        a session restored from a resume record."""
+        a session restored from a resume record that does not keep it."""
         return self._keys.direct if self._keys else b""
 
     @property
