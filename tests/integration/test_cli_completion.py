@@ -122,6 +122,26 @@ def test_the_code_typed_at_the_prompt_is_used_and_never_needed_in_argv(terminal,
     assert b"999999" not in " ".join(term.proc.args[2:]).encode()
 
 
+def test_receive_with_json_on_a_terminal_asks_for_no_code(terminal, tmp_path):
+    # --json is for scripts: it never prompts, even when run from a terminal (README).
+    term = terminal("receive", "--json", "--relay", "http://127.0.0.1:9", "-o", str(tmp_path))
+    assert term.proc.wait(TIMEOUT) == EXIT_USAGE
+    screen = term.read_until(b"never prompts")
+    assert b"Code or link" not in screen
+    assert b'"event": "error"' in screen
+
+
+def test_send_with_json_on_a_terminal_asks_for_no_password(terminal, tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    term = terminal(
+        "send", "--json", "--password", "--relay", "http://127.0.0.1:9", str(tmp_path / "a.txt")
+    )
+    assert term.proc.wait(TIMEOUT) == 1
+    screen = term.read_until(b"A password is needed")
+    assert b"Password:" not in screen
+    assert b"HUSHDROP_PASSWORD" in screen
+
+
 def completion_script(shell: str) -> str:
     result = subprocess.run(
         [*HUSHDROP, "completion", shell], capture_output=True, text=True, timeout=TIMEOUT

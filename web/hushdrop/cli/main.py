@@ -203,14 +203,20 @@ def _interactive() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
 
-def _password(required: bool, confirm: bool) -> str:
+def _prompts(args: argparse.Namespace) -> bool:
+    """Whether this run may ask its user: on a terminal, and not for a script (`--json`)."""
+    return _interactive() and not args.json
+
+
+def _password(required: bool, confirm: bool, prompts: bool) -> str:
     """The password from the environment or a prompt; '' when not required."""
     if not required:
         return ""
     if os.environ.get(ENV_PASSWORD):
         return os.environ[ENV_PASSWORD]
-    if not _interactive():
-        raise HushdropError(f"A password is needed: set {ENV_PASSWORD} or run in a terminal.")
+    if not prompts:
+        where = "without --json" if _interactive() else "in a terminal"
+        raise HushdropError(f"A password is needed: set {ENV_PASSWORD} or run {where}.")
     password = getpass.getpass("Password: ")
     if confirm and getpass.getpass("Password again: ") != password:
         raise HushdropError("The two passwords differ.")
@@ -219,17 +225,19 @@ def _password(required: bool, confirm: bool) -> str:
     return password
 
 
-def _code_text(given: str | None) -> str:
+def _code_text(given: str | None, prompts: bool) -> str:
     """The code from the command line, the environment, a prompt, or one line of stdin."""
     if given:
         return given
     if os.environ.get(ENV_CODE):
         return os.environ[ENV_CODE]
-    if _interactive():
+    if prompts:
         try:
             return read_code("Code or link: ")
         except EOFError:
             raise CodeFormatError("No code given.") from None
+    if _interactive():  # --json on a terminal: no prompt, and no silent wait for a line
+        raise CodeFormatError(f"No code given: pass it or set {ENV_CODE} (--json never prompts).")
     line = sys.stdin.readline() if sys.stdin is not None else ""
     if not line.strip():
         raise CodeFormatError(f"No code given: pass it, set {ENV_CODE}, or pipe it in.")
@@ -324,7 +332,7 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
         if args.text == STDIN and args.paths == [STDIN]:
             raise UsageError("Standard input can be the file (-) or the text (--text -), not both.")
         text = _text_to_send(args.text)
-        password = _password(args.password, confirm=True)
+        password = _password(args.password, confirm=True, prompts=_prompts(args))
         asyncio.run(
             send(
                 args.paths,
@@ -351,16 +359,17 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
             "There is no terminal to ask whether to accept the files: add --yes to accept what "
             "the sender offers (or use --json)."
         )
-    code = parse_code(_code_text(args.code))
-    password = _password(args.password or code.password_required, confirm=False) or None
+    prompts = _prompts(args)
+    code = parse_code(_code_text(args.code, prompts))
+    password = _password(args.password or code.password_required, False, prompts) or None
     asyncio.run(
         receive(
             code,
             _relay_url(args, code.site),
             None if to_stdout else Path(args.output or "."),
             password=password,
-            ask_password=lambda: _password(True, confirm=False),
-            ask_accept=_ask_accept if (_interactive() and not args.yes and not args.json) else None,
+            ask_password=lambda: _password(True, False, prompts),
+            ask_accept=_ask_accept if (prompts and not args.yes) else None,
             overwrite=args.overwrite,
             reporter=reporter,
             resume_window=_resume_window(),
