@@ -6,11 +6,13 @@ WebDriver (enginetools), each with real relay and CLI processes."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from enginetools import Tab, fill, wait_for
+from enginetools import Tab, describe, fill, wait_for
 from enginetools import create_link as create_link_in_tab
 from enginetools import expect_text as expect_text_in_tab
 from pagetools import (
@@ -25,9 +27,12 @@ from pagetools import (
     wait_until_ready,
 )
 from playwright.sync_api import Page, expect
+from test_text import clean_env, create_text_link
+from test_text import person as person  # a fixture
 
 from tests.conftest import RelayProcess
 from tests.integration.cli import receive
+from tests.integration.test_cli import EXIT_WRONG_CODE
 
 CLI_TIMEOUT = 240  # s
 SAS = re.compile(r"^[0-9A-F]{4}-[0-9A-F]{4}$")
@@ -170,3 +175,49 @@ def test_two_cli_receivers_of_a_page_link_each_get_their_own_row(
         assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
         assert sha256_file(out / "data.bin") == sha256_file(source)
     expect_text_in_tab(tab, "to 2 receivers", TRANSFER_TIMEOUT / 1000)
+
+
+def no_traceback(tab: Tab) -> None:
+    """Nothing of Python's insides reached the page or its console."""
+    assert "Traceback" not in tab.call("() => document.body.innerText"), describe(tab)
+    assert not [line for line in tab.console if "Traceback" in line], describe(tab)
+
+
+@pytest.mark.parametrize("engine", ["chromium", "firefox", "webkit"])
+def test_a_wrong_guess_ends_a_link_for_two_receivers_in_its_stopped_state_without_a_traceback(
+    engine, web_relay, person, tmp_path
+):
+    sender = person(engine, web_relay.url)
+    fill(sender, "Receivers", "2")
+    _, code = create_text_link(sender, "the door code is 4711", short=True)
+    wrong = code.split("-")[0] + "-able-able-able"
+
+    guess = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hushdrop.cli.main",
+            "receive",
+            wrong,
+            "--yes",
+            "--relay",
+            web_relay.url,
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=clean_env(),
+        cwd=tmp_path,
+        timeout=CLI_TIMEOUT,
+    )
+
+    assert guess.returncode == EXIT_WRONG_CODE, guess.stderr
+    expect_text_in_tab(sender, "The receiver's code or password is wrong", TRANSFER_TIMEOUT / 1000)
+    expect_text_in_tab(sender, "Stopped")
+    # The page is back at rest: what ran for the link has ended (and said whatever it had to).
+    wait_for(
+        sender,
+        "() => !document.querySelector('[data-part=cancel]:not([hidden])')",
+        timeout=STEP_TIMEOUT / 1000,
+        what="the Cancel button stayed",
+    )
+    no_traceback(sender)

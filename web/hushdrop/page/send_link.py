@@ -21,11 +21,12 @@ from ..protocol.events import Completed
 from ..protocol.link import Link, ReceiverRow, ReceiverState
 from ..protocol.sender import SenderSession
 from ..transport.browser import BrowserRelayConnection
-from ..transport.fanout import serve_link
+from ..transport.fanout import LinkIncompleteError, serve_link
 from ..transport.pump import Pump
 from ..transport.rendezvous import RelayChannel
 from . import ui
-from .messages import Percent, Size, t
+from .errors import error_message
+from .messages import Message, Percent, Size, t
 
 if TYPE_CHECKING:
     from .send import SendFlow
@@ -67,11 +68,10 @@ class ReceiverRowView:
         parent.appendChild(self.item)
         self._percent = -1
 
-    def render(self, row: ReceiverRow) -> None:
+    def render(self, row: ReceiverRow, reason: Message | None = None) -> None:
         self.sas.textContent = row.sas
         if row.state is ReceiverState.FAILED:
-            # The error's words: the core's (English) sentence (see errors.py).
-            ui.paint(self.state, t("link.state.stopped", reason=str(row.error)))
+            ui.paint(self.state, t("link.state.stopped", reason=reason or t("link.state.ended")))
             return
         text = STATE_TEXT[row.state]
         if row.state in (ReceiverState.SENDING, ReceiverState.DONE) and row.total:
@@ -102,6 +102,8 @@ class LinkSender:
         self.secrets = secrets
         self.link = Link(control.receivers)
         self.rows: dict[int, ReceiverRowView] = {}
+        # How each failed receiver's transfer ended, for its row in the page's words.
+        self.failures: dict[int, BaseException] = {}
 
     async def run(self) -> None:
         flow, view, link = self.flow, self.flow.view, self.link
@@ -116,6 +118,10 @@ class LinkSender:
                 self._joined,
                 self._over,
             )
+        except LinkIncompleteError as exc:
+            if not link.delivered:
+                raise exc.failure from exc  # nobody got it: the transfer stopped, and why
+            # Some got it: the rows say why the others did not.
         finally:
             view.hide("share")  # over: nobody else can use the link
         summary = flow.summary
@@ -138,7 +144,16 @@ class LinkSender:
             self.flow.view.status(t("link.connected", count=len(link.rows), total=link.receivers))
 
     def _over(self, number: int) -> None:
-        self.rows[number].render(self.link.row(number))
+        self.rows[number].render(self.link.row(number), self._reason(number))
+
+    def _reason(self, number: int) -> Message:
+        """Why receiver `number`'s transfer stopped, in the page's words."""
+        failure = self.failures.get(number)
+        if failure is not None:
+            return error_message(failure, sender=True)
+        if self.link.ended:  # another receiver's failed guess closed the link
+            return t("link.state.ended")
+        return t("status.you-cancelled")
 
     async def _serve(self, number: int, channel: RelayChannel) -> None:
         flow = self.flow
@@ -162,6 +177,8 @@ class LinkSender:
             await session.start()
             await pump.run()
         except (HushdropError, asyncio.CancelledError) as exc:
+            if isinstance(exc, HushdropError):
+                self.failures[number] = exc
             if isinstance(exc, asyncio.CancelledError):
                 await session.cancel(self.link.cancel_reason(CANCELLED))
             elif exc.kind == "local":

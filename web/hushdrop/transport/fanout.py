@@ -42,23 +42,33 @@ async def serve_link(
     assert control.room is not None and control.token is not None
     room, token = control.room, control.token
     transfers: dict[int, asyncio.Task[None]] = {}
+    failures: dict[int, BaseException] = {}
     ended = asyncio.Event()
 
     async def run_one(number: int) -> None:
-        channel = await open_channel()
+        # Never raises but to be cancelled: a receiver's end is its row (and `failures`), read
+        # when the link is over. A task that raises before anyone awaits it is an "unhandled
+        # exception" to Pyodide's event loop, which the page would show as a traceback.
+        channel: RelayChannel | None = None
         try:
+            channel = await open_channel()
             await channel.attach_room(room, number, token)
             await serve(number, channel)
         except HushdropError as exc:
+            failures[number] = exc
             if link.failed(number, exc):
                 ended.set()
-            raise
         except asyncio.CancelledError:
             link.failed(number, HushdropError(link.cancel_reason(STOPPED)))
             raise
+        except Exception as exc:  # a bug: raised by serve_link once the others are stopped
+            failures[number] = exc
+            link.failed(number, HushdropError(f"{type(exc).__name__}: {exc}"))
+            ended.set()
         finally:
-            with contextlib.suppress(Exception):
-                await channel.close()
+            if channel is not None:
+                with contextlib.suppress(Exception):
+                    await channel.close()
             if on_over is not None:
                 on_over(number)
 
@@ -77,7 +87,6 @@ async def serve_link(
 
     admitting = asyncio.ensure_future(admit())
     ending = asyncio.ensure_future(ended.wait())
-    results: list[BaseException | None] = []
     try:
         while not (admitting.done() and all(t.done() for t in transfers.values())):
             # Only what is still running: a finished task would make this return at once.
@@ -85,24 +94,38 @@ async def serve_link(
             await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             if admitting.done() and admitting.exception() is not None:
                 raise admitting.exception()  # type: ignore[misc]
-            if link.ended:
+            if ended.is_set():
                 break
     finally:
         admitting.cancel()
         ending.cancel()
-        if link.ended or any(not t.done() for t in transfers.values()):
+        if ended.is_set() or any(not t.done() for t in transfers.values()):
             # Nobody joins a link that is over; the receivers under way are told why.
             with contextlib.suppress(Exception):
                 await control.close()
             for task in transfers.values():
                 task.cancel()
-        results = await asyncio.gather(*transfers.values(), return_exceptions=True)
-        await asyncio.gather(admitting, ending, return_exceptions=True)
+        await asyncio.gather(*transfers.values(), admitting, ending, return_exceptions=True)
+    for failure in failures.values():
+        if not isinstance(failure, HushdropError):
+            raise failure
     if link.ended:
         raise WrongCodeError(sender=True)
-    for number, result in enumerate(results, 1):
-        if isinstance(result, BaseException):
-            raise HushdropError(
-                f"Sent to {link.delivered} of {len(link.rows)} receivers; receiver {number}: "
-                f"{result}"
-            )
+    if failures:
+        number, failure = next(iter(sorted(failures.items())))
+        raise LinkIncompleteError(link, number, failure)  # type: ignore[arg-type]
+
+
+class LinkIncompleteError(HushdropError):
+    """Some receivers of a link did not get the transfer; `link.rows` say how each ended.
+
+    `failure` is the first failed receiver's error (`number`), the whole story when nobody got
+    it."""
+
+    def __init__(self, link: Link, number: int, failure: HushdropError) -> None:
+        super().__init__(
+            f"Sent to {link.delivered} of {len(link.rows)} receivers; receiver {number}: {failure}"
+        )
+        self.link = link
+        self.number = number
+        self.failure = failure
