@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pty
+import select
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +172,84 @@ def test_one_receivers_lost_connection_resumes_on_its_own(relay, tmp_path):
         assert [e["receiver"] for e in resumed] == [2]
     finally:
         proxy.close()
+
+
+class TerminalReceive:
+    """`hushdrop receive` on a terminal of its own (a pseudo-terminal), as a person runs it:
+    it shows the offer and asks "Accept? [y/N]"; what it writes is read from the terminal."""
+
+    def __init__(self, relay_url: str, code: str, cwd: Path) -> None:
+        self.master, child = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hushdrop.cli.main",
+                "receive",
+                "--no-direct",
+                *("--relay", relay_url),
+            ],
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            env={**env, "HUSHDROP_CODE": code},
+            cwd=cwd,
+        )
+        os.close(child)
+        self.output = ""
+
+    def read_until(self, text: str, timeout: float = 60) -> str:
+        """What it wrote, once it wrote `text` or exited."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # EIO: it exited and closed the terminal
+                break
+            if not chunk:
+                break
+            self.output += chunk.decode(errors="replace")
+        return self.output
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        os.close(self.master)
+
+
+@pytest.mark.parametrize("what", ["text", "file"])
+def test_a_receiver_at_its_accept_prompt_is_told_at_once_when_a_failed_guess_closes_the_link(
+    relay, tmp_path, what
+):
+    text = "the door code is 4711"
+    if what == "text":
+        sender = send(relay.url, extra=["--text", text, "--receivers", "2"])
+    else:
+        source = random_file(tmp_path / "a.bin", 5000)
+        sender = send(relay.url, source, extra=["--receivers", "2"])
+    code = sender.wait_event("code")["code"]
+    room, *words = code.split("-")
+    wrong = "-".join([room, "zoo" if words[0] != "zoo" else "zero", *words[1:]])
+    out = tmp_path / "out"
+    out.mkdir()
+    first = TerminalReceive(relay.url, code, out)
+    try:
+        assert "Accept? [y/N]" in first.read_until("Accept? [y/N]"), first.output
+
+        guess = receive(relay.url, wrong, tmp_path / "guess")
+        assert guess.wait() == EXIT_WRONG_CODE
+        assert sender.wait() == EXIT_WRONG_CODE
+
+        # Nobody answers: the sender's reason ends the question, and nothing is delivered.
+        said = first.read_until("new link")
+        assert first.proc.wait(timeout=60) == 1, said
+    finally:
+        first.stop()
+    assert "wrong code" in said and "closed it for every receiver" in said, said
+    assert text not in said
+    assert list(out.iterdir()) == []

@@ -26,7 +26,7 @@ from .completion import SHELLS
 from .completion import script as completion_script
 from .files import STDIN, STDIN_NAME, UsageError
 from .output import Reporter
-from .prompt import ask, read_code
+from .prompt import ask_while_running, read_code
 
 DEFAULT_RELAY = "http://127.0.0.1:8780"
 ENV_RELAY = "HUSHDROP_RELAY"
@@ -245,7 +245,10 @@ def _code_text(given: str | None, prompts: bool) -> str:
 
 
 async def _ask_accept() -> bool:
-    answer = await asyncio.to_thread(ask, "Accept? [y/N] ")
+    try:
+        answer = await ask_while_running("Accept? [y/N] ")
+    except EOFError:  # standard input closed: nobody said yes
+        return False
     return answer.strip().lower() in ("y", "yes")
 
 

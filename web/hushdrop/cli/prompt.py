@@ -8,6 +8,7 @@ Line editing and completion use `readline` where Python has it, plain input else
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
@@ -72,6 +73,31 @@ def ask(prompt: str) -> str:
         if not line:
             raise EOFError
         return line.rstrip("\n")
+
+
+async def ask_while_running(prompt: str) -> str:
+    """One line from the terminal while a transfer runs: the event loop goes on meanwhile, and
+    cancelling the question (the sender closed the link while it was open) leaves nothing
+    blocked behind, which a thread stuck in `input()` would (the process could not exit)."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    try:
+        loop.add_reader(0, lambda: ready.done() or ready.set_result(None))
+    except (NotImplementedError, PermissionError, ValueError, OSError):
+        return await asyncio.to_thread(ask, prompt)  # no readiness for this standard input
+    out = sys.stdout if os.isatty(1) or not os.isatty(2) else sys.stderr
+    print(prompt, end="", file=out, flush=True)
+    try:
+        await ready
+    except asyncio.CancelledError:
+        print(file=out, flush=True)  # what ended the question starts on a line of its own
+        raise
+    finally:
+        loop.remove_reader(0)
+    line = os.read(0, 4096)  # the terminal gives the whole line once Enter is pressed
+    if not line:
+        raise EOFError
+    return line.decode(errors="replace").split("\n")[0]
 
 
 @contextlib.contextmanager

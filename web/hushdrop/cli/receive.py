@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..crypto.pyca import PycaBackend
 from ..protocol.codes import Code
-from ..protocol.errors import HushdropError
+from ..protocol.errors import HushdropError, ProtocolError
 from ..protocol.events import (
     Completed,
     DirectSignal,
@@ -110,7 +110,7 @@ class Receiving:
             # Only a text: it goes to standard output, so nothing is planned, created or
             # recorded in the output folder (a text is small; an interrupted one is sent again).
             reporter.offer(manifest, [])
-            if self.ask_accept is not None and not await self.ask_accept():
+            if not await self._accepted():
                 await session.decline("they said no.")
                 raise HushdropError("You declined the transfer.")
             for follow_up in await session.accept():
@@ -125,7 +125,7 @@ class Receiving:
             await session.decline(str(exc))
             raise
         reporter.offer(event.manifest, [str(p) for p in files.targets])
-        if self.ask_accept is not None and not await self.ask_accept():
+        if not await self._accepted():
             await session.decline("they said no.")
             raise HushdropError("You declined the transfer.")
         reporter.start_progress(event.manifest.total_size, "Received")
@@ -149,6 +149,36 @@ class Receiving:
             raise save_error(self.record.path, exc) from exc
         for follow_up in await session.accept():
             await self.handle(follow_up)
+
+    async def _accepted(self) -> bool:
+        """The user's answer to the offer, listening to the sender meanwhile: a link the sender
+        closed while the question is open (another receiver's failed guess, PROTOCOL.md §3.1)
+        ends it at once with the sender's reason, and nothing is delivered after it."""
+        if self.ask_accept is None:
+            return True
+        pump = self.route.pump
+        assert pump is not None
+        answer = asyncio.ensure_future(self.ask_accept())
+        message: asyncio.Future[bytes] | None = None
+        try:
+            while True:
+                message = asyncio.ensure_future(pump.peer_message())
+                done, _ = await asyncio.wait({answer, message}, return_when=asyncio.FIRST_COMPLETED)
+                if message not in done:
+                    message.cancel()  # a pending queue read loses nothing when cancelled
+                    return answer.result()
+                # While the user decides the sender only offers a direct connection; the
+                # session turns a CANCEL or ABORT into its error.
+                for event in await self.session.receive(message.result()):
+                    if not isinstance(event, DirectSignal):
+                        raise ProtocolError(
+                            "The sender sent a message before it was asked for anything."
+                        )
+                    await self.route.on_signal(event.payload)
+        finally:
+            answer.cancel()
+            if message is not None:
+                message.cancel()
 
     def _saved(self, count: int) -> None:
         if self.record is not None:
