@@ -281,3 +281,53 @@ def test_every_language_fits_every_view_at_desktop_and_phone_width(web_relay, ne
     fits(receiver2, "receive, failed", found)
     fits(sender, "send, cancelled", found)
     assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("typed", "german"),
+    [
+        ("123", "Ein Code beginnt mit der 6-stelligen Zahl, die dem Absender angezeigt wurde"),
+        ("123456-foo-bar-baz", "„foo“ ist keines der Code-Wörter; prüfen Sie die Schreibweise."),
+        ("123456-apple", "Ein Code hat 3 Wörter nach der Zahl; dieser hat 1."),
+    ],
+)
+def test_a_mistyped_code_is_explained_in_the_pages_language(web_relay, new_page, typed, german):
+    page, _ = new_page(web_relay.url, locale="de-DE")
+    wait_until_ready(page)
+    page.locator("#receive-code").fill(typed)
+    page.locator("#receive-button").click()
+    expect(page.get_by_role("alert")).to_contain_text(german, timeout=STEP_TIMEOUT)
+
+
+def test_a_text_over_the_limit_is_refused_in_the_pages_language_with_exact_sizes(
+    web_relay, new_page
+):
+    page, _ = new_page(web_relay.url, locale="de-DE")
+    page.get_by_label("Zu sendender Text").fill("x" * (1024 * 1024 + 1))
+    wait_until_ready(page)
+    page.get_by_role("button", name=GERMAN_BUTTON).click()
+    expect(page.get_by_role("alert")).to_have_text(  # exact bytes: rounded, both were "1,0 MiB"
+        "Der Text hat 1.048.577 Byte; höchstens 1.048.576 Byte Text passen in eine Übertragung. "
+        "Senden Sie ihn stattdessen als Datei."
+    )
+
+
+def test_a_declining_receiver_of_a_link_for_two_is_reported_in_the_senders_language(
+    web_relay, new_page
+):
+    sender, _ = new_page(web_relay.url, locale="de-DE")
+    sender.get_by_label("Zu sendender Text").fill("Treffpunkt um sechs")
+    wait_until_ready(sender)
+    sender.get_by_label("Empfänger", exact=True).select_option("2")
+    sender.get_by_role("button", name=GERMAN_BUTTON).click()
+    link = sender.get_by_label("Link zum Teilen")
+    expect(link).to_have_value(re.compile(r"#\d{6}-"), timeout=STEP_TIMEOUT)
+
+    receiver, _ = new_page(link.input_value(), locale="de-DE")
+    receiver.get_by_role("button", name="Ablehnen").click(timeout=PYTHON_READY_TIMEOUT)
+
+    row = sender.locator(".receiver-row .receiver-state")
+    expect(row).to_have_text(
+        "Gestoppt: Der Empfänger hat die Übertragung abgelehnt.",
+        timeout=PYTHON_READY_TIMEOUT + STEP_TIMEOUT,
+    )

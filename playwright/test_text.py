@@ -248,7 +248,7 @@ def test_a_text_over_the_limit_is_refused_on_the_page_before_a_link(web_relay, p
     fill(sender, "Text to send", "x" * (1024 * 1024 + 1))
     wait_until_ready(sender)
     sender.click(BUTTON, "Create link")
-    expect_text(sender, "at most 1.0 MiB of text goes in one transfer")
+    expect_text(sender, "The text is 1,048,577 bytes; at most 1,048,576 bytes of text go in one")
     assert not sender.call(f"() => Boolean(({LABELLED})('Share link'))")
 
 

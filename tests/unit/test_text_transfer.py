@@ -92,7 +92,10 @@ def test_a_small_texts_manifest_is_as_long_on_the_wire_as_a_small_files():
 
 def test_text_bytes_refuses_a_text_over_the_limit_with_a_clear_message():
     text_bytes("x" * MAX_TEXT_BYTES)
-    with pytest.raises(TextError, match=r"at most 1\.0 MiB of text"):
+    # Exact bytes: rounded, one byte over the limit read "1.0 MiB; at most 1.0 MiB".
+    with pytest.raises(
+        TextError, match=r"The text is 1,048,577 bytes; at most 1,048,576 bytes of text go"
+    ):
         text_bytes("x" * (MAX_TEXT_BYTES + 1))
 
 

@@ -11,14 +11,37 @@ itself stays English: it names details (limits, fields) the catalogs cannot know
 
 from __future__ import annotations
 
+from ..protocol.constants import MAX_TEXT_BYTES
 from ..protocol.errors import (
+    CodeFormatError,
+    DeclinedError,
     HushdropError,
     PeerCancelledError,
     TamperedError,
     VersionError,
     WrongCodeError,
 )
+from ..protocol.link import LINK_ENDED_REASON
+from ..protocol.manifest import TextError
 from .messages import Message, t
+
+# What a malformed code or link is told, by `CodeFormatError.problem` (and its details).
+CODE_PROBLEMS = {
+    "empty": "error.code.empty",
+    "link-address": "error.code.link-address",
+    "link-scheme": "error.code.link-scheme",
+    "link-incomplete": "error.code.link-incomplete",
+    "link-secret": "error.code.link-secret",
+    "room": "error.code.room",
+    "word-count": "error.code.word-count",
+    "word": "error.code.word",
+}
+
+# A plain "no" from the receiver: the words the CLI and the page send with their DECLINE say
+# nothing the page's own message does not.
+PLAIN_DECLINES = frozenset(
+    ("they said no.", "they chose not to download them.", "they chose not to see it.")
+)  # i18n: wire
 
 # Relay errors by their code (PROTOCOL.md §3): what the relay refused, in the page's words; the
 # first ones say it all, the others are followed by the relay's own (English) details.
@@ -58,6 +81,18 @@ def error_message(exc: BaseException, *, sender: bool) -> Message:
         return t("error.tampered", detail=text)
     if isinstance(exc, VersionError):
         return t("error.version", detail=text)
+    if isinstance(exc, CodeFormatError) and exc.problem in CODE_PROBLEMS:
+        return t(CODE_PROBLEMS[exc.problem], **exc.details)
+    if isinstance(exc, TextError) and exc.problem == "too-large":
+        return t("error.text.too-large", size=exc.size, limit=MAX_TEXT_BYTES)
+    if isinstance(exc, TextError) and exc.problem == "not-unicode":
+        return t("error.text.not-unicode")
+    if isinstance(exc, DeclinedError):
+        if not exc.reason or exc.reason in PLAIN_DECLINES:
+            return t("error.declined")
+        return t("error.declined.reason", reason=exc.reason)  # the receiver's own words
+    if isinstance(exc, PeerCancelledError) and text == LINK_ENDED_REASON:
+        return t("error.link-ended")
     if isinstance(exc, PeerCancelledError):
         # The session's words when the peer gave no reason of its own (protocol/session.py).
         default = f"The {'receiver' if sender else 'sender'} cancelled the transfer."  # i18n: core

@@ -94,7 +94,7 @@ def parse_code(text: str) -> Code:
     """Parse a typed code, a link, or a bare link fragment. Raises CodeFormatError."""
     text = text.strip()
     if not text:
-        raise CodeFormatError("The code is empty.")
+        raise CodeFormatError("The code is empty.", "empty")
     site = None
     if "#" in text:
         before, _, text = text.partition("#")
@@ -102,9 +102,13 @@ def parse_code(text: str) -> Code:
             try:
                 parts = urlsplit(before)
             except ValueError as exc:
-                raise CodeFormatError("The link's address is malformed; copy it again.") from exc
+                raise CodeFormatError(
+                    "The link's address is malformed; copy it again.", "link-address"
+                ) from exc
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise CodeFormatError("The link must start with http:// or https://.")
+                raise CodeFormatError(
+                    "The link must start with http:// or https://.", "link-scheme"
+                )
             site = f"{parts.scheme}://{parts.netloc}"
     return _parse_fragment(text, site)
 
@@ -115,12 +119,16 @@ def _parse_fragment(text: str, site: str | None) -> Code:
     room, sep, secret_text = body.partition("-")
     if _looks_typed(text) or not (sep and _ROOM_RE.match(room)):
         if site is not None and not _looks_typed(text):
-            raise CodeFormatError("The link is incomplete: it should end in #<6 digits>-<secret>.")
+            raise CodeFormatError(
+                "The link is incomplete: it should end in #<6 digits>-<secret>.", "link-incomplete"
+            )
         return _parse_typed(text)
     if len(secret_text) != 22 or _B64URL_RE.match(secret_text) is None:
         if site is None and re.fullmatch(r"[A-Za-z]+([-_\s]+[A-Za-z]+)*", secret_text):
             return _parse_typed(text)  # a typed code with the wrong number of words
-        raise CodeFormatError("The link's secret is damaged; copy the whole link again.")
+        raise CodeFormatError(
+            "The link's secret is damaged; copy the whole link again.", "link-secret"
+        )
     secret = base64.urlsafe_b64decode(secret_text + "==")
     return Code(room, FORM_LINK, secret, password_required, site)
 
@@ -140,12 +148,16 @@ def _parse_typed(text: str) -> Code:
     if not parts or not _ROOM_RE.match(parts[0]):
         raise CodeFormatError(
             "A code starts with the 6-digit number the sender was shown, "
-            "like 123456-word-word-word."
+            "like 123456-word-word-word.",
+            "room",
         )
     words = parts[1:]
     if len(words) != CODE_WORDS:
         raise CodeFormatError(
-            f"A code has {CODE_WORDS} words after the number; this one has {len(words)}."
+            f"A code has {CODE_WORDS} words after the number; this one has {len(words)}.",
+            "word-count",
+            expected=CODE_WORDS,
+            given=len(words),
         )
     canonical = [_canonical_word(w) for w in words]
     return Code(parts[0], FORM_WORDS, "-".join(canonical).encode("ascii"))
@@ -156,4 +168,6 @@ def _canonical_word(word: str) -> str:
     # abbreviated or mistyped.
     if word[:4] in _BY_PREFIX:
         return _BY_PREFIX[word[:4]]
-    raise CodeFormatError(f"'{word}' is not one of the code words; check the spelling.")
+    raise CodeFormatError(
+        f"'{word}' is not one of the code words; check the spelling.", "word", word=word
+    )

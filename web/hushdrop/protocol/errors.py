@@ -10,9 +10,17 @@ class HushdropError(Exception):
 
 
 class CodeFormatError(HushdropError):
-    """The code or link the user typed cannot be parsed."""
+    """The code or link the user typed cannot be parsed.
+
+    `problem` names what is wrong ("room", "word", …) and `details` its particulars, so that a
+    user interface can say it in its own language (the page's `error.code.<problem>`)."""
 
     kind = "bad-code"
+
+    def __init__(self, message: str, problem: str = "", **details: str | int) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.details = details
 
 
 class WrongCodeError(HushdropError):
@@ -77,9 +85,17 @@ class PeerCancelledError(HushdropError):
 
 
 class DeclinedError(HushdropError):
-    """The receiver declined the offer."""
+    """The receiver declined the offer; `reason`: its own words, if it gave any."""
 
     kind = "declined"
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(
+            f"The receiver declined the files: {reason}"
+            if reason
+            else "The receiver declined the files."
+        )
+        self.reason = reason
 
 
 class PeerGoneError(HushdropError):

@@ -18,9 +18,15 @@ MAX_FILE_SIZE = 1 << 50  # C2SP's 2^38 chunks of 16 KiB is 4 PiB; stay far below
 
 
 class TextError(HushdropError):
-    """A text this side wants to send cannot go (too large, or not Unicode text)."""
+    """A text this side wants to send cannot go (too large, or not Unicode text); `problem`
+    ("too-large", "not-unicode") and `size` let a user interface say it in its own words."""
 
     kind = "usage"
+
+    def __init__(self, message: str, problem: str = "", size: int = 0) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.size = size
 
 
 def text_bytes(text: str) -> bytes:
@@ -29,12 +35,16 @@ def text_bytes(text: str) -> bytes:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise TextError(
-            "The text is not valid Unicode text (UTF-8); send it as a file instead."
+            "The text is not valid Unicode text (UTF-8); send it as a file instead.",
+            "not-unicode",
         ) from exc
     if len(data) > MAX_TEXT_BYTES:
+        # Exact bytes: rounded, a text just over the limit read "1.0 MiB; at most 1.0 MiB".
         raise TextError(
-            f"The text is {_mib(len(data))}; at most {_mib(MAX_TEXT_BYTES)} of text goes in one "
-            "transfer. Send it as a file instead."
+            f"The text is {len(data):,} bytes; at most {MAX_TEXT_BYTES:,} bytes of text go in "
+            "one transfer. Send it as a file instead.",
+            "too-large",
+            len(data),
         )
     return data
 

@@ -166,11 +166,7 @@ class SenderSession(PeerSession):
             if kind == KIND_DECLINE:
                 self._state = "failed"
                 reason = peer_text(body)
-                raise DeclinedError(
-                    f"The receiver declined the files: {reason}"
-                    if reason
-                    else "The receiver declined the files."
-                )
+                raise DeclinedError(reason)
             if kind == KIND_ACCEPT:
                 self._credit = decode_u64(body)
                 self._state = "sending"
