@@ -58,6 +58,11 @@ class Lan:
         ip("-n", self.sender, "route", "add", kind, f"{self.receiver_address}/32")
         ip("-n", self.receiver, "route", "add", kind, f"{self.sender_address}/32")
 
+    def mend(self, kind: str = "blackhole") -> None:
+        """The path between the two peers works again."""
+        ip("-n", self.sender, "route", "del", kind, f"{self.receiver_address}/32")
+        ip("-n", self.receiver, "route", "del", kind, f"{self.sender_address}/32")
+
 
 @pytest.fixture
 def lan() -> Iterator[Lan]:
@@ -206,6 +211,36 @@ def test_a_direct_link_cut_mid_transfer_finishes_through_the_relay(
     assert any(event.get("event") == "resumed" for event in receiver.events)
 
 
+def test_after_its_direct_link_failed_the_relay_carries_the_rest_at_once(
+    lan: Lan, lan_relay: str, tmp_path: Path
+) -> None:
+    # The sender offers again after the resume through the relay; the receiver, whose path
+    # failed in this run, refuses at once (§8.5), so no attempt holds the data back. The path
+    # is mended before that offer: an attempt would now succeed and move the transfer back.
+    _slow_links(lan)  # so that the cut lands mid-way
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(96 * MIB))
+    sender, receiver = transfer(lan_relay, lan, source, tmp_path / "out")
+    try:
+        receiver.wait_event("route", timeout=60)
+        _wait_progress(receiver, 8 * MIB)
+        lan.cut("blackhole")  # silence: each side's TCP gives the connection up by itself
+        _wait_route(sender, "relay")
+        lan.mend("blackhole")
+        before = relayed(lan_relay)
+        resumed = sender.wait_event("resumed", timeout=60)
+    except BaseException:
+        sender.stop()
+        receiver.stop()
+        raise
+    finish(sender, receiver)
+    assert sha256_file(tmp_path / "out" / "data.bin") == sha256_file(source)
+    assert routes(sender) == routes(receiver) == ["direct", "relay"]
+    assert done(sender)["route"] == done(receiver)["route"] == "relay"
+    # Everything from the resume point on went through the relay.
+    assert relayed(lan_relay) - before >= 96 * MIB - resumed["bytes"]
+
+
 def test_a_receiver_restarted_from_its_record_goes_direct_again(
     lan: Lan, lan_relay: str, tmp_path: Path
 ) -> None:
@@ -256,6 +291,16 @@ def _device(namespace: str) -> str:
     return next(
         line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if "hdi" in line
     )
+
+
+def _wait_route(process: CliProcess, route: str, timeout: float = 60) -> None:
+    """Until the process reported that its data now goes `route` (a wait, not an assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if route in routes(process):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no route {route!r}: {process.events[-5:]}")
 
 
 def _wait_progress(process: CliProcess, at_least: int, timeout: float = 60) -> None:

@@ -3,8 +3,9 @@
 `SenderRoute` offers this side's hints once the keys are confirmed, and again whenever the
 transfer resumed through the relay (a receiver restarted from its record, §8.3), holds the data
 stream back while a direct connection may still open, and moves the transfer onto it when
-`RouteChoice` says so. `ReceiverRoute` answers an offer with its own hints and follows the
-sender's SWITCH. A lost direct connection resumes through the relay like any lost connection (§8).
+`RouteChoice` says so. `ReceiverRoute` answers the first offer of its run with its own hints
+(later ones, after its direct path failed, with a refusal) and follows the sender's SWITCH. A
+lost direct connection resumes through the relay like any lost connection (§8).
 """
 
 from __future__ import annotations
@@ -79,9 +80,10 @@ class SenderRoute:
 
     async def resumed(self) -> None:
         """The transfer resumed (§8.2). Through the relay, with data left to move, a new
-        attempt starts as for a fresh transfer: a receiver restarted from its record (§8.3),
-        or one whose direct connection broke, goes direct again when it can, the data held
-        back meanwhile at most the same timeouts. On the direct connection: nothing to do."""
+        attempt starts as for a fresh transfer: a receiver restarted from its record (§8.3)
+        goes direct again when it can, the data held back meanwhile at most the same timeouts;
+        one whose direct path failed in this run refuses at once and the relay carries the
+        rest. On the direct connection: nothing to do."""
         session = self.session
         total = session.bytes_total
         if not self.enabled or self.choice.state != "relay" or not session.can_switch:
@@ -171,15 +173,21 @@ class ReceiverRoute:
         self.pump: Pump | None = None
         self._attempt: DirectAttempt | None = None
         self._direct = False
+        self._answered = False  # this run already answered an offer with its hints
 
     async def on_signal(self, payload: bytes) -> None:
+        """The sender's hints: answer with ours and connect, once per run. A later offer
+        (the sender offers again after every resume through the relay) comes after our direct
+        connection broke or our attempt failed: the same path, so we decline and the relay
+        carries the rest at once. A receiver restarted from its record is a new run."""
         signal = read_signal(payload)
         if isinstance(signal, NoDirect):
             return
         key = self.session.direct_key
-        if not (self.enabled and key and isinstance(signal, TcpHints)) or self._attempt:
+        if not (self.enabled and key and isinstance(signal, TcpHints)) or self._answered:
             await self.session.send_signal(no_direct())  # e.g. a page's WebRTC offer
             return
+        self._answered = True
         self._attempt = DirectAttempt(self.backend, SIDE_RECEIVER, key)
         hints = await self._attempt.listen()
         await self.session.send_signal(tcp_offer(hints))
@@ -198,22 +206,6 @@ class ReceiverRoute:
         self.pump.switch(channel)
         self._direct = True
         self.reporter.route(DIRECT, "sender")
-
-    async def resumed(self) -> None:
-        """The transfer resumed (§8.2). Through the relay, with data left to move, a new
-        attempt starts as for a fresh transfer: a receiver restarted from its record (§8.3),
-        or one whose direct connection broke, goes direct again when it can, the data held
-        back meanwhile at most the same timeouts. On the direct connection: nothing to do."""
-        session = self.session
-        total = session.bytes_total
-        if not self.enabled or self.choice.state != "relay" or not session.can_switch:
-            return
-        if total is not None and session.bytes_done >= total:
-            return  # only padding or COMPLETE left: nothing worth moving
-        self._close()
-        self.choice = RouteChoice()
-        self.choice.accepted(time.monotonic())  # the receiver took the offer long ago
-        await self.offer()
 
     def lost(self) -> None:
         if self._direct:
