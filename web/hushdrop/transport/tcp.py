@@ -21,18 +21,16 @@ from ..protocol.constants import DIRECT_TAG_SIZE, SIDE_SENDER
 from ..protocol.direct import (
     CONNECT_TIMEOUT,
     HELLO_SIZE,
-    LENGTH_SIZE,
     DirectHandshake,
     Hint,
     frame_header,
-    frame_length,
     go,
     is_go,
 )
 from ..protocol.errors import ProtocolError, RelayError
 from .rendezvous import RelayChannel
+from .tcp_stream import TcpStream
 
-READ_LIMIT = 4 * 1024 * 1024  # the stream reader's buffer, for whole 1 MiB messages
 MAX_PENDING = 8  # connections being authenticated at once; more are refused (bounded memory)
 WRITE_HIGH_WATER = 4 * 1024 * 1024
 # A direct connection whose peer vanished (a cable pulled, a firewall rule) shows no error by
@@ -110,30 +108,34 @@ def _tune(sock: socket.socket) -> None:
 class TcpChannel(RelayChannel):
     """An authenticated direct connection: peer messages as `u32 length || message`."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        writer.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+    def __init__(self, stream: TcpStream) -> None:
+        self._stream = stream
+        stream.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
     def send_go(self) -> None:
         """The sender's GO (§8.5): this is the connection; peer messages follow."""
-        self._writer.write(go())
+        self._stream.write(go())
+        self._stream.start_messages()
+
+    def go_received(self) -> None:
+        """The receiver read GO: peer messages follow."""
+        self._stream.start_messages()
 
     async def send(self, message: bytes | str) -> None:
         if isinstance(message, str):
             raise RelayError("A direct connection carries only peer messages.")
         try:
-            self._writer.write(frame_header(len(message)))
-            self._writer.write(message)
-            await self._writer.drain()
+            self._stream.write(frame_header(len(message)))
+            self._stream.write(message)
+            await self._stream.drain()
         except (OSError, ConnectionError) as exc:
             raise _lost() from exc
 
     async def receive(self) -> bytes:
+        """The next peer message (a large one as the bytearray it was read into)."""
         try:
-            header = await self._reader.readexactly(LENGTH_SIZE)
-            return await self._reader.readexactly(frame_length(header))
-        except (OSError, ConnectionError, asyncio.IncompleteReadError, ProtocolError) as exc:
+            return await self._stream.receive()  # type: ignore[return-value]
+        except (OSError, ConnectionError, ProtocolError) as exc:
             raise _lost() from exc
 
     async def _recv(self) -> bytes:
@@ -144,7 +146,7 @@ class TcpChannel(RelayChannel):
 
     def close_now(self) -> None:
         with contextlib.suppress(Exception):
-            self._writer.close()
+            self._stream.close()
 
 
 def _lost() -> RelayError:
@@ -193,7 +195,9 @@ class DirectAttempt:
                     sock.bind((any_address, port))
                 except OSError:
                     sock.bind((any_address, 0))
-                server = await asyncio.start_server(self._accepted, sock=sock, limit=READ_LIMIT)
+                server = await asyncio.get_running_loop().create_server(
+                    lambda: TcpStream(self._incoming), sock=sock
+                )
             except OSError:
                 continue
             self._servers.append(server)
@@ -256,67 +260,65 @@ class DirectAttempt:
 
     async def _connect(self, hint: Hint) -> None:
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(hint.host, hint.port, limit=READ_LIMIT), CONNECT_TIMEOUT
+            _, stream = await asyncio.wait_for(
+                asyncio.get_running_loop().create_connection(TcpStream, hint.host, hint.port),
+                CONNECT_TIMEOUT,
             )
         except (OSError, TimeoutError):
             return
-        await self._authenticate(reader, writer)
+        await self._authenticate(stream)
 
-    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _incoming(self, stream: TcpStream) -> None:
+        """A connection to the listening port: authenticate it in a task close() cancels."""
         if self.closed or self._pending >= MAX_PENDING:
-            writer.close()
+            stream.close()
             return
-        # The server's own task: register it so close() cancels a handshake in progress.
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            await self._authenticate(reader, writer)
-        except asyncio.CancelledError:
-            # The attempt ended (close()): asyncio's server would report a cancelled handler
-            # as an error, so it ends here quietly.
-            writer.close()
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
+        self._pending += 1  # counted from the accept: a burst of connections is bounded too
+        self._spawn(self._accepted(stream))
 
-    async def _authenticate(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        """The handshake; a connection that fails it is closed without a word."""
-        sock = writer.get_extra_info("socket")
+    async def _accepted(self, stream: TcpStream) -> None:
+        try:
+            await self._authenticate(stream, counted=True)
+        except asyncio.CancelledError:
+            stream.close()  # the attempt ended (close()) during the handshake
+
+    async def _authenticate(self, stream: TcpStream, *, counted: bool = False) -> None:
+        """The handshake; a connection that fails it is closed without a word. `counted`: it
+        is already among the `_pending` ones."""
+        if not counted:
+            self._pending += 1
+        sock = stream.transport.get_extra_info("socket")
         if sock is not None:
             _tune(sock)
-        self._pending += 1
         handshake = DirectHandshake(self._backend, self._side, self._key)
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                writer.write(handshake.hello())
-                writer.write(await handshake.on_hello(await reader.readexactly(HELLO_SIZE)))
-                ok = await handshake.check_tag(await reader.readexactly(DIRECT_TAG_SIZE))
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ProtocolError):
+                stream.write(handshake.hello())
+                stream.write(await handshake.on_hello(await stream.read_exactly(HELLO_SIZE)))
+                ok = await handshake.check_tag(await stream.read_exactly(DIRECT_TAG_SIZE))
+        except (OSError, TimeoutError, ProtocolError):
             ok = False
         finally:
             self._pending -= 1
         if not ok or self.closed:
-            writer.close()
+            stream.close()
             return
-        channel = TcpChannel(reader, writer)
+        channel = TcpChannel(stream)
         self._channels.append(channel)
         if self._side == SIDE_SENDER:
             if self._on_connection is not None:
                 await self._on_connection(channel)
             return
-        await self._await_go(reader, channel)
+        await self._await_go(stream, channel)
 
-    async def _await_go(self, reader: asyncio.StreamReader, channel: TcpChannel) -> None:
+    async def _await_go(self, stream: TcpStream, channel: TcpChannel) -> None:
         """The receiver waits (as long as the connection lives) for the sender's GO."""
         try:
-            chosen = is_go(await reader.readexactly(1))
-        except (OSError, asyncio.IncompleteReadError):
+            chosen = is_go(await stream.read_exactly(1))
+        except OSError:
             chosen = False
         if chosen and not self.closed:
+            channel.go_received()
             self._settle(channel)
         else:
             channel.close_now()
