@@ -28,6 +28,10 @@ class StandardInput:
         self._requests = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pending: asyncio.Future[int] | None = None
+        # Set by the reading thread once a read returned nothing. A terminal's end of input
+        # (Ctrl-D) is not sticky: reading on would wait for a second Ctrl-D, so nothing is
+        # read after the first.
+        self._ended = False
 
     async def read(self, length: int) -> memoryview:
         """Up to `length` bytes (fewer only at the input's end; none: it ended), in a buffer
@@ -58,7 +62,11 @@ class StandardInput:
             filled = 0
             error: BaseException | None = None
             try:
-                while filled < length and (got := self._source.readinto(view[filled:])):
+                while filled < length and not self._ended:
+                    got = self._source.readinto(view[filled:])
+                    if not got:
+                        self._ended = True
+                        break
                     filled += got
             except OSError as exc:
                 error = exc
