@@ -4,12 +4,41 @@ received file may do to the terminal it is written to."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import re
+import subprocess
+import sys
+import pty
+import termios
 
 import pytest
 
 from .cli import TIMEOUT, CliProcess
 from .test_cli_completion import Terminal
+
+
+class PipedTerminal(Terminal):
+    """A process whose standard input is a pipe the test writes, run from a terminal (its
+    controlling terminal, /dev/tty, where standard output and error go too)."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.master, slave = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
+        env["TERM"] = "xterm"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hushdrop.cli.main", *args],
+            stdin=subprocess.PIPE,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            # the new session's controlling terminal: the pty, as a shell's would be
+            preexec_fn=lambda: fcntl.ioctl(2, termios.TIOCSCTTY, 0),
+        )
+        os.close(slave)
+        self.screen = b""
 
 
 @pytest.fixture
@@ -53,3 +82,37 @@ def test_one_ctrl_d_ends_standard_input_typed_at_a_terminal(terminal, relay):
         assert receiver.stdout == "typed by hand\n"
     finally:
         receiver.stop()
+
+
+def typed_code(screen: bytes) -> str:
+    found = re.search(rb"Code: (\d+(?:-[a-z]+)+)", screen)
+    assert found, screen
+    return found.group(1).decode()
+
+
+def test_send_of_standard_input_asks_for_the_password_on_the_terminal(relay):
+    # `tar c dir | hushdrop send - --password` in a terminal: standard input is the data, so
+    # the password is asked on the terminal itself (/dev/tty).
+    sender = PipedTerminal(["send", "-", "--password", "--no-direct", "--relay", relay.url])
+    receiver = None
+    try:
+        sender.proc.stdin.write(b"piped data\n")
+        sender.proc.stdin.close()
+        sender.read_until(b"Password: ")
+        sender.type(b"correct horse\r")
+        sender.read_until(b"Password again: ")
+        sender.type(b"correct horse\r")
+        code = typed_code(sender.read_until(b"Link: "))
+        receiver = CliProcess(
+            ["receive", "-o", "-", "--yes", "--password", "--relay", relay.url],
+            {"HUSHDROP_CODE": code, "HUSHDROP_PASSWORD": "correct horse"},
+            json_mode=False,
+        )
+        assert receiver.wait() == 0, receiver.stderr
+        assert receiver.stdout == "piped data\n"
+        assert sender.proc.wait(TIMEOUT) == 0, sender.screen
+        assert b"correct horse" not in sender.screen  # not echoed
+    finally:
+        sender.close()
+        if receiver is not None:
+            receiver.stop()

@@ -208,6 +208,23 @@ def _prompts(args: argparse.Namespace) -> bool:
     return _interactive() and not args.json
 
 
+def _controlling_terminal() -> bool:
+    """Whether this process has a terminal to ask on even though standard input is not it
+    (`tar c dir | hushdrop send - --password`): getpass asks on /dev/tty."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _password_prompts(args: argparse.Namespace) -> bool:
+    """Whether a password may be asked for: on the terminal, which need not be standard input
+    (that may carry the data or the code), and never for a script (`--json`)."""
+    return not args.json and (_interactive() or _controlling_terminal())
+
+
 def _password(required: bool, confirm: bool, prompts: bool) -> str:
     """The password from the environment or a prompt; '' when not required."""
     if not required:
@@ -215,7 +232,7 @@ def _password(required: bool, confirm: bool, prompts: bool) -> str:
     if os.environ.get(ENV_PASSWORD):
         return os.environ[ENV_PASSWORD]
     if not prompts:
-        where = "without --json" if _interactive() else "in a terminal"
+        where = "without --json" if _interactive() or _controlling_terminal() else "in a terminal"
         raise HushdropError(f"A password is needed: set {ENV_PASSWORD} or run {where}.")
     password = getpass.getpass("Password: ")
     if confirm and getpass.getpass("Password again: ") != password:
@@ -335,7 +352,7 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
         if args.text == STDIN and args.paths == [STDIN]:
             raise UsageError("Standard input can be the file (-) or the text (--text -), not both.")
         text = _text_to_send(args.text)
-        password = _password(args.password, confirm=True, prompts=_prompts(args))
+        password = _password(args.password, confirm=True, prompts=_password_prompts(args))
         asyncio.run(
             send(
                 args.paths,
@@ -364,14 +381,15 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
         )
     prompts = _prompts(args)
     code = parse_code(_code_text(args.code, prompts))
-    password = _password(args.password or code.password_required, False, prompts) or None
+    asking = _password_prompts(args)
+    password = _password(args.password or code.password_required, False, asking) or None
     asyncio.run(
         receive(
             code,
             _relay_url(args, code.site),
             None if to_stdout else Path(args.output or "."),
             password=password,
-            ask_password=lambda: _password(True, False, prompts),
+            ask_password=lambda: _password(True, False, asking),
             ask_accept=_ask_accept if (prompts and not args.yes) else None,
             overwrite=args.overwrite,
             reporter=reporter,
