@@ -7,10 +7,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pty
 import re
 import subprocess
 import sys
-import pty
 import termios
 
 import pytest
