@@ -26,6 +26,11 @@ from pagetools import (
 )
 from playwright.sync_api import expect
 
+from tests.integration.cli import receive
+from tests.integration.test_cli import EXIT_CONNECTION
+
+CLI_TIMEOUT = 240  # s
+
 
 def zip_hashes(path: Path) -> dict[str, str]:
     import hashlib
@@ -325,3 +330,22 @@ def test_a_sender_that_vanishes_shows_the_receiver_a_countdown(web_relay, new_pa
     expect(receiver.get_by_role("alert")).to_contain_text("did not come back", timeout=STEP_TIMEOUT)
     expect(receiver.get_by_role("heading", name="Receiving stopped")).to_be_visible()
     assert receiver.title() == "Stopped — Hushdrop"
+
+
+def test_a_page_going_away_closes_its_relay_connection_with_a_goodbye(
+    web_relay, new_page, tmp_path, processes
+):
+    source = random_file(tmp_path / "a.bin", 1000)
+    sender, log = new_page(web_relay.url)
+    link, _ = create_link(sender, files=[source])
+
+    # What the browser fires as the tab goes away (the page stays here, to be looked at): the
+    # page closes its connection with a code a script may send, so the link is gone at once.
+    sender.evaluate("() => window.dispatchEvent(new PageTransitionEvent('pagehide'))")
+    expect(sender.get_by_role("alert")).not_to_be_empty(timeout=STEP_TIMEOUT)
+
+    cli = receive(web_relay.url, link, tmp_path, extra=["--yes"])
+    processes.append(cli)
+    assert cli.wait(CLI_TIMEOUT) == EXIT_CONNECTION, cli.stderr
+    assert cli.error()["message"].startswith("No transfer is waiting")
+    assert "InvalidAccessError" not in str(log)

@@ -40,9 +40,13 @@ NOTIFY_TIMEOUT = 5.0
 # 1005 (a close frame without a code), which is what a browser's WebSocket.close() sends.
 # 1001 is left out on purpose: browsers send it when a page goes away mid-transfer.
 NORMAL_CLOSE_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.NO_STATUS_RCVD})
+# A page's own goodbye when it goes away mid-transfer (PROTOCOL.md §3): scripts may not send
+# 1001, only 1000 and 3000-4999, and 1000 would count as a normal close.
+PAGE_CLOSED = 4001
 # A peer that sent one of these closed its connection on purpose (a browser tab closing sends
-# 1001); anything else, or no close frame at all, is a lost connection that may come back.
-GOODBYE_CLOSE_CODES = NORMAL_CLOSE_CODES | {CloseCode.GOING_AWAY}
+# 1001, or the page 4001); anything else, or no close frame at all, is a lost connection that
+# may come back.
+GOODBYE_CLOSE_CODES = NORMAL_CLOSE_CODES | {CloseCode.GOING_AWAY, PAGE_CLOSED}
 
 
 # How long after the pair that made it due a heap release runs: rooms end in bursts (a load

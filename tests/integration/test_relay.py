@@ -487,6 +487,16 @@ def test_peer_gone_says_whether_the_peer_left_or_lost_its_connection(relay: Rela
     run(main)
 
 
+def test_a_page_going_away_with_close_code_4001_has_left(relay: RelayProcess) -> None:
+    async def main() -> None:
+        creator, joiner, _ = await pair(relay)
+        await joiner.close(4001, "page closed")  # a script may not send 1001 (PROTOCOL.md §3)
+        reply = await recv_json(creator)
+        assert reply["op"] == "peer-gone" and reply["left"] is True
+
+    run(main)
+
+
 def test_room_expires_when_nobody_joins(relay_factory: RelayFactory) -> None:
     relay = relay_factory("--room-ttl", "1", "--min-room-ttl", "1")
 

@@ -26,6 +26,10 @@ DRAIN_POLL = 0.010
 CONNECT_TIMEOUT = 15
 
 
+# The close code of a page going away (PROTOCOL.md §3): the relay counts it as a goodbye.
+PAGE_CLOSED = 4001
+
+
 class BrowserRelayConnection(rendezvous.RelayChannel):
     """One page's connection to the relay: rendezvous first, then opaque binary messages."""
 
@@ -45,9 +49,10 @@ class BrowserRelayConnection(rendezvous.RelayChannel):
             proxy = create_proxy(handler)
             self._proxies.append(proxy)
             self._ws.addEventListener(event, proxy)
-        # Closing the tab says goodbye (1001): the relay then tells the peer this side left on
-        # purpose, instead of a lost connection it would wait to resume (PROTOCOL.md §8.1).
-        self._goodbye = create_proxy(lambda _event: self._ws.close(1001, "page closed"))
+        # Closing the tab says goodbye: the relay then tells the peer this side left on
+        # purpose, instead of a lost connection it would wait to resume (PROTOCOL.md §3, §8.1).
+        # Not 1001, the browser's own "going away": a script may send only 1000 or 3000-4999.
+        self._goodbye = create_proxy(lambda _event: self._ws.close(PAGE_CLOSED, "page closed"))
         js.addEventListener("pagehide", self._goodbye)
         self.room: str | None = None
 
