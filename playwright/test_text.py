@@ -299,3 +299,14 @@ def test_the_text_views_have_no_accessibility_violations(web_relay, new_page):
     expect_text(receiver, "Received a text of")
     found += axe_violations(receiver_page, "text received")
     assert found == []
+
+
+def test_a_received_right_to_left_text_reads_right_to_left(web_relay, person):
+    arabic = "مرحبا، رمز الباب هو ٤٧١١"
+    sender = person("chromium", web_relay.url)
+    link, _ = create_text_link(sender, arabic)
+    receiver = person("chromium", link)
+
+    assert show_text(receiver, f"a text of {len(arabic.encode())} B") == arabic
+    field = f"({LABELLED})('Received text')"
+    assert receiver.call(f"() => getComputedStyle({field}).direction") == "rtl"
