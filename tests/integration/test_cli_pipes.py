@@ -382,3 +382,46 @@ def test_ctrl_c_stops_a_sender_waiting_on_standard_input_and_tells_the_receiver(
     finally:
         receiver.stop()
     assert receiver.error()["message"] == "The sender cancelled the transfer."
+
+
+def with_standard_output_closed(args: list[str], env: dict[str, str] | None = None):
+    """`hushdrop ARGS >&-`, as a shell runs it: standard output closed, not redirected."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
+    return subprocess.Popen(
+        ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "hushdrop.cli.main", *args],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**clean, **(env or {})},
+    )
+
+
+def test_standard_output_closed_with_o_dash_is_a_usage_error_without_a_traceback(relay):
+    receiver = with_standard_output_closed(
+        ["receive", "-o", "-", "--yes", "--relay", relay.url], {"HUSHDROP_CODE": "123456-a-b-c"}
+    )
+    _, stderr = receiver.communicate(timeout=TIMEOUT)
+    assert receiver.returncode == EXIT_USAGE
+    assert b"standard output, but it is closed" in stderr
+    assert b"Traceback" not in stderr
+
+
+def test_a_sender_whose_standard_output_is_closed_shows_its_code_on_standard_error(relay, tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    sender = with_standard_output_closed(
+        ["send", "--no-direct", "--relay", relay.url, str(tmp_path / "a.txt")]
+    )
+    try:
+        lines = [sender.stderr.readline()]
+        while lines[-1] and b"Waiting for" not in lines[-1]:  # said right after the code
+            lines.append(sender.stderr.readline())
+        codes = [line.split()[1].decode() for line in lines if line.startswith(b"Code: ")]
+        assert codes, lines
+        code = codes[0]
+        receiver = receive(relay.url, code, tmp_path / "out")
+        assert receiver.wait() == 0, receiver.stderr
+        assert (tmp_path / "out" / "a.txt").read_text() == "a"
+        assert sender.wait(TIMEOUT) == 0
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait(10)

@@ -374,6 +374,8 @@ def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:
     to_stdout = args.output == STDIN
     if to_stdout and args.json:
         raise UsageError("-o - writes the file to standard output, where --json would go too.")
+    if to_stdout and sys.stdout is None:
+        raise UsageError("-o - writes the file to standard output, but it is closed.")
     if not (args.yes or args.json or _interactive()):
         raise UsageError(
             "There is no terminal to ask whether to accept the files: add --yes to accept what "
@@ -429,7 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "completion":
         sys.stdout.write(completion_script(args.shell, build_parser()))
         return 0
-    reporter = Reporter(json_mode=args.json)
+    # Standard output closed (`>&-`): the code, the events and a received text go to standard
+    # error instead of nowhere; `-o -` has nowhere to write (a usage error).
+    reporter = Reporter(json_mode=args.json, out=sys.stdout or sys.stderr)
     try:
         _run_transfer(args, reporter)
     except HushdropError as exc:
