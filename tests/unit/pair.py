@@ -44,6 +44,7 @@ class Pair:
         manifest: Manifest | None = None,
         accept_typed: bool = True,
         read: Read | None = None,
+        text: str | None = None,
     ) -> None:
         self.backend = PycaBackend()
         self.files = list(files.values())
@@ -58,6 +59,7 @@ class Pair:
             self.secrets,
             manifest or manifest_for(files),
             sender_password,
+            text=text,
             accept_typed=accept_typed,
         )
         receiver_code = code(self.secrets) if code else parse_code(self.secrets.typed)

@@ -56,10 +56,10 @@ class SenderRoute:
         """Keys confirmed: listen and send the hints (sealed), unless there is nothing to
         gain (`--no-direct`, or no data to move)."""
         key = self.session.direct_key
-        if not self.enabled or not key or self.session.bytes_total == 0:
+        if not self.enabled or not key or self.session.data_total == 0:
             self.choice.failed()
             return
-        self._since = self.session.bytes_done
+        self._since = self.session.data_done
         self._attempt = DirectAttempt(
             self.backend, SIDE_SENDER, key, on_connection=self._authenticated
         )
@@ -85,10 +85,10 @@ class SenderRoute:
         one whose direct path failed in this run refuses at once and the relay carries the
         rest. On the direct connection: nothing to do."""
         session = self.session
-        total = session.bytes_total
+        total = session.data_total  # a text is data to move like a file's (§6.1.1)
         if not self.enabled or self.choice.state != "relay" or not session.can_switch:
             return
-        if total is not None and session.bytes_done >= total:
+        if total is not None and session.data_done >= total:
             return  # only padding or COMPLETE left: nothing worth moving
         self._close()
         self.choice = RouteChoice()
@@ -120,10 +120,12 @@ class SenderRoute:
         if self.pump is None:
             return
         session, choice, now = self.session, self.choice, time.monotonic()
-        total = session.bytes_total  # None for a stream (§7.2): unknown until it ended
-        left = None if total is None else total - session.bytes_done
+        # A text is data like a file's here (§6.1.1): it moves the same way, so the relay
+        # cannot tell them apart by the route. None for a stream (§7.2) until it ended.
+        total = session.data_total
+        left = None if total is None else total - session.data_done
         if choice.state == "ready" and session.can_switch:
-            if choice.should_move(session.bytes_done - self._since, left):
+            if choice.should_move(session.data_done - self._since, left):
                 choice.moved()
                 self.pump.switch(self._channel, announce=True)
                 self._channel = None

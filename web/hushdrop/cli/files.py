@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..protocol.errors import HushdropError, UnsafePathError
-from ..protocol.manifest import DirEntry, FileEntry, Manifest
+from ..protocol.manifest import DirEntry, FileEntry, Manifest, text_bytes
 from .standard_input import StandardInput
 
 TEMP_PREFIX = ".hushdrop-"
@@ -143,8 +143,15 @@ STDIN_NAME = "stdin"
 class OutgoingFiles:
     """The sender's files, in manifest order."""
 
-    def __init__(self, manifest: Manifest, sources: list[Path], stdin: BinaryIO | None = None):
+    def __init__(
+        self,
+        manifest: Manifest,
+        sources: list[Path],
+        stdin: BinaryIO | None = None,
+        text: str | None = None,
+    ):
         self.manifest = manifest
+        self.text = text  # the text the manifest announces, sent ahead of the files (§6.1.1)
         self._sources = sources
         # The stream that is the (only) file, for `send -`.
         self._stdin = StandardInput(stdin) if stdin is not None else None
@@ -154,7 +161,7 @@ class OutgoingFiles:
 
     @classmethod
     def collect(cls, paths: list[str], text: str | None = None) -> OutgoingFiles:
-        """The files and folders at `paths`, and `text` (PROTOCOL.md §6.1) if one goes too."""
+        """The files and folders at `paths`, and `text` (PROTOCOL.md §6.1.1) if one goes too."""
         files: list[FileEntry] = []
         dirs: list[DirEntry] = []
         sources: list[Path] = []
@@ -176,9 +183,9 @@ class OutgoingFiles:
                 sources.append(path)
             else:
                 raise LocalFileError(f"{raw} is not a regular file or a directory.")
-        manifest = Manifest(tuple(files), tuple(dirs), text)
+        manifest = Manifest(tuple(files), tuple(dirs), _text_size(text))
         manifest.encode()  # within the protocol's limits, checked before a code is made
-        return cls(manifest, sources)
+        return cls(manifest, sources, text=text)
 
     @classmethod
     def standard_input(
@@ -188,9 +195,9 @@ class OutgoingFiles:
         `text` if one goes too."""
         if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
             raise UsageError(f"--name must be a file name without folders, not {name!r}.")
-        manifest = Manifest((FileEntry(name, None),), (), text)
+        manifest = Manifest((FileEntry(name, None),), (), _text_size(text))
         manifest.encode()
-        return cls(manifest, [], stream if stream is not None else sys.stdin.buffer)
+        return cls(manifest, [], stream if stream is not None else sys.stdin.buffer, text)
 
     async def read_stream(self, length: int) -> memoryview:
         """Up to `length` bytes of standard input (fewer only at its end; none: it ended).
@@ -514,7 +521,7 @@ class StdoutFile:
         return [self.root]
 
     def plan(self, manifest: Manifest) -> None:
-        if manifest.text is not None and manifest.files:
+        if manifest.has_text and manifest.files:
             raise OneFileOnlyError(
                 "The sender offers a text with the file; standard output (-o -) takes only the "
                 "file. Choose a folder to save into with -o DIR.",
@@ -577,3 +584,8 @@ class StdoutFile:
 
     def close(self) -> None:
         pass
+
+
+def _text_size(text: str | None) -> int | None:
+    """The UTF-8 size of `text` (None: no text); refuses a text that cannot be sent."""
+    return None if text is None else len(text_bytes(text))

@@ -95,13 +95,13 @@ class Reporter:
     def offer(self, manifest: Manifest, targets: list[str]) -> None:
         if self.json_mode:
             files = [{"path": f.path, "size": f.size} for f in manifest.files]
-            text = {} if manifest.text is None else {"text_bytes": manifest.text_size}
+            text = {} if manifest.text_size is None else {"text_bytes": manifest.text_size}
             self._emit(
                 "offer", files=files, total=manifest.total_size, saving_to=targets[:50], **text
             )
             return
         count = len(manifest.files)
-        if manifest.text is not None:
+        if manifest.text_size is not None:
             where = "printed below" if _isatty(self._out) else "to standard output"
             self._say(f"Incoming: a text of {human_size(manifest.text_size)} ({where})")
             if not count and not manifest.dirs:

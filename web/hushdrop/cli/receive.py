@@ -29,7 +29,6 @@ from ..protocol.events import (
     TextReceived,
     Verified,
 )
-from ..protocol.manifest import Manifest
 from ..protocol.receiver import ReceiverSession
 from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
@@ -76,6 +75,11 @@ class Receiving:
             await self._offer(event)
         elif isinstance(event, TextReceived):
             reporter.text(event.text)
+            if self.record is not None:
+                try:
+                    self.record.mark_text_shown()
+                except OSError as exc:
+                    raise save_error(self.record.path, exc) from exc
         elif isinstance(event, FileStarted):
             files.start(event.index)
         elif isinstance(event, FileData):
@@ -100,7 +104,7 @@ class Receiving:
             self._forget()
             reporter.progress(session.bytes_total, session.bytes_total)
             reporter.done(
-                len(session.manifest.files), session.bytes_total, _text_size(session.manifest)
+                len(session.manifest.files), session.bytes_total, session.manifest.text_size
             )
 
     async def _offer(self, event: Offered) -> None:
@@ -108,7 +112,8 @@ class Receiving:
         manifest = event.manifest
         if not manifest.files and not manifest.dirs:
             # Only a text: it goes to standard output, so nothing is planned, created or
-            # recorded in the output folder (a text is small; an interrupted one is sent again).
+            # recorded in the output folder (a text is small; a restarted receiver has no record
+            # and needs a new transfer, §8.3; a lost connection resumes as usual).
             reporter.offer(manifest, [])
             if not await self._accepted():
                 await session.decline("they said no.")
@@ -301,16 +306,20 @@ def _restore(
         files.reopen(record.saved)
         partial = (partial[0], hashing.sha256(partial[1]))
     session = ReceiverSession.restore(
-        backend, code, record.keys, record.manifest, record.saved, partial, file_hash=hashing.sha256
+        backend,
+        code,
+        record.keys,
+        record.manifest,
+        record.saved,
+        partial,
+        file_hash=hashing.sha256,
+        text_shown=record.text_shown,
     )
+    again = " (the text comes again)" if record.manifest.has_text and not record.text_shown else ""
     reporter.status(
         f"Resuming an interrupted transfer: {record.saved} of {len(record.targets)} files "
-        "already saved."
+        f"already saved{again}."
     )
     reporter.verification(record.keys.sas)
     reporter.start_progress(record.manifest.total_size, "Received")
     return session
-
-
-def _text_size(manifest: Manifest) -> int | None:
-    return None if manifest.text is None else manifest.text_size

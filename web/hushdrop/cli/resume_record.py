@@ -3,11 +3,11 @@
 It lives in the output folder under a random name, `.hushdrop-<transfer>.resume` (the name of the
 transfer's temporary files, nothing derived from the code), and holds a tag that recognises the
 code, the session's resume secret and
-data key, the manifest (without its text, which is printed and never written to disk), the chosen
-file names, the name of the transfer's temporary files and how
-many files are saved. The first line (JSON) is written once, atomically; each saved file then
-appends one line with the new count, so the cost per file does not grow with the file list. It is
-removed when the transfer ends.
+data key, the manifest (which announces a text only by its size; the text is printed and never
+written to disk), the chosen file names, the name of the transfer's temporary files, whether the
+text was shown and how many files are saved. The first line (JSON) is written once, atomically;
+the text once shown appends a line `text`, and each saved file one line with the new count, so
+the cost per file does not grow with the file list. It is removed when the transfer ends.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..protocol.codes import Code
@@ -27,7 +27,8 @@ from ..protocol.errors import HushdropError
 from ..protocol.keys import SessionKeys
 from ..protocol.manifest import Manifest
 
-VERSION = 4
+VERSION = 5  # 5: the text is the data stream's first entry (PROTOCOL.md version 4)
+TEXT_SHOWN = "text"
 
 
 RECORD_GLOB = ".hushdrop-*.resume"
@@ -66,6 +67,7 @@ class ResumeRecord:
     transfer: str  # names the temporary files (IncomingFiles.temporary)
     code_tag: str  # `code_tag(code)`
     saved: int = 0
+    text_shown: bool = False  # the manifest's text (if any) was printed: not again after a restart
 
     def save(self) -> None:
         document = {
@@ -76,9 +78,7 @@ class ResumeRecord:
             # that connection.
             "direct": _b64(self.keys.direct),
             "sas": self.keys.sas,
-            # A text was printed when the offer was accepted; a restart does not need it again,
-            # and a receiver writes no text to disk (PROTOCOL.md §6.1.1).
-            "manifest": replace(self.manifest, text=None).encode().decode("utf-8"),
+            "manifest": self.manifest.encode().decode("utf-8"),
             "targets": [target.as_posix() for target in self.targets],
             "transfer": self.transfer,
             "code": self.code_tag,
@@ -95,8 +95,16 @@ class ResumeRecord:
     def mark_saved(self, count: int) -> None:
         """`count` files are saved under their final names: append that, durably."""
         self.saved = count
+        self._append(str(count))
+
+    def mark_text_shown(self) -> None:
+        """The text was printed: a restarted receiver does not ask for it again (§8.3)."""
+        self.text_shown = True
+        self._append(TEXT_SHOWN)
+
+    def _append(self, line: str) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(f"{count}\n")
+            handle.write(f"{line}\n")
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -125,16 +133,21 @@ class ResumeRecord:
             targets = [Path(target) for target in document["targets"]]
             transfer = str(document["transfer"])
             tag = str(document["code"])
-            # Every complete line after the header is a count; a crash may leave a partial last
-            # one (no newline), which does not count.
-            saved = int(counts[-2]) if len(counts) >= 2 else 0
+            # Every complete line after the header is `text` or a count; a crash may leave a
+            # partial last one (no newline), which does not count.
+            lines = counts[:-1]
+            text_shown = TEXT_SHOWN in lines
+            numbers = [line for line in lines if line != TEXT_SHOWN]
+            saved = int(numbers[-1]) if numbers else 0
         except (OSError, ValueError, KeyError, TypeError, HushdropError):
             return None
         if len(targets) != len(manifest.files) or not 0 <= saved <= len(targets):
             return None
+        if saved and manifest.has_text and not text_shown:
+            return None  # files follow the text in the data stream: not what this side wrote
         if not transfer.isalnum() or not transfer.isascii():
             return None
-        return cls(path, keys, manifest, targets, transfer, tag, saved)
+        return cls(path, keys, manifest, targets, transfer, tag, saved, text_shown)
 
 
 def _b64(raw: bytes) -> str:

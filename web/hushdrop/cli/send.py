@@ -20,7 +20,6 @@ from ..protocol.events import (
     Verified,
 )
 from ..protocol.link import Link
-from ..protocol.manifest import Manifest
 from ..protocol.sender import SenderSession
 from ..transport.fanout import serve_link
 from ..transport.pump import RESUME_WINDOW, Pump
@@ -97,7 +96,7 @@ async def _serve(
     route: SenderRoute | None = None
     try:
         backend = PycaBackend()
-        session = SenderSession(backend, secrets, files.manifest, password)
+        session = SenderSession(backend, secrets, files.manifest, password, text=files.text)
         await session.start()
         route = SenderRoute(backend, session, reporter, direct)
 
@@ -211,10 +210,4 @@ async def _on_event(
         await route.resumed()
     elif isinstance(event, Completed):
         reporter.progress(session.bytes_total, session.bytes_total)
-        reporter.done(
-            len(session.manifest.files), session.bytes_total, _text_size(session.manifest)
-        )
-
-
-def _text_size(manifest: Manifest) -> int | None:
-    return None if manifest.text is None else manifest.text_size
+        reporter.done(len(session.manifest.files), session.bytes_total, session.manifest.text_size)

@@ -12,7 +12,7 @@ import json
 import js
 from pyodide.ffi import JsException
 
-from ..protocol.manifest import DirEntry, FileEntry, Manifest
+from ..protocol.manifest import DirEntry, FileEntry, Manifest, text_bytes
 from .errors import PageError
 from .messages import t
 
@@ -35,26 +35,27 @@ class LocalError(PageError):
 
 def manifest_from_selection(data: dict, text: str | None = None) -> Manifest:
     """The Manifest for app.js's snapshot: `{"files": [{path, size, mtime}], "dirs": [path]}`,
-    and the text to send with them, if any."""
+    announcing the text to send with them, if any (its size; the text leads the data stream)."""
     files = tuple(
         FileEntry(f["path"], int(f["size"]), FILE_MODE, int(f.get("mtime") or 0))
         for f in data["files"]
     )
     dirs = tuple(DirEntry(path, DIR_MODE) for path in data["dirs"])
-    return Manifest(files, dirs, text)
+    return Manifest(files, dirs, None if text is None else len(text_bytes(text)))
 
 
 class OutgoingSelection:
     """The files being sent, frozen when the link was created (later picks do not change it)."""
 
-    def __init__(self, manifest: Manifest, reader: int = 0) -> None:
+    def __init__(self, manifest: Manifest, reader: int = 0, text: str | None = None) -> None:
         self.manifest = manifest
+        self.text = text  # what the manifest announces (PROTOCOL.md §6.1.1), or None
         # app.js keeps read-ahead per reader: one per receiver of a link (PROTOCOL.md §3.1).
         self._reader = reader
 
     def reader(self, number: int) -> OutgoingSelection:
         """The same files read at their own pace, for receiver ``number`` of a link."""
-        return OutgoingSelection(self.manifest, number)
+        return OutgoingSelection(self.manifest, number, self.text)
 
     def close(self) -> None:
         """Let app.js drop this reader's read-ahead."""
@@ -69,7 +70,7 @@ class OutgoingSelection:
             raise LocalError(t("alert.no-files"))
         manifest = manifest_from_selection(json.loads(js.hushdrop.snapshot()), wanted)
         manifest.encode()  # within the protocol's limits, checked before a link is made
-        return cls(manifest)
+        return cls(manifest, text=wanted)
 
     async def read(self, index: int, offset: int, length: int) -> bytes:
         try:

@@ -320,9 +320,8 @@ class ReceiveFlow:
     @staticmethod
     def _summary(manifest: Manifest, size: int | None = None) -> Message:
         """What is offered; `size`: what a stream turned out to be (PROTOCOL.md §7.2)."""
-        text_size = None if manifest.text is None else manifest.text_size
         total = manifest.total_size if size is None else size
-        return transfer_summary(len(manifest.files), total, text_size)
+        return transfer_summary(len(manifest.files), total, manifest.text_size)
 
     async def _open_sink(self, choice: str) -> JsSink | None:
         """The browser download for the plan: the service-worker stream, or a picked file."""
@@ -380,7 +379,7 @@ class ReceiveFlow:
             how = "too-large-save-as" if js.hushdrop.canSaveAs() else "too-large"
             view.hide("download")
         note = t(NOTES[form, how], name=plan.name)
-        if manifest.text is not None:
+        if manifest.has_text:
             note = t("receive.note.with-text", note=note)
         view.text("offer-note", note)
         view.show("offer")

@@ -111,6 +111,7 @@ class SendFlow:
                 secrets,
                 self.manifest,
                 self.password,
+                text=self.selection.text,
                 accept_typed=self.short_code_shown,
             )
             await session.start()
@@ -162,6 +163,10 @@ class SendFlow:
             return
         self.direct = direct.DirectLink(list(self.ctx.ice_servers), self._send_signal)
         self.direct_deadline = time.monotonic() + DIRECT_TIMEOUT
+        # Files are read only once the route is chosen; a text, encrypted from memory when
+        # the receiver accepts, waits the same way (PROTOCOL.md §6.1.1): it takes the route a
+        # file would, so the relay cannot tell them apart by it.
+        self.pump.session.hold(True)
         direct.in_background(self.direct, self.direct.offer())
 
     async def _send_signal(self, payload: bytes) -> None:
@@ -173,7 +178,7 @@ class SendFlow:
         DIRECT_GRACE); else the relay now, and the direct connection if it opens later."""
         link = self.direct
         session = self.pump.session
-        if link is not None and session.bytes_done >= session.bytes_total:
+        if link is not None and session.data_done >= session.data_total:
             # Nothing to read (only empty files): the whole stream is already queued and goes
             # through the relay with the signaling; moving would leave the receiver's COMPLETE
             # behind on the relay connection.
@@ -186,6 +191,7 @@ class SendFlow:
             ui.show_route(self.view, "direct")
             return
         ui.show_route(self.view, "relayed")
+        session.hold(False)
         if link is not None and link.pending:
             direct.in_background(link, self._switch_when_open(link))
         elif link is not None:
@@ -196,7 +202,7 @@ class SendFlow:
         opens, if enough is left to send to be worth the move."""
         opened = await link.wait_open(self.direct_deadline)
         session = self.pump.session
-        left = session.bytes_total - session.bytes_done
+        left = session.data_total - session.data_done
         if self.direct is not link:
             return  # the connection was lost meanwhile; the pump closed the link
         if not opened or not session.can_switch or left < SWITCH_MIN_REMAINING:
@@ -209,6 +215,7 @@ class SendFlow:
         link.close()
         if self.direct is link:
             self.direct = None
+            self.pump.session.hold(False)
 
     async def _wait_direct(self, link: direct.DirectLink) -> bool:
         """Wait briefly for the data channel, still reading the receiver's messages (its answer
@@ -236,8 +243,7 @@ class SendFlow:
     def summary(self) -> Message:
         """`2 files, 3.0 MiB`, `a text of 12 B`, or both."""
         manifest = self.manifest
-        text_size = None if manifest.text is None else manifest.text_size
-        return transfer_summary(len(manifest.files), self.total, text_size)
+        return transfer_summary(len(manifest.files), self.total, manifest.text_size)
 
     def _show_share(self, link: str, typed: str, ttl: int, receivers: int = 1) -> None:
         view = self.view
@@ -280,6 +286,7 @@ class SendFlow:
             ui.show_route(view, "relayed")
         elif isinstance(event, Resumed):
             self._stop_countdown()
+            self.pump.session.hold(False)  # on the new connection nothing waits for a route
             # A move to the direct connection resumes too; only a real loss says "Reconnected".
             view.status(t("send.status.reconnected") if self.lost else t("send.status.sending"))
             self.lost = False
@@ -292,15 +299,18 @@ class SendFlow:
             view.status(t("send.status.verified" if files else "send.status.verified-text"))
             self._try_direct()
         elif isinstance(event, Accepted):
-            if not self.manifest.files:
-                # Nothing to stream (a text, or empty folders): it went with the offer, and no
-                # direct connection is worth opening.
+            if not self.manifest.entry_sizes:
+                # Nothing to stream (empty folders alone): no direct connection is worth
+                # opening.
                 if self.direct is not None:
                     self._drop_direct(self.direct)
                 view.status(t("send.status.accepted-only"))
                 return
-            view.status(t("send.status.accepted"))
-            self.progress = ui.ProgressView(view, self.total, sending=True)
+            if self.manifest.files:
+                view.status(t("send.status.accepted"))
+                self.progress = ui.ProgressView(view, self.total, sending=True)
+            else:  # a text alone: no progress to show, but it travels as a file would
+                view.status(t("send.status.accepted-only"))
             await self._choose_route()
         elif isinstance(event, Completed):
             if self.progress is not None:

@@ -162,6 +162,7 @@ class LinkSender:
             self.secrets,
             flow.manifest,
             flow.password,
+            text=flow.selection.text,
             accept_typed=flow.short_code_shown,
         )
         reader = flow.selection.reader(number)

@@ -33,8 +33,8 @@ class Accepted:
 
 @dataclass(frozen=True)
 class TextReceived:
-    """The receiver accepted an offer with a text (PROTOCOL.md §6.1): show it now. It came in the
-    manifest, so it is whole and authenticated; nothing is written anywhere."""
+    """The offer's text (PROTOCOL.md §6.1.1) arrived whole, as the data stream's first entry,
+    and its SHA-256 matched: show it now. Held in memory only; nothing is written anywhere."""
 
     text: str
 

@@ -1,11 +1,13 @@
 """The manifest: what a sender offers (PROTOCOL.md §6.1), encoded, decoded and validated.
 
-Besides files and folders it may carry a text (a message, a password, a link): the text travels
-inside the manifest, so it is sealed and padded exactly like a file list (§6, §6.2, §7.1).
+Besides files and folders it may announce a text (a message, a password, a link): the manifest
+says only that there is one and its size; the text itself is the data stream's first entry,
+encrypted, framed and padded exactly like a file (§6.1.1, §7).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -39,14 +41,16 @@ def text_bytes(text: str) -> bytes:
             "not-unicode",
         ) from exc
     if len(data) > MAX_TEXT_BYTES:
-        # Exact bytes: rounded, a text just over the limit read "1.0 MiB; at most 1.0 MiB".
-        raise TextError(
-            f"The text is {len(data):,} bytes; at most {MAX_TEXT_BYTES:,} bytes of text go in "
-            "one transfer. Send it as a file instead.",
-            "too-large",
-            len(data),
-        )
+        raise TextError(_too_large(len(data)), "too-large", len(data))
     return data
+
+
+def _too_large(size: int) -> str:
+    # Exact bytes: rounded, a text just over the limit read "1.0 MiB; at most 1.0 MiB".
+    return (
+        f"The text is {size:,} bytes; at most {MAX_TEXT_BYTES:,} bytes of text go in one "
+        "transfer. Send it as a file instead."
+    )
 
 
 def _mib(size: int) -> str:
@@ -77,7 +81,9 @@ class DirEntry:
 class Manifest:
     files: tuple[FileEntry, ...]
     dirs: tuple[DirEntry, ...] = field(default_factory=tuple)
-    text: str | None = None  # a text sent with (or instead of) files; None when there is none
+    # UTF-8 bytes of a text sent with (or instead of) files, which leads the data stream
+    # (§6.1.1); None when there is none.
+    text_size: int | None = None
 
     @property
     def total_size(self) -> int | None:
@@ -96,9 +102,20 @@ class Manifest:
         return bool(self.files) and self.files[-1].size is None
 
     @property
-    def text_size(self) -> int:
-        """UTF-8 bytes of the text, 0 when there is none."""
-        return 0 if self.text is None else len(self.text.encode("utf-8", "surrogatepass"))
+    def has_text(self) -> bool:
+        return self.text_size is not None
+
+    @property
+    def first_file(self) -> int:
+        """The data-stream entry of file 0: 1 when a text leads the stream, else 0 (§7)."""
+        return 1 if self.has_text else 0
+
+    @functools.cached_property
+    def entry_sizes(self) -> tuple[int | None, ...]:
+        """The data stream's entries in order (§7): the text, if any, then every file.
+        Cached: the receiver consults it per message and per file."""
+        text = () if self.text_size is None else (self.text_size,)
+        return text + tuple(f.size for f in self.files)
 
     def encode(self) -> bytes:
         doc = {
@@ -109,9 +126,10 @@ class Manifest:
             ],
             "dirs": [{"path": _utf8(d.path), "mode": d.mode} for d in self.dirs],
         }
-        if self.text is not None:
-            text_bytes(self.text)
-            doc["text"] = self.text
+        if self.text_size is not None:
+            if not 0 <= self.text_size <= MAX_TEXT_BYTES:
+                raise TextError(_too_large(self.text_size), "too-large", self.text_size)
+            doc["text"] = {"size": self.text_size}
         entries = len(self.files) + len(self.dirs)
         if entries > MAX_MANIFEST_ENTRIES:
             raise ProtocolError(
@@ -201,18 +219,18 @@ def _path(entry: object) -> str:
     return path
 
 
-def _text(value: object) -> str | None:
+def _text(value: object) -> int | None:
+    """The announced text's size (§6.1.1): `{"size": n}`, 0 ≤ n ≤ MAX_TEXT_BYTES."""
     if value is None:
         return None
-    if not isinstance(value, str):
+    if not isinstance(value, dict) or set(value) != {"size"}:
         raise ProtocolError("The sender's text is malformed.")
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError as exc:  # a lone surrogate, escaped in the JSON
-        raise ProtocolError("The sender's text is not valid Unicode text.") from exc
+    size = value["size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ProtocolError("The sender's text is malformed.")
     if size > MAX_TEXT_BYTES:
         raise ProtocolError(f"The sender's text is larger than {_mib(MAX_TEXT_BYTES)}.")
-    return value
+    return size
 
 
 def _size(entry: dict) -> int | None:

@@ -51,16 +51,16 @@ def max_sealed_message() -> int:
 
 
 def stream_padding(manifest: Manifest, stream_framed: int | None = None) -> int:
-    """Zero bytes that end the last file's plaintext (§7.1): they bring the sum of every file's
-    plaintext (content and digest) up to its PADMÉ length. 0 without files.
+    """Zero bytes that end the last entry's plaintext (§7.1): they bring the sum of every
+    entry's plaintext (content and digest; the text is an entry like a file) up to its PADMÉ
+    length. 0 without entries.
 
     When the last file is a stream (§7.2), its part of the sum is `stream_framed`: its plaintext
     before the padding (segments, end record, digest), known only once it ended."""
-    if not manifest.files:
+    sizes = manifest.entry_sizes
+    if not sizes:
         return 0
-    plaintext = sum(
-        entry.size + FILE_DIGEST_SIZE for entry in manifest.files if entry.size is not None
-    )
+    plaintext = sum(size + FILE_DIGEST_SIZE for size in sizes if size is not None)
     if manifest.has_stream:
         if stream_framed is None:
             raise ValueError("a stream's padding is known only at its end")

@@ -9,6 +9,12 @@ Completed arrived and every file is saved, call `finish()`. After every call, se
 `PeerSession.connection_lost()`; a restarted receiver starts from `ReceiverSession.restore()`.
 
 A file of unknown size (a stream, §7.2) is the last one; `bytes_total` is None until it ends.
+
+A text (§6.1.1) is the data stream's first entry: its plaintext is held in memory (at most
+MAX_TEXT_BYTES) and TextReceived comes once all of it arrived and its SHA-256 matched. Internally
+indices count the data stream's entries (the text, then the files), as the file contexts and
+RESUME_AT do (§7); events name files by their index in the manifest. `bytes_done` and
+`bytes_total` count file content only.
 """
 
 from __future__ import annotations
@@ -88,7 +94,7 @@ class _IncomingFile:
         file_hash: FileHash,
         written: int = 0,
     ) -> None:
-        self.index = index
+        self.index = index  # the data stream's entry
         self.size = size  # None: a stream (§7.2), whose framing says where it ends
         # Zero bytes after the trailer (the last file's, §7.1); a stream's depends on its framed
         # length, so it is a function of that.
@@ -135,6 +141,7 @@ class ReceiverSession(PeerSession):
         self._state = "await-hello"
         self.manifest: Manifest | None = None
         self._file: _IncomingFile | None = None
+        self._text = bytearray()  # the text entry's verified plaintext so far
         self._next_index = 0
         self._received = 0
         self._credited = 0
@@ -152,22 +159,36 @@ class ReceiverSession(PeerSession):
         partial: tuple[int, FileHash] | None = None,
         *,
         file_hash: Callable[[], FileHash] = hashlib.sha256,
+        text_shown: bool = True,
     ) -> ReceiverSession:
         """A restarted receiver (§8.3): `saved` files are stored; the next has `partial` =
-        (verified bytes, their SHA-256) in its `.part`, or None. Waits to `resume()`."""
+        (verified bytes, their SHA-256) in its `.part`, or None. `text_shown`: the
+        manifest's text (if any) was shown before the restart; when not, the data stream
+        restarts at the text (nothing of it was kept) and `saved`/`partial` must be 0/None.
+        Waits to `resume()`."""
         session = cls(backend, code, file_hash=file_hash)
         session._keys = keys
         session.manifest = manifest
         session.bytes_total = manifest.total_size
         session.bytes_done = sum(f.size for f in manifest.files[:saved])
-        session._next_index = saved
-        if partial is not None and saved < len(manifest.files):
-            written, prefix_hash = partial
-            session._file = _IncomingFile(
-                saved, manifest.files[saved].size, session._padding_of(saved), prefix_hash, written
-            )
-            session._next_index = saved + 1
-            session.bytes_done += written
+        if manifest.has_text and not text_shown:
+            if saved or partial is not None:
+                raise ValueError("files cannot be saved before the text that precedes them")
+            session._next_index = 0
+        else:
+            entry = saved + manifest.first_file
+            session._next_index = entry
+            if partial is not None and saved < len(manifest.files):
+                written, prefix_hash = partial
+                session._file = _IncomingFile(
+                    entry,
+                    manifest.files[saved].size,
+                    session._padding_of(entry),
+                    prefix_hash,
+                    written,
+                )
+                session._next_index = entry + 1
+                session.bytes_done += written
         session._resume_state = "receiving"
         session._state = "reconnecting"
         return session
@@ -252,7 +273,7 @@ class ReceiverSession(PeerSession):
 
     async def _resume_started(self) -> None:
         if self._resume_state == "saving":
-            position = encode_resume_at(len(self.manifest.files), 0, 0)
+            position = encode_resume_at(len(self.manifest.entry_sizes), 0, 0)
         elif self._file is not None:
             position = encode_resume_at(self._file.index, self._file.written, INITIAL_CREDIT)
         else:
@@ -265,14 +286,13 @@ class ReceiverSession(PeerSession):
         return self._keys
 
     async def accept(self) -> list[Event]:
-        """Accept the offer: grant the initial credit. Returns the offer's text (TextReceived),
-        if any, then Completed at once if no files."""
+        """Accept the offer: grant the initial credit. Returns Completed at once if the data
+        stream has no entries (only empty folders)."""
         if self._state != "offered" or self._channel is None:
             raise ProtocolError("There is no offer to accept.")
         await self._send_sealed(KIND_ACCEPT, encode_u64(INITIAL_CREDIT))
         self._state = "receiving"
-        text = [] if self.manifest.text is None else [TextReceived(self.manifest.text)]
-        return [*text, *self._maybe_completed()]
+        return self._maybe_completed()
 
     async def decline(self, reason: str) -> None:
         if self._state != "offered" or self._channel is None:
@@ -288,7 +308,7 @@ class ReceiverSession(PeerSession):
         self._state = "done"
 
     def _maybe_completed(self) -> list[Event]:
-        if self._next_index >= len(self.manifest.files) and self._file is None:
+        if self._next_index >= len(self.manifest.entry_sizes) and self._file is None:
             self._state = "saving"
             return [Completed()]
         return []
@@ -300,12 +320,13 @@ class ReceiverSession(PeerSession):
         events: list[Event] = []
         while data:
             if self._file is None:
-                if self._next_index >= len(self.manifest.files):
+                if self._next_index >= len(self.manifest.entry_sizes):
                     raise ProtocolError("The sender sent more data than it announced.")
                 index = self._next_index
                 self._file = self._incoming(index)
                 self._next_index += 1
-                events.append(FileStarted(index))
+                if not self._is_text(index):
+                    events.append(FileStarted(index - self.manifest.first_file))
             data = await self._consume(self._file, data, events)
         events.extend(self._maybe_completed())
         if self._state == "receiving" and self._received - self._credited >= CREDIT_BATCH:
@@ -317,7 +338,7 @@ class ReceiverSession(PeerSession):
     async def _on_stream_end(self) -> list[Event]:
         """The empty DATA message: the data stream, whose last file is a stream, ends (§7.2)."""
         f = self._file
-        if f is None and self._next_index == len(self.manifest.files) - 1:
+        if f is None and self._next_index == len(self.manifest.entry_sizes) - 1:
             f = self._file = self._incoming(self._next_index)
             self._next_index += 1
         if f is None or f.reader is None:
@@ -333,7 +354,7 @@ class ReceiverSession(PeerSession):
         f.reader.finish()
         self._check_trailer(f, f.reader.digest)
         self.bytes_total = self.bytes_done
-        events.append(FileCompleted(f.index, f.hash.hexdigest()))
+        events.append(FileCompleted(self._file_index(f), f.hash.hexdigest()))
         self._file = None
         events.extend(self._maybe_completed())
         return events
@@ -344,11 +365,21 @@ class ReceiverSession(PeerSession):
             f.hash.update(chunk)
             f.written += len(chunk)
             self.bytes_done += len(chunk)
-            events.append(FileData(f.index, chunk))
+            events.append(FileData(self._file_index(f), chunk))
 
     def _incoming(self, index: int) -> _IncomingFile:
-        size = self.manifest.files[index].size
+        if self._is_text(index):
+            del self._text[:]  # a new ciphertext of the text from 0: a restarted receiver
+            text_hash = hashlib.sha256()  # in memory, and small: no need to hash elsewhere
+            return _IncomingFile(index, self.manifest.text_size, self._padding_of(index), text_hash)
+        size = self.manifest.entry_sizes[index]
         return _IncomingFile(index, size, self._padding_of(index), self._file_hash())
+
+    def _is_text(self, index: int) -> bool:
+        return index < self.manifest.first_file
+
+    def _file_index(self, f: _IncomingFile) -> int:
+        return f.index - self.manifest.first_file
 
     def _check_trailer(self, f: _IncomingFile, trailer: bytes) -> None:
         """§7.3: a ciphertext that starts inside its file (resumed) ends with the whole file's
@@ -362,9 +393,9 @@ class ReceiverSession(PeerSession):
                 )
         elif not hmac.compare_digest(f.hash.digest(), trailer):
             raise TamperedError(
-                f"{self._name(f)} arrived with the wrong SHA-256: the part received before "
-                "the connection broke and the rest do not belong to the same file (it may "
-                "have changed on the sender's side meanwhile); it was not saved."
+                f"{self._name(f, start=True)} arrived with the wrong SHA-256: the part received "
+                "before the connection broke and the rest do not belong to the same file (it "
+                "may have changed on the sender's side meanwhile); it was not saved."
             )
 
     async def _consume(self, f: _IncomingFile, data: memoryview, events: list[Event]) -> memoryview:
@@ -399,9 +430,20 @@ class ReceiverSession(PeerSession):
         self._deliver(f, plaintext, events)
         if f.remaining == 0:
             self._check_trailer(f, bytes(f.digest))
-            events.append(FileCompleted(f.index, f.hash.hexdigest()))
+            events.append(self._completed(f))
             self._file = None
         return data[take:]
+
+    def _completed(self, f: _IncomingFile) -> Event:
+        """The entry `f` is whole and verified: a file to save, or the text to show."""
+        if not self._is_text(f.index):
+            return FileCompleted(self._file_index(f), f.hash.hexdigest())
+        try:
+            text = self._text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError("The sender's text is not valid Unicode text.") from exc
+        del self._text[:]
+        return TextReceived(text)
 
     def _deliver(self, f: _IncomingFile, plaintext: bytes, events: list[Event]) -> None:
         content = min(len(plaintext), f.size - f.written)
@@ -409,8 +451,11 @@ class ReceiverSession(PeerSession):
             chunk = plaintext[:content] if content < len(plaintext) else plaintext
             f.hash.update(chunk)
             f.written += content
-            self.bytes_done += content
-            events.append(FileData(f.index, chunk))
+            if self._is_text(f.index):
+                self._text += chunk  # shown once whole and verified
+            else:
+                self.bytes_done += content
+                events.append(FileData(self._file_index(f), chunk))
         rest = memoryview(plaintext)[max(content, 0) :]
         take = FILE_DIGEST_SIZE - len(f.digest)
         f.digest += rest[:take]
@@ -418,16 +463,19 @@ class ReceiverSession(PeerSession):
             raise ProtocolError(f"The padding after {self._name(f)} is not zeros.")
 
     def _padding_of(self, index: int) -> int | Callable[[int], int]:
-        """Stream padding after file `index`'s digest: only the last file has any (§7.1); a
+        """Stream padding after entry `index`'s digest: only the last entry has any (§7.1); a
         stream's as a function of its framed length (§7.2)."""
-        if index != len(self.manifest.files) - 1:
+        sizes = self.manifest.entry_sizes
+        if index != len(sizes) - 1:
             return 0
-        if self.manifest.files[index].size is None:
+        if sizes[index] is None:
             return functools.partial(stream_padding, self.manifest)
         return stream_padding(self.manifest)
 
-    def _name(self, f: _IncomingFile) -> str:
-        return repr(self.manifest.files[f.index].path)
+    def _name(self, f: _IncomingFile, *, start: bool = False) -> str:
+        if self._is_text(f.index):
+            return "The text" if start else "the text"
+        return repr(self.manifest.files[self._file_index(f)].path)
 
     def _tampered(self, f: _IncomingFile) -> str:
         return (

@@ -7,6 +7,10 @@ the connection closes, see `PeerSession.connection_lost()`.
 
 A file of unknown size (a stream, §7.2) is read the same way, except that a read may return fewer
 bytes than asked, and returns none at the stream's end.
+
+A text (§6.1.1) is the data stream's first entry; the session holds it (at most MAX_TEXT_BYTES)
+and encrypts it itself, so `next_read()` only ever names files. Internally `_index` counts the
+data stream's entries (the text, then the files), as the file contexts and RESUME_AT do (§7).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from .events import Accepted, Completed, Event, Progress, Resumed, Verified
 from .framing import decode_abort, decode_credit, decode_resume_at, decode_u64, message_type
 from .handshake import SenderHandshake
 from .keys import SealedChannel
-from .manifest import Manifest
+from .manifest import FileEntry, Manifest, text_bytes
 from .padding import stream_padding
 from .session import PeerSession, abort_error, cancel_error, file_context
 from .stream import end_record, segment_header
@@ -65,11 +69,18 @@ class SenderSession(PeerSession):
         manifest: Manifest,
         password: str = "",
         *,
+        text: str | None = None,
         accept_typed: bool = True,
     ) -> None:
-        """`accept_typed`: whether the typed code works too, not only the link (§2): say so
+        """`text`: the text the manifest announces (its `text_size` must be its UTF-8 length).
+        `accept_typed`: whether the typed code works too, not only the link (§2): say so
         only when it was shown to someone."""
         super().__init__(backend)
+        self._text = None if text is None else text_bytes(text)
+        if (self._text is None) != (manifest.text_size is None) or (
+            self._text is not None and len(self._text) != manifest.text_size
+        ):
+            raise ValueError("the manifest's text_size does not match the text")
         self._handshake = SenderHandshake(backend, secrets, password, accept_typed=accept_typed)
         self.manifest = manifest
         self._credit = 0
@@ -79,7 +90,8 @@ class SenderSession(PeerSession):
         self._ready: list[bytearray] = []
         self._frame = _new_frame()
         self._fill = 1
-        self._index = 0
+        self._entries = manifest.entry_sizes  # the text (if any), then every file (§7)
+        self._index = 0  # the data stream's entry being sent
         self._offset = 0
         # Bytes of the current file read so far; behind `_offset` only after a resume, while
         # the part the receiver already has is read again to complete the file's hash.
@@ -103,6 +115,7 @@ class SenderSession(PeerSession):
         self.bytes_total = manifest.total_size
         self._sent_everything = False
         self._held = False
+        self._switching = False  # SWITCH was queued: no more DATA on this connection
         self._end_marked = False  # the empty DATA after a stream's last byte was queued (§7.2)
 
     async def start(self) -> None:
@@ -182,7 +195,7 @@ class SenderSession(PeerSession):
                 self.bytes_acknowledged = min(verified, self.bytes_done)
                 return [Progress(self.bytes_acknowledged, self.bytes_total)]
             if kind == KIND_COMPLETE:
-                if self._index < len(self.manifest.files) or self._ready or self._fill > 1:
+                if self._index < len(self._entries) or self._ready or self._fill > 1:
                     raise ProtocolError(
                         "The receiver reported success before receiving everything."
                     )
@@ -193,9 +206,9 @@ class SenderSession(PeerSession):
     async def _resume_at(self, body: bytes) -> list[Event]:
         """Restart the data stream where the receiver says it stands (PROTOCOL.md §8.2)."""
         at = decode_resume_at(body)
-        files = self.manifest.files
-        size = files[at.index].size if at.index < len(files) else 0
-        if at.index > len(files) or (size is not None and at.offset > size):
+        entries = self._entries
+        size = entries[at.index] if at.index < len(entries) else 0
+        if at.index > len(entries) or (size is not None and at.offset > size):
             raise ProtocolError("The receiver asked to resume at a position that does not exist.")
         stream_continues = self._check_stream_resume(at.index, at.offset)
         await self._send_sealed(KIND_RESUMED)
@@ -221,7 +234,7 @@ class SenderSession(PeerSession):
         its input cannot be read again, so only where nothing of it was read yet, or exactly
         where its reading stands (nothing read but unverified), §7.2. True when it restarts
         inside the stream, whose hash so far then carries on."""
-        stream = len(self.manifest.files) - 1
+        stream = len(self._entries) - 1
         if not self.manifest.has_stream or index > stream:
             return False
         if index == stream and offset == self._stream_read and self._hashed == offset:
@@ -231,12 +244,20 @@ class SenderSession(PeerSession):
         raise StreamLostError()
 
     def _position(self, index: int, offset: int) -> int:
-        """Content bytes before byte `offset` of file `index`."""
-        before = self.manifest.files[:index]
-        return sum(self._stream_read if f.size is None else f.size for f in before) + offset
+        """File content bytes before byte `offset` of entry `index` (progress counts files:
+        the text is not part of it)."""
+        first = self.manifest.first_file
+        before = self.manifest.files[: max(index - first, 0)]
+        inside = offset if index >= first else 0
+        return sum(self._stream_read if f.size is None else f.size for f in before) + inside
+
+    def _file(self, index: int) -> FileEntry | None:
+        """The file at entry `index`; None for the text."""
+        first = self.manifest.first_file
+        return None if index < first else self.manifest.files[index - first]
 
     def _forget_connection(self) -> None:
-        complete = self._resume_state == "sending" and self._index >= len(self.manifest.files)
+        complete = self._resume_state == "sending" and self._index >= len(self._entries)
         self._sent_everything = complete and not self._ready and self._fill == 1
         # Everything not yet sent goes: the receiver names the restart position on reconnect.
         self._ready = []
@@ -244,6 +265,30 @@ class SenderSession(PeerSession):
         self._fill = 1
         self._sent = 0
         self._credit = 0
+        self._switching = False
+
+    @property
+    def data_total(self) -> int | None:
+        """Content bytes of the whole data stream, the text's included (§7); None while a
+        stream's length is unknown. What a route decision weighs: a text moves like a file."""
+        return (
+            None if self.bytes_total is None else self.bytes_total + (self.manifest.text_size or 0)
+        )
+
+    @property
+    def data_done(self) -> int:
+        """Content bytes of the data stream read so far, the text's included; a held text
+        counts as not yet read, as a held file is not read (it is encrypted from memory at
+        once, but waits like one)."""
+        if self._held or not self.manifest.has_text:
+            return self.bytes_done
+        text = self.manifest.text_size if self._index >= self.manifest.first_file else self._offset
+        return self.bytes_done + text
+
+    def data_to_send(self) -> list[bytes]:
+        if self._state == "sending":
+            self._emit_frames()  # DATA that waited while held goes as soon as it may
+        return super().data_to_send()
 
     @property
     def can_switch(self) -> bool:
@@ -261,6 +306,9 @@ class SenderSession(PeerSession):
         if not self.can_switch:
             raise ProtocolError("Only a transfer that is sending can move to another connection.")
         await self._send_sealed(KIND_SWITCH)
+        # DATA not yet sent is sent on the new connection (from the receiver's RESUME_AT);
+        # none may follow SWITCH here, where the receiver no longer reads it.
+        self._switching = True
 
     @property
     def sent_everything(self) -> bool:
@@ -268,23 +316,29 @@ class SenderSession(PeerSession):
         return self._sent_everything
 
     def hold(self, held: bool) -> None:
-        """While held, no file data is read (`next_read()` says wait): the driver is waiting
-        for a direct connection (PROTOCOL.md §8.5), and data sent through the relay meanwhile
-        would be sent again on it. Messages from the receiver are processed as usual."""
+        """While held, no file data is read (`next_read()` says wait) and no DATA leaves (a
+        text's, encrypted from memory, waits): the driver is waiting for a direct connection
+        (PROTOCOL.md §8.4, §8.5), and data sent through the relay meanwhile would be sent
+        again on it. Messages from the receiver are processed as usual. Released by
+        `hold(False)`, also after the transfer moved and resumed on the direct connection; then
+        `data_to_send()` has the DATA."""
         self._held = held
 
     def next_read(self) -> tuple[int, int, int] | None:
         """The next file range to read as (file index, offset, length), or None to wait."""
         if self._state != "sending" or self._ready or self._held:
             return None
-        if self._index >= len(self.manifest.files) or self._padded is not None:
+        if self._index >= len(self._entries) or self._padded is not None:
             return None  # all read; what is left is padding (or nothing)
+        if self._index < self.manifest.first_file:
+            return None  # the text: encrypted from memory, not read
+        file = self._index - self.manifest.first_file
         if self._hashed < self._offset:
-            return self._index, self._hashed, min(READ_SIZE, self._offset - self._hashed)
-        size = self.manifest.files[self._index].size
+            return file, self._hashed, min(READ_SIZE, self._offset - self._hashed)
+        size = self._entries[self._index]
         if size is None:
-            return None if self._stream_ended else (self._index, self._offset, READ_SIZE)
-        return self._index, self._offset, min(READ_SIZE, size - self._offset)
+            return None if self._stream_ended else (file, self._offset, READ_SIZE)
+        return file, self._offset, min(READ_SIZE, size - self._offset)
 
     async def send_plaintext(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt the bytes `next_read()` asked for; queue whatever DATA the credit allows.
@@ -295,13 +349,11 @@ class SenderSession(PeerSession):
         if request is None or self._encryptor is None:
             raise ProtocolError("File data was supplied when none was requested.")
         _, _, length = request
-        if self.manifest.files[self._index].size is None:
+        if self._entries[self._index] is None:
             await self._stream_data(data, length)
             return
         if len(data) != length:
-            raise HushdropError(
-                f"{self.manifest.files[self._index].path} changed while it was being sent."
-            )
+            raise HushdropError(f"{self._file(self._index).path} changed while it was being sent.")
         if self._hashed < self._offset:
             # Resumed inside this file: the receiver has these bytes; only the hash needs them.
             self._hash.update(data)
@@ -341,37 +393,50 @@ class SenderSession(PeerSession):
         await self._advance_files()
 
     def _file_read(self) -> bool:
-        """Whether all of the current file's content is in the stream (a stream: its end)."""
-        size = self.manifest.files[self._index].size
+        """Whether all of the current entry's content is in the stream (a stream: its end)."""
+        size = self._entries[self._index]
         if size is None:
             return self._stream_ended and self._hashed == self._offset
         return self._hashed >= self._offset and self._offset >= size
 
+    async def _encrypt_text(self) -> None:
+        """The text entry, from memory: after a resume inside it, hash what the receiver
+        already has and the rest for the trailer (§7.3); encrypt the rest. At most
+        MAX_TEXT_BYTES, so at most a DATA message or two beyond the credit wait in `_ready`."""
+        rest = self._text[self._offset :]
+        if self._hash is not None:
+            self._hash.update(self._text[self._hashed : self._offset])
+            self._hash.update(rest)
+        self._append(await self._encryptor.update(rest))
+        self._offset = self._hashed = len(self._text)
+
     async def _advance_files(self) -> None:
-        """Open the current file's encryption, close finished files, frame what is ready."""
-        files = self.manifest.files
-        while self._index < len(files):
+        """Open the current entry's encryption, close finished ones, frame what is ready."""
+        entries = self._entries
+        while self._index < len(entries):
             if self._encryptor is None:
                 self._encryptor = await ChunkEncryptor.create(
                     self._backend, self._data_key, file_context(self._index, self._start)
                 )
                 self._append(self._encryptor.header)
+            if self._index < self.manifest.first_file and not self._file_read():
+                await self._encrypt_text()
             if not self._file_read():
                 break
             if self._padded is None:
-                if files[self._index].size is None:
+                if entries[self._index] is None:
                     self._append(await self._encryptor.update(end_record(self._stream_read)))
                     self._framed += STREAM_END_SIZE + FILE_DIGEST_SIZE
                     self._padding = stream_padding(self.manifest, self._framed)
                 self._append(await self._encryptor.update(self._trailer()))
-                # Only the last file's plaintext ends with padding; the others count as padded.
-                self._padded = 0 if self._index == len(files) - 1 else self._padding
+                # Only the last entry's plaintext ends with padding; the others count as padded.
+                self._padded = 0 if self._index == len(entries) - 1 else self._padding
             if not await self._pad():
                 break  # the rest of the padding when credit makes room for it
             self._append(await self._encryptor.finalize())
             self._padded = None
             self._encryptor = None
-            if files[self._index].size is not None:
+            if entries[self._index] is not None:
                 self._offset = self._start = self._hashed = 0
                 self._hash = self._new_hash(self._index + 1, 0)
             # else the stream, the last file, keeps its position and hash: if its final chunk
@@ -380,12 +445,12 @@ class SenderSession(PeerSession):
         self._emit_frames()
 
     def _new_hash(self, index: int, start: int) -> hashlib._Hash | None:
-        """A SHA-256 for file `index` whose ciphertext starts at `start`, or None when its
-        trailer will not need one (§7.3): a file of known size sent from its first byte. A
-        stream always has one: it may resume at its read position, where the trailer is the
-        hash of everything read from it, and its input cannot be read again."""
-        files = self.manifest.files
-        if start > 0 or (index < len(files) and files[index].size is None):
+        """A SHA-256 for entry `index` whose ciphertext starts at `start`, or None when its
+        trailer will not need one (§7.3): a file of known size (or the text) sent from its
+        first byte. A stream always has one: it may resume at its read position, where the
+        trailer is the hash of everything read from it, and its input cannot be read again."""
+        entries = self._entries
+        if start > 0 or (index < len(entries) and entries[index] is None):
             return hashlib.sha256()
         return None
 
@@ -421,10 +486,12 @@ class SenderSession(PeerSession):
 
     def _emit_frames(self) -> None:
         """Queue every DATA message the credit allows; the last one may be short."""
+        if self._held or self._switching:
+            return
         while self._ready and self._sent + DATA_FRAME_SIZE <= self._credit:
             self._outgoing.append(self._ready.pop(0))
             self._sent += DATA_FRAME_SIZE
-        complete = self._index >= len(self.manifest.files)
+        complete = self._index >= len(self._entries)
         tail = self._fill - 1
         if complete and not self._ready and tail and self._sent + tail <= self._credit:
             self._outgoing.append(self._frame[: self._fill])

@@ -151,6 +151,8 @@ class Pump:
                     continue
             item = await self._incoming.get()
             if item is _WAKE:
+                if self._switch_to is None:
+                    await self._flush()  # e.g. a text's DATA a released hold let go (§6.1.1)
                 continue
             if isinstance(item, BaseException):
                 raise item
