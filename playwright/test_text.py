@@ -310,3 +310,47 @@ def test_a_received_right_to_left_text_reads_right_to_left(web_relay, person):
     assert show_text(receiver, f"a text of {len(arabic.encode())} B") == arabic
     field = f"({LABELLED})('Received text')"
     assert receiver.call(f"() => getComputedStyle({field}).direction") == "rtl"
+
+
+# A received text is shown so it cannot disguise itself (PROTOCOL.md §6.1.1, §9): a right-to-left
+# override (U+202E) would show "invoice_fdp.exe" as "invoice_exe.pdf"; a zero-width space and an
+# escape are invisible. Each is shown marked; emoji joined by U+200D stay as they are.
+DISGUISED = "invoice_\u202efdp.exe\nzero\u200bwidth \x1b[31m family 👨\u200d👩\u200d👧"
+SHOWN = "invoice_⟨U+202E⟩fdp.exe\nzero⟨U+200B⟩width ⟨U+001B⟩[31m family 👨\u200d👩\u200d👧"
+
+
+@ENGINES
+def test_a_received_text_shows_invisible_and_direction_characters_and_copy_keeps_them(
+    engine, web_relay, person, processes
+):
+    cli = send(web_relay.url, extra=["--text", DISGUISED])
+    processes.append(cli)
+    receiver = person(engine, cli.wait_event("code")["link"])
+    size = f"{len(DISGUISED.encode())} B"
+
+    assert show_text(receiver, f"a text of {size}") == SHOWN
+    expect_text(receiver, "shown as ⟨U+…⟩, so they cannot disguise it")
+    described = receiver.call(
+        f"""() => document.getElementById(
+             ({LABELLED})("Received text").getAttribute("aria-describedby")).textContent"""
+    )
+    assert "Copy copies the text exactly as sent" in described
+
+    receiver.click(
+        f"""() => ({LABELLED})("Received text").closest(".row").querySelector("button")"""
+    )
+    expect_text(receiver, "Copied")
+    if isinstance(receiver, ChromiumTab):  # the one engine whose clipboard a test may read
+        assert receiver.call("() => navigator.clipboard.readText()") == DISGUISED
+    assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+
+
+def test_a_plain_received_text_has_no_note_about_hidden_characters(web_relay, person, processes):
+    cli = send(web_relay.url, extra=["--text", TEXT])
+    processes.append(cli)
+    receiver = person("chromium", cli.wait_event("code")["link"])
+    assert show_text(receiver, f"a text of {TEXT_SIZE}") == TEXT
+    assert receiver.call(
+        "() => document.getElementById('received-text-marked').closest('[hidden]') !== null"
+    )
+    assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr

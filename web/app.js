@@ -815,7 +815,9 @@ function setUpCopyButtons() {
     if (!button) return;
     const source = document.getElementById(button.dataset.copy);
     if (!source) return;
-    const text = source.value ?? source.textContent;
+    // A received text is shown with its invisible characters marked (receive.py); Copy takes
+    // the exact text the sender sent.
+    const text = source.hushdropExact ?? source.value ?? source.textContent;
     const label = button.dataset.i18n;
     try {
       await navigator.clipboard.writeText(text);

@@ -37,6 +37,7 @@ from ..protocol.events import (
 )
 from ..protocol.manifest import Manifest
 from ..protocol.receiver import ReceiverSession
+from ..protocol.text import visible_text
 from ..transport import direct
 from ..transport.browser import BrowserRelayConnection
 from ..transport.pump import Pump
@@ -178,8 +179,15 @@ class ReceiveFlow:
             self.pump.switch(self.direct.channel)
             self._show_route("direct")
         elif isinstance(event, TextReceived):
-            # A textarea's value is text, never markup; Copy takes it exactly as sent.
-            view.part("received-text").value = event.text
+            # A textarea's value is text, never markup. Characters that are invisible or turn
+            # the text around (U+202E…) are shown marked, so they cannot disguise it (§9 does
+            # the same on a terminal); Copy takes the exact text (app.js).
+            shown, marked = visible_text(event.text)
+            field = view.part("received-text")
+            field.value = shown
+            field.hushdropExact = event.text
+            if marked:
+                view.show("received-text-marked")
             view.show("received-text-block")
         elif isinstance(event, FileStarted):
             self.writer.start(event.index)
