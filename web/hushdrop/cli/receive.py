@@ -299,8 +299,11 @@ def _restore(
     files.restore(record.manifest, record.targets, record.transfer)
     partial = files.partial(record.saved) if record.saved < len(record.targets) else None
     size = record.manifest.files[record.saved].size if partial is not None else None
-    if partial is not None and size is not None and partial[0] > size:
-        files.discard(record.saved)  # not what this transfer wrote: start that file again
+    text_pending = record.manifest.has_text and not record.text_shown
+    if partial is not None and (text_pending or (size is not None and partial[0] > size)):
+        # Not what this transfer wrote (its files follow the text, which was not shown yet, or
+        # the part is longer than the file): start that file again.
+        files.discard(record.saved)
         partial = None
     if partial is not None:
         files.reopen(record.saved)
