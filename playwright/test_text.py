@@ -345,6 +345,20 @@ def test_a_received_text_shows_invisible_and_direction_characters_and_copy_keeps
     assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
 
 
+def test_the_whole_marked_text_copied_by_hand_is_the_exact_text(web_relay, person, processes):
+    cli = send(web_relay.url, extra=["--text", DISGUISED])
+    processes.append(cli)
+    receiver = person("chromium", cli.wait_event("code")["link"])
+    assert show_text(receiver, f"a text of {len(DISGUISED.encode())} B") == SHOWN
+    field = f"({LABELLED})('Received text')"
+
+    receiver.call(f"() => {{ {field}.focus(); {field}.select(); document.execCommand('copy'); }}")
+    assert receiver.call("() => navigator.clipboard.readText()") == DISGUISED
+    receiver.call(f"() => {{ {field}.setSelectionRange(0, 8); document.execCommand('copy'); }}")
+    assert receiver.call("() => navigator.clipboard.readText()") == "invoice_"  # as shown
+    assert cli.wait(CLI_TIMEOUT) == 0, cli.stderr
+
+
 def test_a_plain_received_text_has_no_note_about_hidden_characters(web_relay, person, processes):
     cli = send(web_relay.url, extra=["--text", TEXT])
     processes.append(cli)

@@ -830,6 +830,16 @@ function setUpCopyButtons() {
     }
     setTimeout(() => i18n.setText(button, label), 2000);
   });
+  // The whole received text copied by hand (select all, Ctrl+C; also Copy's fallback above) is
+  // the exact text too, not the form with its invisible characters marked; a part of it is
+  // copied as shown.
+  document.addEventListener("copy", (event) => {
+    const field = event.target;
+    if (field?.hushdropExact === undefined || !event.clipboardData) return;
+    if (field.selectionStart !== 0 || field.selectionEnd !== field.value.length) return;
+    event.clipboardData.setData("text/plain", field.hushdropExact);
+    event.preventDefault();
+  });
 }
 
 function setUpShareButtons() {
