@@ -3,6 +3,7 @@ pty), and `hushdrop completion bash|zsh|fish` scripts run in the real shells."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
@@ -10,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import termios
 import time
 
 import pytest
@@ -179,9 +181,12 @@ def test_bash_completes_commands_options_and_folders(tmp_path):
 
 def test_every_option_of_the_parser_is_in_the_scripts():
     from hushdrop.cli.completion import commands
-    from hushdrop.cli.main import build_parser
+    from hushdrop.cli.main import build_parser, delegated_parsers
 
-    _, found = commands(build_parser())
+    _, found = commands(build_parser(), delegated_parsers())
+    assert "--idle-timeout" in [
+        n for c in found if c.name == "serve" for o in c.options for n in o.names
+    ]
     scripts = {shell: completion_script(shell) for shell in ("bash", "zsh", "fish")}
     for command in found:
         for option in command.options:
@@ -228,3 +233,106 @@ def test_zsh_loads_the_script_and_registers_it_for_hushdrop(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[0] == "_hushdrop"
     assert "_hushdrop: function" in result.stdout
+
+
+class Shell:
+    """An interactive shell on a pseudo-terminal, the completion script loaded: what TAB does
+    there is what a user sees."""
+
+    def __init__(self, command: list[str], setup: str, cwd) -> None:
+        self.master, slave = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")}
+        env.update(TERM="dumb", HOME=str(cwd), PS1="$ ", PROMPT="$ ")
+        self.proc = subprocess.Popen(
+            command,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # a job-control shell's
+        )
+        os.close(slave)
+        self.screen = b""
+        self.type(setup + "; echo SET''UP\r")
+        self.read_until(b"SETUP")
+
+    def type(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def read_until(self, text: bytes, timeout: float = 30) -> bytes:
+        return Terminal.read_until(self, text, timeout)  # type: ignore[arg-type]
+
+    def complete(self, line: str, expected: bytes) -> bytes:
+        """Type `line` and TAB; the screen once `expected` shows on it."""
+        self.screen = b""
+        self.type(line + "\t")
+        try:
+            return self.read_until(expected)
+        finally:
+            # Ctrl-U empties the line; a command run after it says the shell is ready again.
+            self.type("\x15")
+            self.type("echo READ''Y\r")
+            self.read_until(b"READY")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        os.close(self.master)
+
+
+@pytest.fixture
+def shell(tmp_path):
+    opened: list[Shell] = []
+
+    def start(name: str) -> Shell:
+        script = tmp_path / f"hushdrop.{name}"
+        script.write_text(completion_script(name))
+        command, setup = {
+            "bash": (["bash", "--norc", "--noprofile", "-i"], f"PS1='$ '; source {script}"),
+            "zsh": (
+                ["zsh", "-f", "-i"],
+                f"PS1='$ '; autoload -U compinit; compinit -u -D; source {script}",
+            ),
+            "fish": (
+                ["fish", "--no-config", "-i"],
+                f"function fish_prompt; echo -n '$ '; end; source {script}",
+            ),
+        }[name]
+        opened.append(Shell(command, setup, tmp_path))
+        return opened[-1]
+
+    yield start
+    for opened_shell in opened:
+        opened_shell.close()
+
+
+SHELLS_HERE = [s for s in ("bash", "zsh", "fish") if shutil.which(s)]
+
+
+@pytest.mark.parametrize("name", SHELLS_HERE)
+def test_serves_options_complete_in_every_shell(shell, name):
+    term = shell(name)
+    assert b"--idle-timeout" in term.complete("hushdrop serve --idle-t", b"--idle-timeout")
+    assert b"--log-format" in term.complete("hushdrop serve --log-f", b"--log-format")
+
+
+@pytest.mark.parametrize("name", SHELLS_HERE)
+def test_a_folder_with_spaces_completes_as_one_quoted_path(shell, name, tmp_path):
+    (tmp_path / "sp ace dir").mkdir()
+    (tmp_path / "sp ace file.txt").write_text("x")
+    term = shell(name)
+    # One candidate, quoted as the shell needs it, a folder ended by "/".
+    screen = term.complete("hushdrop receive -o sp", b"dir/")
+    assert rb"sp\ ace\ dir/" in screen or b"'sp ace dir/" in screen, screen
+
+
+def test_descriptions_keep_their_punctuation_and_whole_words():
+    zsh, fish = completion_script("zsh"), completion_script("fish")
+    assert "http://host:port or https://host:port" in zsh
+    assert "http://host:port or https://host:port" in fish
+    assert "show program'\\''s version number and exit" in zsh
+    assert "show program\\'s version number and exit" in fish
+    assert "never offer or accept a direct connection…" in fish

@@ -34,33 +34,46 @@ class Command:
     choices: tuple[str, ...]
 
 
+SUMMARY_LENGTH = 72
+# Options whose value is a file or folder though their metavar does not say so (`serve`'s).
+_FILE_DESTS = ("tls_cert", "tls_key")
+
+
 def _kind(action: argparse.Action) -> str:
     if action.choices:
         return "choice"
     metavar = (action.metavar or action.dest or "").upper()
-    if metavar in ("DIR", "FOLDER"):
+    if metavar in ("DIR", "FOLDER") or metavar.endswith("_DIR"):
         return "dir"
-    if metavar in ("PATH", "FILE"):
+    if metavar in ("PATH", "FILE") or action.dest in _FILE_DESTS:
         return "file"
     return "none"
 
 
 def _summary(text: str | None) -> str:
-    """The help's first clause, short and free of characters the shells' syntax gives meaning."""
+    """The help's first clause, whole words, at most SUMMARY_LENGTH characters; each shell's
+    script quotes it for its own syntax."""
     text = (text or "").replace("%(default)s", "").split(";")[0].split(" (")[0]
-    text = re.sub(r"[^A-Za-z0-9 ,./+=-]", "", text).strip()
-    return text[:70]
+    text = " ".join(text.split())
+    if len(text) > SUMMARY_LENGTH:
+        text = text[: SUMMARY_LENGTH - 1].rsplit(" ", 1)[0].rstrip(",.:") + "…"
+    return text
 
 
-def commands(parser: argparse.ArgumentParser) -> tuple[list[Option], list[Command]]:
-    """The top-level options and every command, read from the parser."""
+def commands(
+    parser: argparse.ArgumentParser,
+    delegated: dict[str, argparse.ArgumentParser] | None = None,
+) -> tuple[list[Option], list[Command]]:
+    """The top-level options and every command, read from the parser. `delegated`: the
+    parsers of commands that hand their arguments on (`serve` to the relay's own parser)."""
     top: list[Option] = []
     found: list[Command] = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             helps = {choice.dest: choice.help for choice in action._choices_actions}
             for name, sub in action.choices.items():
-                found.append(_command(name, helps.get(name), sub))
+                real = (delegated or {}).get(name, sub)
+                found.append(_command(name, helps.get(name), real))
         elif action.option_strings:
             top.append(_option(action))
     return top, found
@@ -86,19 +99,33 @@ def _command(name: str, help_text: str | None, sub: argparse.ArgumentParser) -> 
     kinds = {_kind(a) for a in positionals}
     arguments = "file" if "file" in kinds else next(iter(kinds), "none")
     choices = tuple(str(c) for a in positionals for c in (a.choices or ()))
-    if "\0" in sub.prefix_chars:  # `serve` hands its arguments to the relay's own parser
+    if "\0" in sub.prefix_chars:  # hands its arguments on, to a parser we were not given
         arguments = "none"
     return Command(name, _summary(help_text), tuple(options), arguments, choices)
 
 
-def script(shell: str, parser: argparse.ArgumentParser) -> str:
-    top, found = commands(parser)
+def script(
+    shell: str,
+    parser: argparse.ArgumentParser,
+    delegated: dict[str, argparse.ArgumentParser] | None = None,
+) -> str:
+    top, found = commands(parser, delegated)
     prog = parser.prog
     return {"bash": _bash, "zsh": _zsh, "fish": _fish}[shell](prog, top, found)
 
 
 def _words(options: list[Option] | tuple[Option, ...]) -> str:
     return " ".join(name for option in options for name in option.names)
+
+
+# Names one per line (IFS), so "sp ace dir" stays one; `-o filenames` has bash quote them and
+# end folders with a slash.
+_BASH_FILES = (
+    "local IFS=$'\\n'; compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- \"$cur\"))"
+)
+_BASH_DIRS = (
+    "local IFS=$'\\n'; compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- \"$cur\"))"
+)
 
 
 def _bash(prog: str, top: list[Option], found: list[Command]) -> str:
@@ -110,16 +137,16 @@ def _bash(prog: str, top: list[Option], found: list[Command]) -> str:
         value_cases = "".join(
             f"                {'|'.join(o.names)}) "
             + {
-                "dir": 'COMPREPLY=($(compgen -d -- "$cur"))',
-                "file": 'COMPREPLY=($(compgen -f -- "$cur"))',
+                "dir": _BASH_DIRS,
+                "file": _BASH_FILES,
                 "choice": f'COMPREPLY=($(compgen -W "{" ".join(o.choices)}" -- "$cur"))',
             }.get(o.value, "COMPREPLY=()")
             + "; return;;\n"
             for o in values
         )
         positional = {
-            "file": 'compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))',
-            "dir": 'compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))',
+            "file": _BASH_FILES,
+            "dir": _BASH_DIRS,
             "choice": f'COMPREPLY=($(compgen -W "{" ".join(command.choices)}" -- "$cur"))',
         }.get(command.arguments, "COMPREPLY=()")
         cases.append(
@@ -146,6 +173,12 @@ def _bash(prog: str, top: list[Option], found: list[Command]) -> str:
     )
 
 
+def _zsh_quoted(text: str) -> str:
+    """`text` inside a single-quoted zsh word, and inside _arguments' [description]."""
+    text = text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    return text.replace("'", "'\\''")
+
+
 def _zsh_option(option: Option) -> str:
     action = {
         "dir": "_files -/",
@@ -156,13 +189,13 @@ def _zsh_option(option: Option) -> str:
     names = option.names
     if len(names) > 1:
         exclusive = f"({' '.join(names)})"
-        return f"'{exclusive}'{{{','.join(names)}}}'[{option.help}]{value}'"
-    return f"'{names[0]}[{option.help}]{value}'"
+        return f"'{exclusive}'{{{','.join(names)}}}'[{_zsh_quoted(option.help)}]{value}'"
+    return f"'{names[0]}[{_zsh_quoted(option.help)}]{value}'"
 
 
 def _zsh(prog: str, top: list[Option], found: list[Command]) -> str:
     func = "_" + re.sub(r"\W", "_", prog)
-    described = "\n".join(f"        '{c.name}:{c.help}'" for c in found)
+    described = "\n".join(f"        '{c.name}:{_zsh_quoted(c.help)}'" for c in found)
     cases = []
     for command in found:
         specs = [_zsh_option(o) for o in command.options]
@@ -195,6 +228,10 @@ def _zsh(prog: str, top: list[Option], found: list[Command]) -> str:
     )
 
 
+def _fish_quoted(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _fish(prog: str, top: list[Option], found: list[Command]) -> str:
     lines = [
         f"# fish completion for {prog}; generated by `{prog} completion fish`",
@@ -216,14 +253,15 @@ def _fish(prog: str, top: list[Option], found: list[Command]) -> str:
                     "choice": f"-f -a '{' '.join(option.choices)}'",
                 }.get(option.value, "-f")
             )
-        parts.append(f"-d '{option.help}'")
+        parts.append(f"-d {_fish_quoted(option.help)}")
         return " ".join(parts)
 
     for option in top:
         lines.append(option_line("__fish_use_subcommand", option))
     for command in found:
         lines.append(
-            f"complete -c {prog} -n '__fish_use_subcommand' -a {command.name} -d '{command.help}'"
+            f"complete -c {prog} -n '__fish_use_subcommand' -a {command.name} "
+            f"-d {_fish_quoted(command.help)}"
         )
         condition = f"__fish_seen_subcommand_from {command.name}"
         for option in command.options:

@@ -179,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def delegated_parsers() -> dict[str, argparse.ArgumentParser]:
+    """The parsers of commands that hand their arguments on: `serve`'s are the relay's."""
+    from hushdrop_relay.config import build_parser as relay_parser
+
+    return {"serve": relay_parser({}, prog="hushdrop serve")}  # its options, no environment
+
+
 def _receivers(text: str) -> int:
     try:
         value = int(text)
@@ -429,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "verify-site":
         return _verify_site(args.url, args.manifest)
     if args.command == "completion":
-        sys.stdout.write(completion_script(args.shell, build_parser()))
+        sys.stdout.write(completion_script(args.shell, build_parser(), delegated_parsers()))
         return 0
     # Standard output closed (`>&-`): the code, the events and a received text go to standard
     # error instead of nowhere; `-o -` has nowhere to write (a usage error).
