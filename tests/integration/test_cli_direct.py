@@ -9,11 +9,13 @@ relay stays reachable, the peers no longer reach each other.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
 import shutil
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -239,6 +241,45 @@ def test_after_its_direct_link_failed_the_relay_carries_the_rest_at_once(
     assert done(sender)["route"] == done(receiver)["route"] == "relay"
     # Everything from the resume point on went through the relay.
     assert relayed(lan_relay) - before >= 96 * MIB - resumed["bytes"]
+
+
+def test_a_stream_whose_direct_link_goes_silent_finishes_through_the_relay_intact(
+    lan: Lan, lan_relay: str, tmp_path: Path
+) -> None:
+    # Standard input cannot be read again: the sender keeps what the receiver has not verified
+    # yet and sends it again through the relay from the receiver's position (§7.2).
+    _slow_links(lan)  # so that the cut lands mid-way
+    sender = send(lan_relay, Path("-"), direct=True, netns=lan.sender, stdin=subprocess.PIPE)
+    digest = hashlib.sha256()
+    feeder = threading.Thread(target=_feed, args=(sender, 96, digest), daemon=True)
+    feeder.start()
+    out = tmp_path / "out"
+    receiver = receive(
+        lan_relay, sender.wait_event("code")["code"], out, direct=True, netns=lan.receiver
+    )
+    try:
+        receiver.wait_event("route", timeout=60)
+        _wait_progress(receiver, 8 * MIB)
+        lan.cut("blackhole")  # packets vanish: no reset, no error, just silence
+    except BaseException:
+        sender.stop()
+        receiver.stop()
+        raise
+    finish(sender, receiver)
+    feeder.join(10)
+    assert sha256_file(out / "stdin") == digest.hexdigest()
+    assert routes(sender) == routes(receiver) == ["direct", "relay"]
+    assert any(event.get("event") == "resumed" for event in receiver.events)
+
+
+def _feed(sender: CliProcess, mebibytes: int, digest) -> None:
+    """A producer: `mebibytes` MiB of random bytes into the sender's standard input."""
+    with contextlib.suppress(BrokenPipeError):
+        for _ in range(mebibytes):
+            block = os.urandom(MIB)
+            digest.update(block)
+            sender.proc.stdin.write(block)
+        sender.proc.stdin.close()
 
 
 def test_a_receiver_restarted_from_its_record_goes_direct_again(

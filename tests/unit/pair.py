@@ -15,7 +15,7 @@ from hushdrop.protocol.sender import SenderSession
 # (direction, message) -> messages to deliver instead; direction is "s2r" or "r2s"
 Tamper = Callable[[str, bytes], list[bytes]]
 # (file index, offset, length) -> the bytes the sender's driver reads
-Read = Callable[[int, int, int], bytes]
+Read = Callable[[int, int, int], bytes | None]  # None: the read waits (a quiet stream)
 
 
 def manifest_for(files: dict[str, bytes]) -> Manifest:
@@ -100,8 +100,10 @@ class Pair:
         request = self.sender.next_read()
         if request is not None and out.sender_error is None:
             index, offset, length = request
-            await self.sender.send_plaintext(self.read(index, offset, length))
-            progressed = True
+            data = self.read(index, offset, length)
+            if data is not None:  # None: the input is waiting (a quiet stream)
+                await self.sender.send_plaintext(data)
+                progressed = True
         return progressed
 
     async def _deliver_to_sender(self) -> bool:

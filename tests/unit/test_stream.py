@@ -1,4 +1,4 @@
-"""A file of unknown size (PROTOCOL.md §7.2): segments, end record, padding, and no resume."""
+"""A file of unknown size (PROTOCOL.md §7.2): segments, flushes, end record, padding, resume."""
 
 from __future__ import annotations
 
@@ -8,17 +8,27 @@ import json
 import os
 
 import pytest
-from hushdrop.crypto.chunked import ciphertext_size
+from hushdrop.crypto.chunked import ENCRYPTED_CHUNK_SIZE, HEADER_SIZE, ciphertext_size
 from hushdrop.protocol import events as ev
-from hushdrop.protocol.constants import DATA_FRAME_SIZE, MSG_DATA
+from hushdrop.protocol import sender as sender_module
+from hushdrop.protocol import stream
+from hushdrop.protocol.constants import (
+    CREDIT_BATCH,
+    DATA_FRAME_SIZE,
+    INITIAL_CREDIT,
+    MSG_DATA,
+    MSG_SEALED,
+)
 from hushdrop.protocol.errors import (
     PeerCancelledError,
     ProtocolError,
     StreamLostError,
     TamperedError,
 )
+from hushdrop.protocol.keys import SessionKeys
 from hushdrop.protocol.manifest import FileEntry, Manifest
 from hushdrop.protocol.padding import padme
+from hushdrop.protocol.receiver import ReceiverSession
 
 from .pair import Pair
 from .test_resume import Link, reconnect
@@ -165,13 +175,57 @@ def test_a_streams_unknown_size_travels_as_null():
     assert decoded == manifest and decoded.has_stream and decoded.total_size is None
 
 
-def test_a_lost_connection_while_streaming_ends_with_a_clear_error_on_both_sides():
+@pytest.mark.parametrize("before", [{}, {"a.bin": os.urandom(3 << 20)}], ids=["alone", "after"])
+def test_a_lost_connection_while_streaming_resumes_from_the_receivers_position(before):
     async def scenario():
-        link = Link(cut_after_data=2)
-        pair = stream_pair({"stdin": os.urandom(6 << 20)}, tamper=link)
+        link = Link(cut_after_data=5)
+        files = {**before, "stdin": os.urandom(12 << 20)}
+        pair = stream_pair(files, tamper=link)
         await pair.run()
-        assert link.cut
+        assert link.cut and pair.sender._stream_read > 0
         reconnect(pair, link)
+        outcome = await pair.proceed()
+        assert outcome.sender_error is None and outcome.receiver_error is None
+        assert [outcome.received.get(i, b"") for i in range(len(files))] == list(files.values())
+        assert pair.sender.finished
+
+    asyncio.run(scenario())
+
+
+def test_a_sender_keeps_about_one_credit_window_of_a_stream():
+    pair = stream_pair({"stdin": os.urandom(64 << 20)})
+    peak = [0]
+    inner = pair.tamper
+
+    def sample(direction: str, message: bytes) -> list[bytes]:
+        peak[0] = max(peak[0], sum(len(data) for _, data in pair.sender._kept))
+        return inner(direction, message)
+
+    pair.tamper = sample
+    outcome = asyncio.run(pair.run())
+    assert outcome.receiver_error is None and pair.sender.finished
+    assert 0 < peak[0] <= INITIAL_CREDIT + CREDIT_BATCH + 2 * DATA_FRAME_SIZE
+
+
+def test_a_receiver_behind_what_the_sender_kept_of_a_stream_is_told_it_was_lost():
+    async def scenario():
+        link = Link(cut_after_data=30)
+        pair = stream_pair({"stdin": os.urandom(48 << 20)}, tamper=link)
+        await pair.run()
+        assert pair.sender._kept[0][0] > 0  # the receiver verified, the sender let go
+        keys: SessionKeys = pair.receiver.keys
+        pair.receiver = ReceiverSession.restore(  # restarted with none of it (§8.3)
+            pair.backend,
+            pair.receiver._handshake._code,
+            SessionKeys(b"", b"", keys.data, keys.sas, keys.resume),
+            pair.receiver.manifest,
+            0,
+            (0, hashlib.sha256()),
+        )
+        assert pair.sender.connection_lost()
+        link.cut, link.cut_after_data = False, None
+        pair.sender.resume()
+        pair.receiver.resume()
         outcome = await pair.proceed()
         assert isinstance(outcome.sender_error, StreamLostError)
         assert isinstance(outcome.receiver_error, PeerCancelledError)
@@ -196,11 +250,127 @@ def test_a_connection_lost_before_the_stream_was_read_resumes():
     asyncio.run(scenario())
 
 
-def test_a_sender_reading_a_stream_does_not_move_to_another_connection():
+def test_a_sender_reading_a_stream_may_move_to_another_connection():
     async def scenario():
         pair = stream_pair({"stdin": os.urandom(3 << 20)})
         await pair.run(max_rounds=6)
         assert pair.sender.state == "sending" and pair.sender._stream_read > 0
-        assert not pair.sender.can_switch
+        assert pair.sender.can_switch
 
     asyncio.run(scenario())
+
+
+class QuietProducer:
+    """Standard input whose writer pauses: reads return what was written, None while it
+    waits, b"" once it closed."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def read(self, index: int, offset: int, length: int) -> bytes | None:
+        if self.written:
+            return self.written.pop(0)
+        return b"" if self.closed else None
+
+
+def quiet_pair(producer: QuietProducer) -> Pair:
+    manifest = Manifest((FileEntry("stdin", None),))
+    return Pair({"stdin": b""}, manifest=manifest, read=producer.read)
+
+
+def test_what_a_quiet_producer_wrote_arrives_when_its_input_goes_idle():
+    async def scenario():
+        producer = QuietProducer()
+        pair = quiet_pair(producer)
+        producer.written.append(b"a\n")
+        await pair.run()
+        assert pair.outcome.received.get(0, b"") == b""  # held in a partial chunk
+        await pair.sender.input_idle()
+        await pair.proceed()
+        assert pair.outcome.received[0] == b"a\n"
+        producer.written.append(b"b\n")
+        producer.closed = True
+        outcome = await pair.proceed()
+        assert outcome.receiver_error is None and pair.sender.finished
+        assert outcome.received[0] == b"a\nb\n"
+
+    asyncio.run(scenario())
+
+
+def test_an_idle_flush_sends_a_short_data_message_ending_at_a_chunk_boundary():
+    async def scenario():
+        producer = QuietProducer()
+        pair = quiet_pair(producer)
+        sizes = data_bytes(pair)
+        producer.written.append(b"x" * 20_000)
+        await pair.run()
+        await pair.sender.input_idle()
+        await pair.proceed()
+        # the 56-byte header, then two whole 16,400-byte chunks: what the relay sees (§10)
+        assert sizes == [HEADER_SIZE + 2 * ENCRYPTED_CHUNK_SIZE]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("first", [1, 16_375, 16_376, 16_377, 16_378, 16_379, 16_380, 20_000])
+def test_flushes_anywhere_in_a_chunk_keep_the_stream_intact(first):
+    # 4 + first bytes into the chunk: the flush record fits, ends it exactly, or spills over
+    async def scenario():
+        producer = QuietProducer()
+        pair = quiet_pair(producer)
+        pieces = [os.urandom(first), os.urandom(3), os.urandom(70_000), os.urandom(1)]
+        await pair.run()
+        for piece in pieces:
+            producer.written.append(piece)
+            await pair.proceed()
+            await pair.sender.input_idle()
+            await pair.proceed()
+            assert pair.outcome.received[0].endswith(piece)
+        producer.closed = True
+        outcome = await pair.proceed()
+        assert outcome.receiver_error is None and pair.sender.finished
+        assert outcome.received[0] == b"".join(pieces)
+
+    asyncio.run(scenario())
+
+
+def test_an_idle_sender_with_nothing_to_send_keeps_the_connection_alive():
+    async def scenario():
+        producer = QuietProducer()
+        pair = quiet_pair(producer)
+        seen: list[int] = []
+        inner = pair.tamper
+
+        def record(direction: str, message: bytes) -> list[bytes]:
+            if direction == "s2r":
+                seen.append(message[0])
+            return inner(direction, message)
+
+        pair.tamper = record
+        await pair.run()
+        seen.clear()
+        await pair.sender.input_idle()
+        outcome = await pair.proceed()
+        assert seen == [MSG_SEALED]  # a KEEPALIVE, which the receiver takes in its stride
+        assert outcome.receiver_error is None and pair.receiver.state == "receiving"
+
+    asyncio.run(scenario())
+
+
+def test_a_flush_record_followed_by_anything_but_zeros_is_refused(monkeypatch):
+    async def scenario():
+        producer = QuietProducer()
+        pair = quiet_pair(producer)
+        producer.written.append(b"a\n")
+        await pair.run()
+        await pair.sender.input_idle()
+        return await pair.proceed()
+
+    def broken(framed: int) -> bytes:
+        return stream.flush_record(framed)[:-1] + b"\x01"
+
+    monkeypatch.setattr(sender_module, "flush_record", broken)
+    outcome = asyncio.run(scenario())
+    assert isinstance(outcome.receiver_error, ProtocolError)
+    assert outcome.completed == []

@@ -548,6 +548,7 @@ class StdoutFile:
     def write(self, index: int, data: bytes) -> None:
         try:
             self._stream.write(data)
+            self._stream.flush()  # a quiet stream's lines reach the reader as they arrive
         except OSError as exc:
             raise LocalFileError(
                 f"Could not write to standard output: {reason(exc)}.",

@@ -11,7 +11,9 @@ holds no lock the interpreter needs at exit, and it is never waited for.
 from __future__ import annotations
 
 import asyncio
+import io
 import queue
+import select
 import threading
 from typing import BinaryIO
 
@@ -34,10 +36,11 @@ class StandardInput:
         self._ended = False
 
     async def read(self, length: int) -> memoryview:
-        """Up to `length` bytes (fewer only at the input's end; none: it ended), in a buffer
-        that the next call reuses; raises the OSError reading gave. A call that is cancelled
-        while waiting does not lose what is being read: the next call (for the same length)
-        returns it."""
+        """Up to `length` bytes: what one read returns (a pipe gives what was written so far,
+        so a quiet producer's lines are not held back until `length` fill), more while more is
+        there at once; none: the input ended. In a buffer that the next call reuses; raises
+        the OSError reading gave. A call that is cancelled while waiting does not lose what is
+        being read: the next call (for the same length) returns it."""
         if self._pending is None:
             if len(self._buffer) < length:
                 self._buffer = bytearray(length)
@@ -63,6 +66,8 @@ class StandardInput:
             error: BaseException | None = None
             try:
                 while filled < length and not self._ended:
+                    if filled and not _readable(self._source):
+                        break  # what a quiet producer wrote goes now (PROTOCOL.md §7.2)
                     got = self._source.readinto(view[filled:])
                     if not got:
                         self._ended = True
@@ -77,6 +82,15 @@ class StandardInput:
                 loop.call_soon_threadsafe(_settle, future, filled, error)
             except RuntimeError:  # the event loop is gone: nobody wants the bytes any more
                 return
+
+
+def _readable(source: BinaryIO) -> bool:
+    """Whether a read would return at once (a fast producer's pipe fills whole blocks); where
+    that cannot be told (no file descriptor, or one select() does not take), no."""
+    try:
+        return bool(select.select([source], [], [], 0)[0])
+    except (OSError, ValueError, TypeError, io.UnsupportedOperation):
+        return False
 
 
 def _settle(future: asyncio.Future[int], filled: int, error: BaseException | None) -> None:

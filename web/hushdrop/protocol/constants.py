@@ -69,6 +69,7 @@ KIND_RESUME_AT = 0x07
 KIND_RESUMED = 0x08
 KIND_SIGNAL = 0x09
 KIND_SWITCH = 0x0A
+KIND_KEEPALIVE = 0x0B  # S→R, empty: the sender is waiting for its stream's input (§7.2)
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_MANIFEST_ENTRIES = 100_000
@@ -85,6 +86,9 @@ INITIAL_CREDIT = 16 * 1024 * 1024
 # §7.2 streams (a file of unknown size): its plaintext is segments, then an end record
 SEGMENT_HEADER_SIZE = 4  # u32 length of a segment; 0 starts the end record
 STREAM_END_SIZE = SEGMENT_HEADER_SIZE + 8  # u32 0 || u64 total content length
+STREAM_FLUSH = 0xFFFF_FFFF  # a u32 "length" that marks a flush: zeros to the chunk's end (§7.2)
+STREAM_FLUSH_DELAY = 0.25  # seconds a stream's input waits before what was read is sent (§7.2)
+KEEPALIVE_INTERVAL = 2.0  # seconds between KEEPALIVE messages while a stream's input waits
 CREDIT_BATCH = 4 * 1024 * 1024
 
 # §8.4 direct connections

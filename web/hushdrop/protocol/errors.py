@@ -66,15 +66,16 @@ class VersionError(ProtocolError):
 
 
 class StreamLostError(HushdropError):
-    """The connection broke while a stream (standard input) was being sent: what was in flight
-    cannot be read again, so the transfer cannot resume (PROTOCOL.md §7.2)."""
+    """The connection broke while a stream (standard input) was being sent, and the receiver
+    lacks bytes the sender no longer kept: they cannot be read again (PROTOCOL.md §7.2)."""
 
     kind = "stream-lost"
 
     def __init__(self) -> None:
         super().__init__(
-            "The connection broke while a stream (standard input) was being sent; a stream "
-            "cannot be read again, so the transfer stopped. Start it again."
+            "The connection broke while a stream (standard input) was being sent, and the "
+            "receiver lacks bytes the sender no longer kept; a stream cannot be read again, "
+            "so the transfer stopped. Start it again."
         )
 
 

@@ -37,6 +37,7 @@ from .constants import (
     KIND_COMPLETE,
     KIND_CREDIT,
     KIND_DECLINE,
+    KIND_KEEPALIVE,
     KIND_MANIFEST,
     KIND_RESUME_AT,
     KIND_RESUMED,
@@ -254,6 +255,8 @@ class ReceiverSession(PeerSession):
             return self._signal(body)
         if kind == KIND_SWITCH and self._state == "receiving":
             return [SwitchDirect()]
+        if kind == KIND_KEEPALIVE and self._state == "receiving" and not body:
+            return []  # the sender's stream input is quiet (§7.2): it only kept the link alive
         if kind == KIND_RESUMED and self._state == "resume-wait":
             self._state = self._resume_state
             return [Resumed(self.bytes_done)]

@@ -6,7 +6,9 @@ to `send_plaintext()`; after every call, send everything `data_to_send()` return
 the connection closes, see `PeerSession.connection_lost()`.
 
 A file of unknown size (a stream, §7.2) is read the same way, except that a read may return fewer
-bytes than asked, and returns none at the stream's end.
+bytes than asked, and returns none at the stream's end. While a read waits, call `input_idle()`
+after `STREAM_FLUSH_DELAY` and then every `KEEPALIVE_INTERVAL`: what was read goes out at once,
+and the connection stays alive however long the input is quiet.
 
 A text (§6.1.1) is the data stream's first entry; the session holds it (at most MAX_TEXT_BYTES)
 and encrypts it itself, so `next_read()` only ever names files. Internally `_index` counts the
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 
 from ..crypto.backend import CryptoBackend
-from ..crypto.chunked import ChunkEncryptor
+from ..crypto.chunked import CHUNK_SIZE, ChunkEncryptor
 from .codes import SenderSecrets
 from .constants import (
     DATA_FRAME_SIZE,
@@ -28,6 +30,7 @@ from .constants import (
     KIND_COMPLETE,
     KIND_CREDIT,
     KIND_DECLINE,
+    KIND_KEEPALIVE,
     KIND_MANIFEST,
     KIND_RESUME_AT,
     KIND_RESUMED,
@@ -51,7 +54,7 @@ from .keys import SealedChannel
 from .manifest import FileEntry, Manifest, text_bytes
 from .padding import stream_padding
 from .session import PeerSession, abort_error, cancel_error, file_context
-from .stream import end_record, segment_header
+from .stream import end_record, flush_record, segment_header
 from .text import peer_text
 
 READ_SIZE = 1024 * 1024  # a multiple of the 16 KiB chunk size, so reads map onto whole chunks
@@ -99,6 +102,7 @@ class SenderSession(PeerSession):
         self._start = 0  # where the current file's ciphertext starts (non-zero after a resume)
         self._encryptor: ChunkEncryptor | None = None
         # The current file's SHA-256, kept only where its trailer needs it (§7.3).
+        self._stream_hash = hashlib.sha256() if manifest.has_stream else None
         self._hash = self._new_hash(0, 0)
         # A last file of unknown size (§7.2): how much of it was read (input cannot be read
         # again, so this never goes back), whether its end was, and its framed plaintext
@@ -106,6 +110,10 @@ class SenderSession(PeerSession):
         self._stream_read = 0
         self._stream_ended = False
         self._framed = 0
+        # What was read of the stream and the receiver may not have verified yet, as
+        # (stream offset, bytes), so that it can resume from the receiver's position (§7.2);
+        # dropped as the receiver's CREDIT reports it verified: about a credit window at most.
+        self._kept: list[tuple[int, bytes]] = []
         # The zero bytes that end the last file's plaintext (§7.1); `_padded` of them are
         # encrypted, after its digest, as credit makes room. A stream's is known at its end.
         self._padding = 0 if manifest.has_stream else stream_padding(manifest)
@@ -193,6 +201,7 @@ class SenderSession(PeerSession):
                 if verified <= self.bytes_acknowledged:
                     return []
                 self.bytes_acknowledged = min(verified, self.bytes_done)
+                self._forget_verified(self.bytes_acknowledged - self.manifest.known_size)
                 return [Progress(self.bytes_acknowledged, self.bytes_total)]
             if kind == KIND_COMPLETE:
                 if self._index < len(self._entries) or self._ready or self._fill > 1:
@@ -210,7 +219,7 @@ class SenderSession(PeerSession):
         size = entries[at.index] if at.index < len(entries) else 0
         if at.index > len(entries) or (size is not None and at.offset > size):
             raise ProtocolError("The receiver asked to resume at a position that does not exist.")
-        stream_continues = self._check_stream_resume(at.index, at.offset)
+        self._check_stream_resume(at.index, at.offset)
         await self._send_sealed(KIND_RESUMED)
         events: list[Event] = [Accepted()] if self._resume_state == "offered" else []
         self._state = "sending"
@@ -219,9 +228,9 @@ class SenderSession(PeerSession):
         self._offset = self._start = at.offset
         self._framed = 0
         self._end_marked = False
-        if not stream_continues:  # a stream keeps the hash of everything read from it
-            self._hashed = 0
-            self._hash = self._new_hash(at.index, at.offset)
+        # A stream sends what it kept from `offset` on again (§7.2), and its hash goes on.
+        self._hashed = at.offset if at.index < len(entries) and size is None else 0
+        self._hash = self._new_hash(at.index, at.offset)
         self._encryptor = None
         self._padded = None
         self.bytes_done = self._position(at.index, at.offset)
@@ -229,19 +238,30 @@ class SenderSession(PeerSession):
         await self._advance_files()
         return [*events, Resumed(self.bytes_done)]
 
-    def _check_stream_resume(self, index: int, offset: int) -> bool:
-        """Whether the data stream can restart at (index, offset) with a stream in the offer:
-        its input cannot be read again, so only where nothing of it was read yet, or exactly
-        where its reading stands (nothing read but unverified), §7.2. True when it restarts
-        inside the stream, whose hash so far then carries on."""
+    def _check_stream_resume(self, index: int, offset: int) -> None:
+        """With a stream in the offer, the data stream can restart at (index, offset) only
+        where the stream's bytes from there on were kept (§7.2): its input cannot be read
+        again. Before the stream, all of it must have been kept."""
         stream = len(self._entries) - 1
         if not self.manifest.has_stream or index > stream:
-            return False
-        if index == stream and offset == self._stream_read and self._hashed == offset:
-            return offset > 0 or self._stream_ended
-        if self._stream_read == 0 and not self._stream_ended and (index < stream or not offset):
-            return False
-        raise StreamLostError()
+            return
+        kept_from = self._kept[0][0] if self._kept else self._stream_read
+        position = offset if index == stream else 0
+        if not kept_from <= position <= self._stream_read:
+            raise StreamLostError()
+
+    def _forget_verified(self, position: int) -> None:
+        """The receiver verified the stream up to `position`: what is before it is not needed
+        for a resume any more."""
+        while self._kept and self._kept[0][0] + len(self._kept[0][1]) <= position:
+            self._kept.pop(0)
+
+    def _kept_piece(self, offset: int) -> memoryview:
+        """Kept stream bytes from `offset` on, at most one read's worth."""
+        for start, data in self._kept:
+            if start <= offset < start + len(data):
+                return memoryview(data)[offset - start :]
+        raise ProtocolError("A stream position that was not kept was asked for.")
 
     def _position(self, index: int, offset: int) -> int:
         """File content bytes before byte `offset` of entry `index` (progress counts files:
@@ -292,10 +312,9 @@ class SenderSession(PeerSession):
 
     @property
     def can_switch(self) -> bool:
-        """Whether `switch_direct()` may be called now: at any point while sending, except
-        once a stream's input is being read (the switch resends what is in flight, §7.2)."""
-        started = self._stream_read > 0 or self._stream_ended
-        return self._state == "sending" and self._channel is not None and not started
+        """Whether `switch_direct()` may be called now: at any point while sending (what is in
+        flight is sent again; a stream's from what was kept of it, §7.2)."""
+        return self._state == "sending" and self._channel is not None
 
     async def switch_direct(self) -> None:
         """Move the transfer to a direct connection (PROTOCOL.md §8.4): tell the receiver on
@@ -336,8 +355,10 @@ class SenderSession(PeerSession):
         if self._hashed < self._offset:
             return file, self._hashed, min(READ_SIZE, self._offset - self._hashed)
         size = self._entries[self._index]
-        if size is None:
-            return None if self._stream_ended else (file, self._offset, READ_SIZE)
+        if size is None:  # nothing to read while kept bytes are sent again
+            if self._stream_ended or self._offset < self._stream_read:
+                return None
+            return file, self._offset, READ_SIZE
         return file, self._offset, min(READ_SIZE, size - self._offset)
 
     async def send_plaintext(self, data: bytes | bytearray | memoryview) -> None:
@@ -381,22 +402,52 @@ class SenderSession(PeerSession):
             if self.bytes_total is None:
                 self.bytes_total = self.manifest.known_size + self._stream_read
         else:
-            self._append(await self._encryptor.update(segment_header(len(data))))
-            pending = self._encryptor.start_update(data)
-            self._hash.update(data)
-            self._append(await pending)
-            self._framed += SEGMENT_HEADER_SIZE + len(data)
-            self._offset += len(data)
-            self._hashed += len(data)
-            self._stream_read += len(data)
-            self.bytes_done += len(data)
+            kept = bytes(data)
+            self._kept.append((self._stream_read, kept))
+            self._stream_read += len(kept)
+            self._stream_hash.update(kept)
+            await self._segment(kept)
         await self._advance_files()
+
+    async def _segment(self, data: bytes | memoryview) -> None:
+        """Frame and encrypt stream bytes at the current position (read or kept)."""
+        self._append(await self._encryptor.update(segment_header(len(data))))
+        self._append(await self._encryptor.update(data))
+        self._framed += SEGMENT_HEADER_SIZE + len(data)
+        self._offset += len(data)
+        self._hashed += len(data)
+        self.bytes_done += len(data)
+
+    async def input_idle(self) -> None:
+        """The read `next_read()` asked for is waiting (PROTOCOL.md §7.2): send a stream's
+        content read so far at once, completing its chunk with a flush record; with nothing
+        to send, a KEEPALIVE, so that the relay does not close a quiet transfer as idle."""
+        if self._state != "sending" or self._channel is None or self._switching:
+            return
+        if not await self._flush_stream():
+            await self._send_sealed(KIND_KEEPALIVE)
+
+    async def _flush_stream(self) -> bool:
+        stream = self._index == len(self._entries) - 1 and self.manifest.has_stream
+        if not stream or self._encryptor is None or self._ready or self._padded is not None:
+            return False
+        if self._framed % CHUNK_SIZE:  # content waits in a partial chunk: complete it
+            record = flush_record(self._framed)
+            self._append(await self._encryptor.update(record))
+            self._framed += len(record)
+        elif self._fill == 1 or not self._framed:
+            return False  # nothing of the stream waits (a header alone can wait)
+        self._ready.append(self._frame[: self._fill])  # a short DATA message
+        self._frame = _new_frame()
+        self._fill = 1
+        self._emit_frames()
+        return True
 
     def _file_read(self) -> bool:
         """Whether all of the current entry's content is in the stream (a stream: its end)."""
         size = self._entries[self._index]
         if size is None:
-            return self._stream_ended and self._hashed == self._offset
+            return self._stream_ended and self._offset == self._stream_read
         return self._hashed >= self._offset and self._offset >= size
 
     async def _encrypt_text(self) -> None:
@@ -421,6 +472,8 @@ class SenderSession(PeerSession):
                 self._append(self._encryptor.header)
             if self._index < self.manifest.first_file and not self._file_read():
                 await self._encrypt_text()
+            if entries[self._index] is None:
+                await self._send_kept()
             if not self._file_read():
                 break
             if self._padded is None:
@@ -444,13 +497,24 @@ class SenderSession(PeerSession):
             self._index += 1
         self._emit_frames()
 
+    async def _send_kept(self) -> None:
+        """After a resume inside or before the stream: its kept bytes from the restart
+        position, as credit makes room (as reads would be)."""
+        while self._offset < self._stream_read:
+            self._emit_frames()
+            if self._ready:
+                return  # the rest when CREDIT makes room
+            await self._segment(self._kept_piece(self._offset)[:READ_SIZE])
+
     def _new_hash(self, index: int, start: int) -> hashlib._Hash | None:
         """A SHA-256 for entry `index` whose ciphertext starts at `start`, or None when its
         trailer will not need one (§7.3): a file of known size (or the text) sent from its
         first byte. A stream always has one: it may resume at its read position, where the
         trailer is the hash of everything read from it, and its input cannot be read again."""
         entries = self._entries
-        if start > 0 or (index < len(entries) and entries[index] is None):
+        if index < len(entries) and entries[index] is None:
+            return self._stream_hash  # of every byte read from it, from the first
+        if start > 0:
             return hashlib.sha256()
         return None
 
@@ -463,7 +527,7 @@ class SenderSession(PeerSession):
         """Encrypt stream padding into DATA messages while credit would send them: the queue
         stays within the credit window, as file data does. True once all of it is in."""
         while self._padded < self._padding:
-            queued = len(self._ready) * DATA_FRAME_SIZE + self._fill - 1
+            queued = sum(len(frame) - 1 for frame in self._ready) + self._fill - 1
             if self._sent + queued >= self._credit:
                 return False
             block = min(READ_SIZE, self._padding - self._padded)
@@ -488,9 +552,10 @@ class SenderSession(PeerSession):
         """Queue every DATA message the credit allows; the last one may be short."""
         if self._held or self._switching:
             return
-        while self._ready and self._sent + DATA_FRAME_SIZE <= self._credit:
-            self._outgoing.append(self._ready.pop(0))
-            self._sent += DATA_FRAME_SIZE
+        while self._ready and self._sent + len(self._ready[0]) - 1 <= self._credit:
+            frame = self._ready.pop(0)
+            self._outgoing.append(frame)
+            self._sent += len(frame) - 1
         complete = self._index >= len(self._entries)
         tail = self._fill - 1
         if complete and not self._ready and tail and self._sent + tail <= self._credit:

@@ -127,6 +127,10 @@ class PeerSession:
     def finished(self) -> bool:
         return self._state == "done"
 
+    async def input_idle(self) -> None:
+        """The file read the session asked for has been waiting (a quiet stream, §7.2); the
+        sender acts on it, other sessions have nothing to do."""
+
     @property
     def can_switch(self) -> bool:
         """Whether this side may move the transfer to a direct connection now (the sender's)."""

@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from ..protocol.constants import SIDE_SENDER
+from ..protocol.constants import KEEPALIVE_INTERVAL, SIDE_SENDER, STREAM_FLUSH_DELAY
 from ..protocol.errors import PeerGoneError, RelayError
 from ..protocol.events import Event, Reconnecting
 from ..protocol.resume import SIDE_NAMES
@@ -65,6 +65,7 @@ class Pump:
         # The file read in progress, and the range it reads (the session's `next_read()`).
         self._reading: asyncio.Future | None = None
         self._reading_range: tuple[int, int, int] | None = None
+        self._idle_at = 0.0  # when to tell the session that the read still waits
         self._switch_to: RelayChannel | None = None
         self._lost: BaseException | None = None  # what ended the last connection
         self._announce = False
@@ -149,7 +150,7 @@ class Pump:
                 await self._flush()
                 if self._incoming.empty():
                     continue
-            item = await self._incoming.get()
+            item = await self._next_message()
             if item is _WAKE:
                 if self._switch_to is None:
                     await self._flush()  # e.g. a text's DATA a released hold let go (§6.1.1)
@@ -162,6 +163,24 @@ class Pump:
                 await self._after_message()
             await self._flush()
 
+    async def _next_message(self) -> bytes | BaseException | object:
+        """The next item from the peer. While a read waits (a quiet stream), the session hears
+        of it after STREAM_FLUSH_DELAY and then every KEEPALIVE_INTERVAL (`input_idle()`)."""
+        if self._reading is None or self._reading.done():
+            return await self._incoming.get()
+        delay = self._idle_at - time.monotonic()
+        if delay <= 0:
+            self._idle_at = time.monotonic() + KEEPALIVE_INTERVAL
+            await self.session.input_idle()
+            await self._flush()
+            delay = KEEPALIVE_INTERVAL
+        # A timer wakes the loop rather than a timeout on the queue, which could lose an item.
+        timer = asyncio.get_running_loop().call_later(delay, self.wake)
+        try:
+            return await self._incoming.get()
+        finally:
+            timer.cancel()
+
     def _read_result(self, request: tuple[int, int, int]) -> memoryview | bytes | None:
         """The bytes of `request` once its read finished (raising its error); until then None,
         and the read runs as a task that wakes the loop when done, so peer messages are handled
@@ -171,6 +190,7 @@ class Pump:
             self._stop_reading()
         if self._reading is None:
             self._reading_range = request
+            self._idle_at = time.monotonic() + STREAM_FLUSH_DELAY
             self._reading = asyncio.ensure_future(self._read(*request))
             self._reading.add_done_callback(lambda _: self.wake())
             return None
