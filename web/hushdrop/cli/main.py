@@ -17,6 +17,7 @@ from ..protocol.errors import (
     CodeFormatError,
     HushdropError,
     RelayError,
+    StreamLostError,
     TamperedError,
     WrongCodeError,
 )
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "writes the one offered file to standard output as it arrives (several files are "
         "refused). Data reaches standard output before the whole file is verified: if the "
         "transfer then fails, the exit status is not 0 and what was written must be discarded. "
+        "Not with --json, which has standard output (a usage error). "
         "A received text is printed on standard output and never saved",
     )
     receive.add_argument(
@@ -173,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         "completion",
         help="print a shell completion script for commands and options",
         description="Print a completion script for the shell. Install it with, for example: "
-        "hushdrop completion bash > ~/.local/share/bash-completion/completions/hushdrop",
+        "hushdrop completion bash > ~/.local/share/bash-completion/completions/hushdrop "
+        "(needs the bash-completion package), or add source <(hushdrop completion bash) to "
+        "~/.bashrc",
     )
     completion.add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return parser
@@ -295,7 +299,11 @@ def _exit_code(error: HushdropError) -> int:
         return EXIT_WRONG_CODE
     if isinstance(error, TamperedError):
         return EXIT_TAMPERED
-    if isinstance(error, RelayError) or error.kind == "peer-gone":
+    # A stream cut by a lost connection is a connection failure too (README's exit codes).
+    if isinstance(error, (RelayError, StreamLostError)) or error.kind in (
+        "peer-gone",
+        "stream-lost",
+    ):
         return EXIT_CONNECTION
     return EXIT_ERROR
 
