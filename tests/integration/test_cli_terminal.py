@@ -116,3 +116,24 @@ def test_send_of_standard_input_asks_for_the_password_on_the_terminal(relay):
         sender.close()
         if receiver is not None:
             receiver.stop()
+
+
+def test_a_file_received_onto_a_terminal_cannot_act_on_it(terminal, relay, tmp_path):
+    # A hostile sender's file, `receive -o -` on a terminal: its bytes would set the window's
+    # title and clear the screen. Shown made printable instead, like a received text.
+    hostile = tmp_path / "esc.bin"
+    hostile.write_bytes(b"hi\x1b]0;PWNED\x07\x1b[2J\r\nthere\x9b6n\xff\n")
+    sender = CliProcess(["send", str(hostile), "--relay", relay.url])
+    try:
+        code = sender.wait_event("code")["code"]
+        receiver = terminal(
+            "receive", code, "-o", "-", "--yes", "--no-direct", "--relay", relay.url
+        )
+        screen = receiver.read_until(b"Done:")
+        assert receiver.proc.wait(TIMEOUT) == 0, screen
+        assert b"\x1b]0;" not in screen and b"\x1b[2J" not in screen and b"\x07" not in screen
+        assert b"\x9b" not in screen  # the one-byte CSI, not UTF-8: replaced
+        assert "hi\ufffd]0;PWNED\ufffd[2J\r\nthere\ufffd6n\ufffd".encode() in screen
+        assert sender.wait() == 0
+    finally:
+        sender.stop()

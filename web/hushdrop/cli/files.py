@@ -10,6 +10,7 @@ gives it its final name only once the session reports its SHA-256 verified (PROT
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import hashlib
@@ -22,6 +23,7 @@ from typing import BinaryIO
 
 from ..protocol.errors import HushdropError, UnsafePathError
 from ..protocol.manifest import DirEntry, FileEntry, Manifest, text_bytes
+from ..protocol.text import printable_text
 from .standard_input import StandardInput
 
 TEMP_PREFIX = ".hushdrop-"
@@ -515,6 +517,16 @@ class StdoutFile:
         self.transfer: str | None = None
         self.written = 0
         self.saved: list[Path] = []
+        # On a terminal the file is shown made printable, as a received text is (PROTOCOL.md
+        # §9): its bytes would otherwise be the sender's commands to the terminal (a window
+        # title, a cleared screen, keys sent back by some emulators). Its exact bytes go to a
+        # file or a pipe.
+        try:
+            self._terminal = self._stream.isatty()
+        except (AttributeError, ValueError, OSError):
+            self._terminal = False
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._held = ""  # a CR that may start a CR LF split across two pieces
 
     @property
     def targets(self) -> list[Path]:
@@ -545,9 +557,18 @@ class StdoutFile:
     def start(self, index: int) -> None:
         pass
 
+    def _shown(self, data: bytes, final: bool = False) -> bytes:
+        """`data` as a terminal is given it: UTF-8 text without control characters (each run
+        of them, and of bytes that are not UTF-8, one U+FFFD); line breaks and tabs stay."""
+        text = self._held + self._decoder.decode(data, final)
+        self._held = ""
+        if text.endswith("\r") and not final:
+            text, self._held = text[:-1], "\r"
+        return printable_text(text).encode("utf-8")
+
     def write(self, index: int, data: bytes) -> None:
         try:
-            self._stream.write(data)
+            self._stream.write(self._shown(data) if self._terminal else data)
             self._stream.flush()  # a quiet stream's lines reach the reader as they arrive
         except OSError as exc:
             raise LocalFileError(
@@ -558,6 +579,8 @@ class StdoutFile:
 
     def complete(self, index: int) -> Path:
         try:
+            if self._terminal:
+                self._stream.write(self._shown(b"", final=True))
             self._stream.flush()
         except OSError as exc:
             raise LocalFileError(

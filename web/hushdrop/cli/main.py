@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         "writes the one offered file to standard output as it arrives (several files are "
         "refused). Data reaches standard output before the whole file is verified: if the "
         "transfer then fails, the exit status is not 0 and what was written must be discarded. "
-        "Not with --json, which has standard output (a usage error). "
+        "Not with --json, which has standard output (a usage error). On a terminal the file "
+        "is shown made printable, its control characters replaced; redirect it for its bytes. "
         "A received text is printed on standard output and never saved",
     )
     receive.add_argument(
