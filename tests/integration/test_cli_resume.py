@@ -159,3 +159,20 @@ def test_a_sender_that_never_comes_back_ends_the_transfer_after_the_resume_windo
     assert "did not come back" in receiver.error()["message"]
     assert "reconnecting" in [e["event"] for e in receiver.events]
     assert list(out.iterdir()) == []  # no partial data that nobody could resume
+
+
+def test_a_transfer_that_ends_unfinished_removes_the_output_folders_it_created(relay, tmp_path):
+    # README: a failure removes "the empty folders it created" — its resume record included.
+    src = random_file(tmp_path / "big.bin", SIZE)
+    network = CuttableProxy(relay.port, RATE)
+    created = tmp_path / "new" / "sub"
+    try:
+        sender = send(network.url, src)
+        code = sender.wait_event("code")["code"]
+        receiver = receive(relay.url, code, created, env={"HUSHDROP_RESUME_WINDOW": "1"})
+        wait_progress(receiver, SIZE // 4)
+        sender.proc.kill()
+        assert receiver.wait() == EXIT_CONNECTION
+    finally:
+        network.close()
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "big.bin"]

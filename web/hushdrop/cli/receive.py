@@ -199,9 +199,10 @@ class Receiving:
 
     def abandon(self) -> None:
         """The transfer ended for good without finishing: nothing is left to resume, so its
-        temporary files and record go (files already saved stay)."""
-        self.files.abandon()
+        temporary files and record go (files already saved stay): the record first, since the
+        folders this transfer created go only when empty."""
         self._forget()
+        self.files.abandon()
 
 
 async def receive(
