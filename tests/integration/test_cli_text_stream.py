@@ -150,3 +150,16 @@ def test_a_restarted_receiver_that_printed_the_text_does_not_print_it_again(rela
     assert sender.wait() == 0, sender.stderr
     assert "text" not in [e["event"] for e in again.events]
     assert sha256_file(out / "big.bin") == sha256_file(src)
+
+
+def test_a_text_with_a_file_reaches_every_receiver_of_a_link(relay, tmp_path):
+    src = tmp_path / "a.bin"
+    src.write_bytes(os.urandom(70_000))
+    sender = send(relay.url, src, extra=["--text", "for both of you", "--receivers", "2"])
+    code = sender.wait_event("code")["code"]
+    receivers = [receive(relay.url, code, tmp_path / f"out{n}") for n in (1, 2)]
+    for number, receiver in enumerate(receivers, 1):
+        assert receiver.wait() == 0, receiver.stderr
+        assert receiver.wait_event("text")["text"] == "for both of you"
+        assert sha256_file(tmp_path / f"out{number}" / "a.bin") == sha256_file(src)
+    assert sender.wait() == 0, sender.stderr

@@ -234,7 +234,7 @@ class OutgoingFiles:
     def reader(self) -> OutgoingFiles:
         """The same files with a handle and buffer of their own: one per receiver of a link,
         which each read the files at their own pace."""
-        return OutgoingFiles(self.manifest, self._sources)
+        return OutgoingFiles(self.manifest, self._sources, text=self.text)
 
     def read(self, index: int, offset: int, length: int) -> memoryview:
         """Bytes [offset, offset+length) of file `index`, in a buffer reused by the next read."""
