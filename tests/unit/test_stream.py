@@ -374,3 +374,47 @@ def test_a_flush_record_followed_by_anything_but_zeros_is_refused(monkeypatch):
     outcome = asyncio.run(scenario())
     assert isinstance(outcome.receiver_error, ProtocolError)
     assert outcome.completed == []
+
+
+def framed_stream(pieces: list[bytes], flush_after: set[int]) -> bytes:
+    """A stream's plaintext as a sender frames it: segments, a flush after the given ones,
+    the end record, a zero trailer, no padding."""
+    plaintext = bytearray()
+    for number, piece in enumerate(pieces):
+        plaintext += stream.segment_header(len(piece)) + piece
+        if number in flush_after:
+            plaintext += stream.flush_record(len(plaintext))
+    total = sum(map(len, pieces))
+    return bytes(plaintext + stream.end_record(total) + bytes(32))
+
+
+@pytest.mark.parametrize("step", [1, 7, 16_384, 100_000])
+def test_the_reader_drops_flush_records_however_the_plaintext_is_cut(step):
+    pieces = [b"a\n", os.urandom(16_376), os.urandom(16_379), b"x" * 40_000, b"end"]
+    plaintext = framed_stream(pieces, {0, 1, 2, 3})
+    reader = stream.StreamReader(0, lambda framed: 0)
+    content = b"".join(
+        bytes(piece)
+        for at in range(0, len(plaintext), step)
+        for piece in reader.feed(memoryview(plaintext[at : at + step]))
+    )
+    reader.finish()
+    assert content == b"".join(pieces) and reader.digest == bytes(32)
+
+
+def test_a_flush_record_fills_its_chunk_exactly():
+    for framed in (0, 5, 16_379, 16_380, 16_381, 16_383):
+        assert (framed + len(stream.flush_record(framed))) % 16_384 == 0
+
+
+def test_a_stream_that_ends_inside_a_flush_records_zeros_is_refused():
+    plaintext = framed_stream([b"a\n"], {0})[:100]  # cut among the flush record's zeros
+    reader = stream.StreamReader(0, lambda framed: 0)
+    reader.feed(memoryview(plaintext))
+    with pytest.raises(ProtocolError):
+        reader.finish()
+
+
+def test_a_segment_cannot_claim_the_flush_marker_as_its_length():
+    with pytest.raises(ValueError):
+        stream.segment_header(stream.STREAM_FLUSH)
