@@ -176,3 +176,30 @@ def test_a_transfer_that_ends_unfinished_removes_the_output_folders_it_created(r
     finally:
         network.close()
     assert sorted(tmp_path.iterdir()) == [tmp_path / "big.bin"]
+
+
+def test_a_relay_that_never_comes_back_is_blamed_not_the_other_side(relay, tmp_path, out):
+    src = random_file(tmp_path / "big.bin", SIZE)
+    network = CuttableProxy(relay.port, RATE)  # the receiver's slow link to the relay
+    window = {"HUSHDROP_RESUME_WINDOW": "3"}
+    try:
+        sender = send(relay.url, src, env=window)
+        code = sender.wait_event("code")["code"]
+        receiver = receive(network.url, code, out, env=window)
+        wait_progress(receiver, SIZE // 4)
+        relay.stop()
+        for side in (sender, receiver):
+            assert side.wait() == EXIT_CONNECTION
+            message = side.error()["message"]
+            assert "the relay could not be reached again within 3 seconds" in message, message
+            assert "did not come back" not in message
+    finally:
+        network.close()
+
+
+def test_a_relay_name_that_cannot_be_found_is_said_in_words(tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    sender = send("http://no-such-relay.invalid:8780", tmp_path / "a.txt")
+    assert sender.wait() == EXIT_CONNECTION
+    message = sender.error()["message"]
+    assert "its name could not be found" in message and "Errno" not in message, message

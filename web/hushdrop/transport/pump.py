@@ -264,14 +264,18 @@ class Pump:
         side = SIDE_NAMES[self.session.side]
         deadline = time.monotonic() + self._resume_window
         delay = RETRY_FIRST
+        reached = False  # whether the relay answered at all: else it, not the peer, is gone
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise PeerGoneError(_gone_message(self.session, self._resume_window, self._lost))
+                raise PeerGoneError(
+                    _gone_message(self.session, self._resume_window, self._lost, reached)
+                )
             channel: RelayChannel | None = None
             try:
                 async with asyncio.timeout(remaining):
                     channel = await self._reopen()
+                    reached = True
                     await channel.resume_room(slot, side)
             except (TimeoutError, PeerGoneError, RelayError) as exc:
                 if channel is not None:
@@ -307,11 +311,17 @@ class Pump:
             self._reader = None
 
 
-def _gone_message(session: PeerSession, window: float, lost: BaseException | None) -> str:
+def _gone_message(
+    session: PeerSession, window: float, lost: BaseException | None, reached: bool = True
+) -> str:
+    """Why the transfer stopped after `window` seconds of trying to resume; `reached`: whether
+    the relay could be reached meanwhile (if not, it is the one that did not come back)."""
     other = "receiver" if session.side == SIDE_SENDER else "sender"
     seconds = round(window)
     span = f"{seconds} seconds" if seconds < 120 else f"{round(seconds / 60)} minutes"
-    if isinstance(lost, RelayError) and lost.code == STALL:
+    if not reached:
+        message = f"The connection was lost and the relay could not be reached again within {span}"
+    elif isinstance(lost, RelayError) and lost.code == STALL:
         # The relay told this side that the other one stopped reading; it was the other's
         # connection that the relay dropped.
         message = (

@@ -7,6 +7,7 @@ otherwise moves binary peer messages untouched.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import deque
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -113,4 +114,8 @@ def _reason(exc: BaseException) -> str:
         return "it did not answer in time."
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is `hushdrop serve` running there?)."
+    if isinstance(exc, socket.gaierror):  # "[Errno -2] Name or service not known"
+        return "its name could not be found (check the address and the network)."
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror[:1].lower()}{exc.strerror[1:]}."
     return str(exc) or type(exc).__name__
