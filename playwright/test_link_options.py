@@ -32,7 +32,7 @@ from test_text import person as person  # a fixture
 
 from tests.conftest import RelayProcess
 from tests.integration.cli import receive
-from tests.integration.test_cli import EXIT_WRONG_CODE
+from tests.integration.test_cli import EXIT_CONNECTION, EXIT_WRONG_CODE
 
 CLI_TIMEOUT = 240  # s
 SAS = re.compile(r"^[0-9A-F]{4}-[0-9A-F]{4}$")
@@ -221,3 +221,33 @@ def test_a_wrong_guess_ends_a_link_for_two_receivers_in_its_stopped_state_withou
         what="the Cancel button stayed",
     )
     no_traceback(sender)
+
+
+def test_close_link_keeps_what_was_delivered_and_says_so(web_relay, new_page, tmp_path, processes):
+    sender, _ = new_page(web_relay.url)
+    sender.get_by_label("Text to send").fill("the door code is 4711")
+    wait_until_ready(sender)
+    choose_receivers(sender, 3)
+    link, _ = create_link(sender)
+
+    first = receive(web_relay.url, link, tmp_path, extra=["--yes"])
+    processes.append(first)
+    assert first.wait(CLI_TIMEOUT) == 0, first.stderr
+    row = sender.locator(".receiver-row .receiver-state")
+    expect(row).to_have_text("Done: they received the text.", timeout=STEP_TIMEOUT)
+    status = sender.locator("[data-part=status]")
+    expect(status).to_have_text(
+        "1 of 3 receivers done. The link stays open for the others until you close it."
+    )
+
+    sender.get_by_role("button", name="Close link").click()
+
+    expect(sender.locator("[data-part=done]")).to_have_text(
+        "Sent a text of 21 B to 1 receiver. Each verified every file.", timeout=STEP_TIMEOUT
+    )
+    expect(status).to_have_text("You closed the link: nobody else can use it.")
+    expect(sender.get_by_label("Share link")).to_be_hidden()
+    later = receive(web_relay.url, link, tmp_path, extra=["--yes"])
+    processes.append(later)
+    assert later.wait(CLI_TIMEOUT) == EXIT_CONNECTION
+    assert later.error()["message"].startswith("No transfer is waiting")

@@ -39,12 +39,19 @@ STATE_TEXT = {
     ReceiverState.SENDING: t("send.status.sending"),
     ReceiverState.DONE: t("link.state.done"),
 }
+# A text alone has no files to accept or verify.
+TEXT_STATE_TEXT = {
+    **STATE_TEXT,
+    ReceiverState.VERIFIED: t("link.state.verified-text"),
+    ReceiverState.DONE: t("link.state.done-text"),
+}
 
 
 class ReceiverRowView:
     """One receiver's row in the sender's list: name, verification code, state and progress."""
 
-    def __init__(self, parent, number: int) -> None:
+    def __init__(self, parent, number: int, text_only: bool) -> None:
+        self.states = TEXT_STATE_TEXT if text_only else STATE_TEXT
         doc = js.document
         self.item = doc.createElement("li")
         self.item.className = "receiver-row"
@@ -73,7 +80,7 @@ class ReceiverRowView:
         if row.state is ReceiverState.FAILED:
             ui.paint(self.state, t("link.state.stopped", reason=reason or t("link.state.ended")))
             return
-        text = STATE_TEXT[row.state]
+        text = self.states[row.state]
         if row.state in (ReceiverState.SENDING, ReceiverState.DONE) and row.total:
             percent = Percent((100 * row.done // row.total) / 100)
             if row.state is ReceiverState.SENDING:
@@ -104,11 +111,16 @@ class LinkSender:
         self.rows: dict[int, ReceiverRowView] = {}
         # How each failed receiver's transfer ended, for its row in the page's words.
         self.failures: dict[int, BaseException] = {}
+        manifest = flow.manifest
+        self.text_only = not manifest.files and manifest.has_text
+        # Set by "Close link": nobody else may join; those who came carry on.
+        self.closing = asyncio.Event()
 
     async def run(self) -> None:
         flow, view, link = self.flow, self.flow.view, self.link
         view.show("receivers")
         view.status(t("link.waiting", count=link.receivers))
+        view.on("close-link", "click", lambda _event: self._close())
         try:
             await serve_link(
                 self.control,
@@ -117,34 +129,60 @@ class LinkSender:
                 self._serve,
                 self._joined,
                 self._over,
+                self.closing,
             )
         except LinkIncompleteError as exc:
             if not link.delivered:
                 raise exc.failure from exc  # nobody got it: the transfer stopped, and why
             # Some got it: the rows say why the others did not.
         finally:
-            view.hide("share")  # over: nobody else can use the link
+            view.hide("share", "close-link")  # over: nobody else can use the link
         summary = flow.summary
         count = link.delivered
         view.text("title", t("link.title.sent", count=count))
         view.text("done", t("link.done", count=count, summary=summary))
         view.show("done")
-        view.status(t("status.done"))
+        view.status(t("link.closed" if self.closing.is_set() else "status.done"))
         ui.set_title(t("title.sent"))
         js.hushdrop.clearSelection()
 
-    def _joined(self, number: int) -> None:
-        self.rows[number] = ReceiverRowView(self.flow.view.part("receiver-list"), number)
-        self.rows[number].render(self.link.row(number))
-        link = self.link
-        if link.all_joined:
-            self.flow.view.hide("share")  # every receiver came: the link is spent
-            self.flow.view.status(t("link.all-connected", count=link.receivers))
+    def _close(self) -> None:
+        """The sender's "Close link": nobody else can use it; those who came carry on."""
+        self.closing.set()
+        self.flow.view.hide("share", "close-link")
+        self._show_status()
+
+    def _show_status(self) -> None:
+        """Where the link stands, from its rows: how many got it, and what it waits for."""
+        link, view = self.link, self.flow.view
+        running = len(link.running)
+        if self.closing.is_set():
+            if running:
+                view.status(t("link.closing", count=running))
+        elif link.all_joined:
+            if running:
+                view.status(t("link.all-connected", count=link.receivers))
+        elif link.delivered:
+            view.status(t("link.done-waiting", count=link.delivered, total=link.receivers))
+        elif running:
+            view.status(t("link.connected", count=running, total=link.receivers))
         else:
-            self.flow.view.status(t("link.connected", count=len(link.rows), total=link.receivers))
+            view.status(t("link.waiting", count=link.receivers))
+        # Once someone has it, the sender may stop here and keep what was delivered.
+        if link.delivered and not link.all_joined and not self.closing.is_set():
+            view.show("close-link")
+
+    def _joined(self, number: int) -> None:
+        view = self.flow.view
+        self.rows[number] = ReceiverRowView(view.part("receiver-list"), number, self.text_only)
+        self.rows[number].render(self.link.row(number))
+        if self.link.all_joined:
+            view.hide("share", "close-link")  # every receiver came: the link is spent
+        self._show_status()
 
     def _over(self, number: int) -> None:
         self.rows[number].render(self.link.row(number), self._reason(number))
+        self._show_status()
 
     def _reason(self, number: int) -> Message:
         """Why receiver `number`'s transfer stopped, in the page's words."""
@@ -194,6 +232,4 @@ class LinkSender:
         row = self.link.event(number, event)
         self.rows[number].render(row)
         if isinstance(event, Completed):
-            self.flow.view.status(
-                t("link.done-count", count=self.link.delivered, total=len(self.link.rows))
-            )
+            self._show_status()

@@ -97,7 +97,7 @@ def show_home() -> None:
 
 
 # Parts that ask the user to act while a transfer runs; hidden when it ends (see View.end).
-ENDED_PROMPTS = ("share", "password-form", "offer")
+ENDED_PROMPTS = ("share", "password-form", "offer", "close-link")
 
 
 class View:

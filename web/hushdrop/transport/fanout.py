@@ -31,8 +31,12 @@ async def serve_link(
     serve: ServeOne,
     on_joined: Callable[[int], None] | None = None,
     on_over: Callable[[int], None] | None = None,
+    closing: asyncio.Event | None = None,
 ) -> None:
     """Serve the link's receivers until each that came is done and no more can come.
+
+    Setting `closing` closes the link early (the sender has given it to enough people): nobody
+    else can join, and the receivers who came carry on to their end.
 
     `on_joined(n)` is called when receiver n came, `on_over(n)` when its transfer ended either
     way (its `Link` row says how). Raises `WrongCodeError` when a failed key exchange ended the
@@ -87,25 +91,33 @@ async def serve_link(
 
     admitting = asyncio.ensure_future(admit())
     ending = asyncio.ensure_future(ended.wait())
+    closed = asyncio.ensure_future((closing or asyncio.Event()).wait())
     try:
         while not (admitting.done() and all(t.done() for t in transfers.values())):
             # Only what is still running: a finished task would make this return at once.
-            running = {t for t in (admitting, ending, *transfers.values()) if not t.done()}
+            waits = (admitting, ending, closed, *transfers.values())
+            running = {t for t in waits if not t.done()}
             await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            if admitting.done() and admitting.exception() is not None:
+            if closed.done() and not admitting.done():
+                admitting.cancel()  # nobody else joins a closed link (PROTOCOL.md §3.1)
+                await asyncio.gather(admitting, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await control.close()
+            if admitting.done() and not admitting.cancelled() and admitting.exception():
                 raise admitting.exception()  # type: ignore[misc]
             if ended.is_set():
                 break
     finally:
         admitting.cancel()
         ending.cancel()
+        closed.cancel()
         if ended.is_set() or any(not t.done() for t in transfers.values()):
             # Nobody joins a link that is over; the receivers under way are told why.
             with contextlib.suppress(Exception):
                 await control.close()
             for task in transfers.values():
                 task.cancel()
-        await asyncio.gather(*transfers.values(), admitting, ending, return_exceptions=True)
+        await asyncio.gather(*transfers.values(), admitting, ending, closed, return_exceptions=True)
     for failure in failures.values():
         if not isinstance(failure, HushdropError):
             raise failure
