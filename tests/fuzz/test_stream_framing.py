@@ -8,7 +8,12 @@ import hashlib
 import itertools
 
 from hushdrop.protocol.errors import ProtocolError
-from hushdrop.protocol.stream import StreamReader, end_record, segment_header
+from hushdrop.protocol.stream import (
+    StreamReader,
+    end_record,
+    flush_record,
+    segment_header,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,6 +43,36 @@ def test_any_split_of_a_framed_stream_reads_the_same(parts, padding, positions):
     assert content == b"".join(parts)
     assert reader.digest == hashlib.sha256(content).digest()
     assert reader.total == len(content)
+
+
+@given(segments, st.lists(st.booleans(), max_size=8), st.integers(min_value=0, max_value=500), cuts)
+def test_flush_records_anywhere_read_the_same(parts, flushes, padding, positions):
+    body = bytearray()
+    for part, flush in zip(parts, flushes + [False] * len(parts), strict=False):
+        body += segment_header(len(part)) + part
+        if flush:
+            body += flush_record(len(body))
+    content = b"".join(parts)
+    data = bytes(body) + end_record(len(content)) + hashlib.sha256(content).digest()
+    reader = StreamReader(0, lambda framed_length: padding)
+    read = b"".join(
+        bytes(piece)
+        for chunk in pieces(data + bytes(padding), positions)
+        for piece in reader.feed(chunk)
+    )
+    reader.finish()
+    assert read == content and reader.digest == hashlib.sha256(content).digest()
+
+
+@given(st.binary(max_size=600), cuts)
+def test_arbitrary_plaintext_after_a_flush_marker_is_read_or_refused(data, positions):
+    reader = StreamReader(0, lambda framed_length: 16)
+    try:
+        for chunk in pieces(b"\xff\xff\xff\xff" + data, positions):
+            reader.feed(chunk)
+        reader.finish()
+    except ProtocolError:
+        pass
 
 
 @given(st.binary(max_size=600), cuts)
