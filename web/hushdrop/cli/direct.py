@@ -72,6 +72,8 @@ class SenderRoute:
         signal = read_signal(payload)
         if self.choice.answered(signal, time.monotonic()) and isinstance(signal, TcpHints):
             self._attempt.connect(signal.hints)
+        elif isinstance(signal, NoDirect) and self.choice.state == "relay":
+            self.reporter.status("No direct connection with the receiver; the relay carries it.")
         self._decide()
 
     def accepted(self) -> None:
@@ -192,6 +194,13 @@ class ReceiverRoute:
         self._answered = True
         self._attempt = DirectAttempt(self.backend, SIDE_RECEIVER, key)
         hints = await self._attempt.listen()
+        if not hints and not signal.hints:
+            # Neither side has an address the other could reach (only loopback, say): say so
+            # at once rather than leave the sender holding the data until its timeout.
+            self._attempt.close()
+            self._attempt = None
+            await self.session.send_signal(no_direct())
+            return
         await self.session.send_signal(tcp_offer(hints))
         self._attempt.connect(signal.hints)
         # The sender connects as soon as these hints arrive; nobody else needs the port.
