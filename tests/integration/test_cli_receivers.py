@@ -253,3 +253,26 @@ def test_a_receiver_at_its_accept_prompt_is_told_at_once_when_a_failed_guess_clo
     assert "wrong code" in said and "closed it for every receiver" in said, said
     assert text not in said
     assert list(out.iterdir()) == []
+
+
+def test_ctrl_c_once_a_receiver_has_it_closes_the_link_and_keeps_what_was_delivered(
+    relay, tmp_path
+):
+    src = random_file(tmp_path / "a.bin", 300_000)
+    sender = send(relay.url, src, extra=["--receivers", "3"])
+    code = sender.wait_event("code")["code"]
+    out = tmp_path / "out"
+    out.mkdir()
+    first = receive(relay.url, code, out)
+    assert first.wait() == 0, first.stderr
+    assert [e["receiver"] for e in sender.events if e["event"] == "done"] == [1]
+
+    sender.proc.send_signal(signal.SIGINT)
+
+    assert sender.wait() == 0, sender.stderr
+    said = [e["message"] for e in sender.events if e["event"] == "status"]
+    assert said[-1] == "Closed the link: sent to 1 receiver; nobody else can use it.", said
+    assert sha256_file(out / "a.bin") == sha256_file(src)
+    later = receive(relay.url, code, tmp_path)
+    assert later.wait() == EXIT_CONNECTION
+    assert later.error()["message"].startswith("No transfer is waiting")

@@ -21,7 +21,7 @@ from ..protocol.events import (
 )
 from ..protocol.link import Link
 from ..protocol.sender import SenderSession
-from ..transport.fanout import serve_link
+from ..transport.fanout import STOPPED, serve_link
 from ..transport.pump import RESUME_WINDOW, Pump
 from ..transport.relay_client import RelayConnection
 from ..transport.rendezvous import RelayChannel
@@ -174,9 +174,28 @@ async def _serve_link(
     def joined(number: int) -> None:
         reporter.status(f"Receiver {number} of {link.receivers} connected.")
 
-    await serve_link(control, link, functools.partial(RelayConnection.open, relay), serve, joined)
-    plural = "s" if link.delivered != 1 else ""
-    reporter.status(f"Done: sent to {link.delivered} receiver{plural}.")
+    open_channel = functools.partial(RelayConnection.open, relay)
+    try:
+        await serve_link(control, link, open_channel, serve, joined)
+    except asyncio.CancelledError:
+        if not link.delivered:
+            raise  # nobody has it: Ctrl-C cancelled the transfer
+        # Ctrl-C once someone has it closes the link: what was delivered stays delivered, the
+        # receivers still under way are stopped (and told), and it is no interruption (exit 0).
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        stopped = sum(1 for row in link.rows if row.error == STOPPED)
+        reporter.status(
+            f"Closed the link: sent to {_receivers(link.delivered)}; nobody else can use it."
+            + (f" Stopped {_receivers(stopped)} still under way." if stopped else "")
+        )
+        return
+    reporter.status(f"Done: sent to {_receivers(link.delivered)}.")
+
+
+def _receivers(count: int) -> str:
+    return f"{count} receiver{'s' if count != 1 else ''}"
 
 
 async def _on_event(
