@@ -331,3 +331,29 @@ def test_a_declining_receiver_of_a_link_for_two_is_reported_in_the_senders_langu
         "Gestoppt: Der Empfänger hat die Übertragung abgelehnt.",
         timeout=PYTHON_READY_TIMEOUT + STEP_TIMEOUT,
     )
+
+
+def test_german_sentences_about_a_text_agree_with_it(web_relay, new_page):
+    page, _ = new_page(web_relay.url)
+    page.evaluate("() => hushdrop.i18n.use('de')")
+    text = {"$message": "transfer.text", "args": {"size": {"$size": 28}}}
+    both = {
+        "$message": "transfer.files-and-text",
+        "args": {
+            "files": {"$message": "files.summary", "args": {"count": 1, "size": {"$size": 9}}},
+            "size": {"$size": 28},
+        },
+    }
+    said = page.evaluate(
+        """([text, both]) => [
+             ["send.title.files", {summary: text}], ["receive.offer.text", {summary: text}],
+             ["send.done.text", {summary: text}], ["receive.offer", {summary: both}],
+           ].map(([key, args]) => hushdrop.i18n.format(key, JSON.stringify(args)))""",
+        [text, both],
+    )
+    assert said == [
+        "28 B Text werden gesendet",
+        "Der Absender bietet 28 B Text an.",
+        "28 B Text gesendet. Der Empfänger hat ihn erhalten.",
+        "Der Absender bietet 1 Datei, 9 B und 28 B Text an:",
+    ]
