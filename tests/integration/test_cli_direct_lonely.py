@@ -14,7 +14,7 @@ import pytest
 from ..conftest import RelayProcess
 from .cli import receive, send
 
-NO_DIRECT = "No direct connection with the receiver; the relay carries it."
+NO_DIRECT = "The receiver makes no direct connection."
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import json
 import os
 import pty
 import re
+import signal
+import struct
 import subprocess
 import sys
 import termios
@@ -17,6 +19,8 @@ import pytest
 
 from .cli import TIMEOUT, CliProcess
 from .test_cli_completion import Terminal
+
+EXIT_INTERRUPTED = 130
 
 
 class PipedTerminal(Terminal):
@@ -41,12 +45,30 @@ class PipedTerminal(Terminal):
         self.screen = b""
 
 
+class WideTerminal(Terminal):
+    """A terminal 120 columns wide (a new pty has none, and nothing draws a bar in 0)."""
+
+    def __init__(self, args: list[str], stdout: int | None = None) -> None:
+        real_openpty = pty.openpty
+
+        def sized_openpty() -> tuple[int, int]:
+            master, slave = real_openpty()
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+            return master, slave
+
+        pty.openpty = sized_openpty
+        try:
+            super().__init__(args, stdout)
+        finally:
+            pty.openpty = real_openpty
+
+
 @pytest.fixture
 def terminal():
     opened: list[Terminal] = []
 
     def open_terminal(*args: str, stdout: int | None = None) -> Terminal:
-        opened.append(Terminal(list(args), stdout))
+        opened.append(WideTerminal(list(args), stdout))
         return opened[-1]
 
     yield open_terminal
@@ -134,6 +156,34 @@ def test_a_file_received_onto_a_terminal_cannot_act_on_it(terminal, relay, tmp_p
         assert b"\x1b]0;" not in screen and b"\x1b[2J" not in screen and b"\x07" not in screen
         assert b"\x9b" not in screen  # the one-byte CSI, not UTF-8: replaced
         assert "hi\ufffd]0;PWNED\ufffd[2J\r\nthere\ufffd6n\ufffd".encode() in screen
+        assert sender.wait() == 0
+    finally:
+        sender.stop()
+
+
+def test_ctrl_c_at_the_code_prompt_says_so_on_a_line_of_its_own(terminal, tmp_path):
+    term = terminal("receive", "--relay", "http://127.0.0.1:9", "-o", str(tmp_path))
+    term.read_until(b"Code or link: ")
+    term.proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    assert term.proc.wait(TIMEOUT) == EXIT_INTERRUPTED
+    screen = term.read_until(b"Interrupted")
+    assert re.search(rb"Code or link: \r?\n\S*Error", screen), screen
+
+
+def test_the_progress_bar_counts_in_the_same_units_as_the_other_lines(terminal, relay, tmp_path):
+    data = tmp_path / "five.bin"
+    data.write_bytes(os.urandom(5 << 20))
+    sender = CliProcess(["send", str(data), "--relay", relay.url])
+    try:
+        code = sender.wait_event("code")["code"]
+        out = tmp_path / "out"
+        receiver = terminal(
+            "receive", code, "-o", str(out), "--yes", "--no-direct", "--relay", relay.url
+        )
+        screen = receiver.read_until(b"Done:")
+        assert receiver.proc.wait(TIMEOUT) == 0, screen
+        assert b"5.0 MiB/5.0 MiB" in screen  # the bar's, as the Done line says it
+        assert b"MB" not in screen and b"kB" not in screen  # not tqdm's decimal units
         assert sender.wait() == 0
     finally:
         sender.stop()

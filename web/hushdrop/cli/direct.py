@@ -73,7 +73,7 @@ class SenderRoute:
         if self.choice.answered(signal, time.monotonic()) and isinstance(signal, TcpHints):
             self._attempt.connect(signal.hints)
         elif isinstance(signal, NoDirect) and self.choice.state == "relay":
-            self.reporter.status("No direct connection with the receiver; the relay carries it.")
+            self.reporter.status("The receiver makes no direct connection.")
         self._decide()
 
     def accepted(self) -> None:

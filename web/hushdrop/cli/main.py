@@ -27,7 +27,7 @@ from .completion import SHELLS
 from .completion import script as completion_script
 from .files import STDIN, STDIN_NAME, UsageError
 from .output import Reporter
-from .prompt import ask_while_running, read_code
+from .prompt import ask_while_running, ends_line_on_interrupt, read_code
 
 DEFAULT_RELAY = "http://127.0.0.1:8780"
 ENV_RELAY = "HUSHDROP_RELAY"
@@ -246,9 +246,10 @@ def _password(required: bool, confirm: bool, prompts: bool) -> str:
     if not prompts:
         where = "without --json" if _interactive() or _controlling_terminal() else "in a terminal"
         raise HushdropError(f"A password is needed: set {ENV_PASSWORD} or run {where}.")
-    password = getpass.getpass("Password: ")
-    if confirm and getpass.getpass("Password again: ") != password:
-        raise HushdropError("The two passwords differ.")
+    with ends_line_on_interrupt():
+        password = getpass.getpass("Password: ")
+        if confirm and getpass.getpass("Password again: ") != password:
+            raise HushdropError("The two passwords differ.")
     if not password:
         raise HushdropError("The password is empty.")
     return password

@@ -142,18 +142,26 @@ class Reporter:
         self._started = self._last_progress = time.monotonic()
         self._verb = verb
         if not self.json_mode and self._tty and (total is None or total > 0):
+            # Sizes and speed in the same binary units as every other line ("5.0 MiB"), not
+            # tqdm's own ("5.00MB", kB/s in powers of 1000): shown in the postfix.
+            shape = "{percentage:3.0f}%|{bar}| " if total else ""
             self._bar = tqdm(
                 total=total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
                 file=self._err,
                 dynamic_ncols=True,
                 mininterval=0.25,
+                bar_format=shape + "{desc} [{elapsed}" + ("<{remaining}]" if total else "]"),
             )
+            self._bar.set_description_str(self._sizes(0, total), refresh=False)
+
+    def _sizes(self, done: int, total: int | None) -> str:
+        elapsed = max(time.monotonic() - (self._started or time.monotonic()), 1e-6)
+        of = f"/{human_size(total)}" if total is not None else ""
+        return f"{human_size(done)}{of}, {human_size(done / elapsed)}/s"
 
     def progress(self, done: int, total: int | None) -> None:
         if self._bar is not None:
+            self._bar.set_description_str(self._sizes(done, total), refresh=False)
             self._bar.update(done - self._bar.n)
             return
         now = time.monotonic()

@@ -63,9 +63,14 @@ def read_code(prompt: str) -> str:
         readline.set_auto_history(True)
 
 
+def ends_line_on_interrupt() -> contextlib.AbstractContextManager[None]:
+    """For prompts drawn elsewhere (getpass): Ctrl-C leaves the cursor on a fresh line."""
+    return _ends_line_on_interrupt()
+
+
 def ask(prompt: str) -> str:
     """One line from the terminal, the prompt drawn on the terminal, not into standard output."""
-    with _terminal_output() as on_terminal:
+    with _terminal_output() as on_terminal, _ends_line_on_interrupt():
         if on_terminal:
             return input(prompt)
         print(prompt, end="", file=sys.stderr, flush=True)
@@ -98,6 +103,17 @@ async def ask_while_running(prompt: str) -> str:
     if not line:
         raise EOFError
     return line.decode(errors="replace").split("\n")[0]
+
+
+@contextlib.contextmanager
+def _ends_line_on_interrupt() -> Iterator[None]:
+    """Ctrl-C at a prompt: what is said next (Interrupted…) starts on a line of its own, not
+    after the prompt."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(file=sys.stderr, flush=True)
+        raise
 
 
 @contextlib.contextmanager
