@@ -455,3 +455,20 @@ def test_a_sender_whose_standard_output_is_closed_shows_its_code_on_standard_err
         if sender.poll() is None:
             sender.kill()
             sender.wait(10)
+
+
+def test_standard_output_shows_the_senders_file_name_in_the_offer(relay, tmp_path):
+    (tmp_path / "notes.txt").write_text("n")
+    sender = send(relay.url, tmp_path / "notes.txt")
+    try:
+        code = sender.wait_event("code")["code"]
+        receiver = CliProcess(
+            ["receive", "-o", "-", "--yes", "--no-direct", "--relay", relay.url],
+            {"HUSHDROP_CODE": code},
+            json_mode=False,
+        )
+        assert receiver.wait() == 0, receiver.stderr
+        assert "notes.txt (to standard output)" in receiver.stderr
+        assert receiver.stdout == "n"
+    finally:
+        sender.stop()

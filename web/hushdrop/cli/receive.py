@@ -129,7 +129,11 @@ class Receiving:
         except HushdropError as exc:
             await session.decline(str(exc))
             raise
-        reporter.offer(event.manifest, [str(p) for p in files.targets])
+        if isinstance(files, StdoutFile):  # the sender's name for it, and where it goes
+            shown = [f"{f.path} (to standard output)" for f in event.manifest.files]
+        else:
+            shown = [str(p) for p in files.targets]
+        reporter.offer(event.manifest, shown)
         if not await self._accepted():
             await session.decline("they said no.")
             raise HushdropError("You declined the transfer.")
