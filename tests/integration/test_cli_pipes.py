@@ -338,6 +338,34 @@ def test_a_quiet_producer_outlives_the_relays_idle_timeout_and_its_lines_arrive_
     assert receiver.wait() == 0 and sender.wait() == 0, (receiver.stderr, sender.stderr)
 
 
+def test_a_trickling_producers_first_line_arrives_while_it_keeps_writing(relay, processes):
+    # A line every 0.1 s never leaves the sender's input idle for a whole flush delay; its
+    # lines still reach the receiver's output as they come, not when a 1 MiB message fills.
+    sender = Cli(["send", "-", "--no-direct", "--relay", relay.url, "--json"])
+    processes.append(sender)
+    code = read_code(sender)
+    receiver = Cli(
+        ["receive", "-o", "-", "--yes", "--no-direct", "--relay", relay.url],
+        {"HUSHDROP_CODE": code},
+    )
+    processes.append(receiver)
+    first: list[bytes] = []
+    reader = threading.Thread(target=lambda: first.append(receiver.proc.stdout.readline()))
+    reader.start()
+    lines = 0
+    deadline = time.monotonic() + TIMEOUT  # a generous bound, not a measurement
+    while reader.is_alive() and time.monotonic() < deadline:
+        sender.proc.stdin.write(b"line %06d\n" % lines)
+        sender.proc.stdin.flush()
+        lines += 1
+        time.sleep(0.1)
+    assert first == [b"line 000000\n"], (receiver.proc.poll(), receiver.stderr)
+    sender.proc.stdin.close()
+    rest = receiver.output()
+    assert first[0] + rest == b"".join(b"line %06d\n" % n for n in range(lines))
+    assert receiver.wait() == 0 and sender.wait() == 0, (receiver.stderr, sender.stderr)
+
+
 ACCEPTED = "The receiver accepted; sending…"
 
 

@@ -87,7 +87,7 @@ INITIAL_CREDIT = 16 * 1024 * 1024
 SEGMENT_HEADER_SIZE = 4  # u32 length of a segment; 0 starts the end record
 STREAM_END_SIZE = SEGMENT_HEADER_SIZE + 8  # u32 0 || u64 total content length
 STREAM_FLUSH = 0xFFFF_FFFF  # a u32 "length" that marks a flush: zeros to the chunk's end (§7.2)
-STREAM_FLUSH_DELAY = 0.25  # seconds a stream's input waits before what was read is sent (§7.2)
+STREAM_FLUSH_DELAY = 0.25  # at most this long what a stream read waits to be sent (§7.2)
 KEEPALIVE_INTERVAL = 2.0  # seconds between KEEPALIVE messages while a stream's input waits
 CREDIT_BATCH = 4 * 1024 * 1024
 

@@ -7,8 +7,9 @@ the connection closes, see `PeerSession.connection_lost()`.
 
 A file of unknown size (a stream, §7.2) is read the same way, except that a read may return fewer
 bytes than asked, and returns none at the stream's end. While a read waits, call `input_idle()`
-after `STREAM_FLUSH_DELAY` and then every `KEEPALIVE_INTERVAL`: what was read goes out at once,
-and the connection stays alive however long the input is quiet.
+once `STREAM_FLUSH_DELAY` passed since the first read after the previous call, and then every
+`KEEPALIVE_INTERVAL`: what was read goes out, and the connection stays alive however long the
+input is quiet.
 
 A text (§6.1.1) is the data stream's first entry; the session holds it (at most MAX_TEXT_BYTES)
 and encrypts it itself, so `next_read()` only ever names files. Internally `_index` counts the

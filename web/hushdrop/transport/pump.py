@@ -65,7 +65,11 @@ class Pump:
         # The file read in progress, and the range it reads (the session's `next_read()`).
         self._reading: asyncio.Future | None = None
         self._reading_range: tuple[int, int, int] | None = None
-        self._idle_at = 0.0  # when to tell the session that the read still waits
+        # When to tell the session that a read waits (`input_idle()`): STREAM_FLUSH_DELAY
+        # after the first read since it was last told (so bytes read while a producer trickles
+        # wait at most that long), then every KEEPALIVE_INTERVAL while the read waits.
+        self._idle_at = 0.0
+        self._idle_told = True
         self._switch_to: RelayChannel | None = None
         self._lost: BaseException | None = None  # what ended the last connection
         self._announce = False
@@ -164,13 +168,14 @@ class Pump:
             await self._flush()
 
     async def _next_message(self) -> bytes | BaseException | object:
-        """The next item from the peer. While a read waits (a quiet stream), the session hears
-        of it after STREAM_FLUSH_DELAY and then every KEEPALIVE_INTERVAL (`input_idle()`)."""
+        """The next item from the peer. While a read waits (a quiet or slow stream), the session
+        hears of it once `_idle_at` passed (`input_idle()`)."""
         if self._reading is None or self._reading.done():
             return await self._incoming.get()
         delay = self._idle_at - time.monotonic()
         if delay <= 0:
             self._idle_at = time.monotonic() + KEEPALIVE_INTERVAL
+            self._idle_told = True
             await self.session.input_idle()
             await self._flush()
             delay = KEEPALIVE_INTERVAL
@@ -190,7 +195,9 @@ class Pump:
             self._stop_reading()
         if self._reading is None:
             self._reading_range = request
-            self._idle_at = time.monotonic() + STREAM_FLUSH_DELAY
+            if self._idle_told:  # bytes read from now on wait at most STREAM_FLUSH_DELAY
+                self._idle_at = time.monotonic() + STREAM_FLUSH_DELAY
+                self._idle_told = False
             self._reading = asyncio.ensure_future(self._read(*request))
             self._reading.add_done_callback(lambda _: self.wake())
             return None
