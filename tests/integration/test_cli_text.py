@@ -212,3 +212,60 @@ def test_a_transfer_of_files_alone_mentions_no_text(relay, tmp_path):
     assert "Done: 1 file" in receiver.stderr and "text" not in receiver.stderr
     assert "text_bytes" not in sender.wait_event("done")
     assert receiver.stdout == ""
+
+
+def test_an_empty_or_blank_text_is_refused_before_a_code_is_made(relay):
+    for given in (["--text", ""], ["--text", " \n\t"]):
+        proc = subprocess.run(
+            hushdrop("send", *given, "--relay", relay.url),
+            capture_output=True,
+            env=clean_env(),
+            timeout=TIMEOUT,
+        )
+        assert proc.returncode == EXIT_USAGE, given
+        assert proc.stdout == b""  # no code
+        assert "The text to send is empty" in proc.stderr.decode()
+    piped = subprocess.run(
+        hushdrop("send", "--text", "-", "--relay", relay.url),
+        input=b"\n\n",
+        capture_output=True,
+        env=clean_env(),
+        timeout=TIMEOUT,
+    )
+    assert piped.returncode == EXIT_USAGE
+    assert "The text to send is empty" in piped.stderr.decode()
+
+
+def test_a_text_alone_reports_no_byte_progress_and_no_negative_time(relay, tmp_path):
+    sender = send(relay.url, extra=["--text", "just words"])
+    code = sender.wait_event("code")["code"]
+    received = receive_piped(relay.url, code, tmp_path)
+    assert received.returncode == 0, received.stderr
+    assert "Transferred" not in received.stderr.decode()  # no "0 B of 0 B, 0 B/s"
+    json_sender = send(relay.url, extra=["--text", "more words"])
+    out = tmp_path / "json"
+    out.mkdir()
+    json_receiver = receive(relay.url, json_sender.wait_event("code")["code"], out)
+    assert json_receiver.wait() == 0
+    assert str(json_receiver.wait_event("done")["seconds"]) == "0.0"  # not -0.0
+    assert sender.wait() == 0 and json_sender.wait() == 0
+
+
+def test_a_short_code_lifetime_is_said_in_seconds(relay):
+    proc = subprocess.Popen(
+        hushdrop("send", "--text", "hi", "--ttl", "30", "--relay", relay.url),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+    )
+    try:
+        said = b""
+        while b"expires in" not in said:
+            line = proc.stderr.readline()
+            assert line, said
+            said += line
+        assert b"(the code expires in 30 s)" in said, said
+    finally:
+        proc.kill()
+        proc.wait()

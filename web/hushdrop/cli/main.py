@@ -332,7 +332,7 @@ def _text_to_send(given: str | None) -> str | None:
         return None
     if given != "-":
         text_bytes(given)  # too large, or bytes that are not UTF-8 on the command line
-        return given
+        return _not_blank(given)
     if sys.stdin is None:
         raise UsageError("--text - reads the text from standard input, but there is none.")
     if _interactive():
@@ -344,11 +344,19 @@ def _text_to_send(given: str | None) -> str | None:
             "transfer carries as text. Send it as a file instead."
         )
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise TextError(
             "The text on standard input is not UTF-8 text; send it as a file instead."
         ) from exc
+    return _not_blank(text)
+
+
+def _not_blank(text: str) -> str:
+    """A text to send has something to read, as on the page (an empty one is a mistake)."""
+    if not text.strip():
+        raise UsageError("The text to send is empty (or only white space); nothing to send.")
+    return text
 
 
 def _run_transfer(args: argparse.Namespace, reporter: Reporter) -> None:

@@ -16,6 +16,15 @@ PROGRESS_INTERVAL = 0.5  # seconds between JSON progress events
 PLAIN_PROGRESS_INTERVAL = 10.0  # seconds between progress lines when stderr is not a terminal
 
 
+def _lifetime(seconds: int) -> str:
+    """A code's lifetime as a person says it: `30 s`, `10 min`, `24 h`."""
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200 or seconds % 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
 def human_size(size: float | None) -> str:
     if size is None:
         return "size unknown until it ends"
@@ -77,7 +86,7 @@ class Reporter:
             f"On the other machine open the link, or run `hushdrop receive` and type the code."
             f"{extra} "
             f"Waiting for {'the receiver' if receivers == 1 else f'up to {receivers} receivers'} "
-            f"(the code expires in {ttl // 60} min)…"
+            f"(the code expires in {_lifetime(ttl)})…"
         )
 
     def status(self, message: str) -> None:
@@ -169,7 +178,11 @@ class Reporter:
         if self.json_mode and (now - self._last_progress >= PROGRESS_INTERVAL or done == total):
             self._last_progress = now
             self._emit("progress", bytes=done, total=total, rate=round(done / elapsed))
-        elif not self.json_mode and now - self._last_progress >= PLAIN_PROGRESS_INTERVAL:
+        elif (
+            not self.json_mode
+            and self._started is not None  # a text alone has no progress to tell
+            and now - self._last_progress >= PLAIN_PROGRESS_INTERVAL
+        ):
             self._last_progress = now
             percent = f" ({done * 100 // total}%)" if total else ""
             of = f" of {human_size(total)}" if total is not None else ""
@@ -212,7 +225,8 @@ class Reporter:
     def done(self, files: int, size: int, text_size: int | None = None) -> None:
         """The end: `files` and their `size`; `text_size` when a text went too (else None)."""
         self._close_bar()
-        elapsed = time.monotonic() - (self._started or time.monotonic())
+        # No progress started (a text alone): no time to tell, and never a negative one.
+        elapsed = time.monotonic() - self._started if self._started else 0.0
         rate = size / elapsed if elapsed > 0 else 0
         if self.json_mode:
             text = {} if text_size is None else {"text_bytes": text_size}
