@@ -251,3 +251,26 @@ def test_close_link_keeps_what_was_delivered_and_says_so(web_relay, new_page, tm
     processes.append(later)
     assert later.wait(CLI_TIMEOUT) == EXIT_CONNECTION
     assert later.error()["message"].startswith("No transfer is waiting")
+
+
+def test_cancel_after_a_receiver_has_it_says_that_they_keep_it(
+    web_relay, new_page, tmp_path, processes
+):
+    sender, _ = new_page(web_relay.url)
+    sender.get_by_label("Text to send").fill("the door code is 4711")
+    wait_until_ready(sender)
+    choose_receivers(sender, 2)
+    link, _ = create_link(sender)
+    first = receive(web_relay.url, link, tmp_path, extra=["--yes"])
+    processes.append(first)
+    assert first.wait(CLI_TIMEOUT) == 0, first.stderr
+    expect(sender.locator(".receiver-row .receiver-state")).to_have_text(
+        "Done: they received the text.", timeout=STEP_TIMEOUT
+    )
+
+    sender.get_by_role("button", name="Cancel").click()
+
+    expect(sender.locator("[data-part=status]")).to_have_text(
+        "You cancelled the link. 1 receiver already had everything and keeps it.",
+        timeout=STEP_TIMEOUT,
+    )

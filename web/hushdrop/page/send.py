@@ -80,6 +80,7 @@ class SendFlow:
         # link alone keeps the link's 128 bits.
         self.short_code_shown = False
         self.lost = False  # a Reconnecting came, and no Resumed yet
+        self.link_sender: LinkSender | None = None  # a link for several receivers
         self.countdown: ui.ResumeCountdown | None = None
         self.direct_deadline = 0.0
 
@@ -100,7 +101,8 @@ class SendFlow:
             secrets = new_sender_secrets(room, self.ctx.backend.random_bytes, bool(self.password))
             self._show_share(secrets.link(self.ctx.site), secrets.typed, ttl, connection.receivers)
             if connection.receivers > 1:
-                await LinkSender(self, connection, secrets).run()
+                self.link_sender = LinkSender(self, connection, secrets)
+                await self.link_sender.run()
                 return
             view.status(t("send.status.waiting"))
             await connection.wait_paired()
@@ -130,7 +132,11 @@ class SendFlow:
                 # The peer's page (or CLI) shows this sentence as it is: the wire's words.
                 await pump.session.cancel("The sender cancelled the transfer.")  # i18n: wire
                 await pump.send_final()
-            view.status(t("status.you-cancelled"))
+            # Those who already have everything keep it: said, not hidden behind "cancelled".
+            delivered = self.link_sender.link.delivered if self.link_sender else 0
+            view.status(
+                t("link.cancelled", count=delivered) if delivered else t("status.you-cancelled")
+            )
             view.text("title", t("send.title.cancelled"))
         except HushdropError as exc:
             if pump is not None:
