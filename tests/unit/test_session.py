@@ -17,13 +17,16 @@ from hushdrop.protocol.constants import (
     INITIAL_CREDIT,
     MAX_MANIFEST_ENTRIES,
     MSG_DATA,
+    MSG_HELLO,
     MSG_SEALED,
+    PROTOCOL_VERSION,
 )
 from hushdrop.protocol.errors import (
     PeerCancelledError,
     ProtocolError,
     TamperedError,
     UnsafePathError,
+    VersionError,
     WrongCodeError,
 )
 from hushdrop.protocol.manifest import FileEntry, Manifest
@@ -317,3 +320,16 @@ def test_the_sender_shows_what_the_receiver_verified_never_more():
     assert outcome.received[0] == data
     assert shown == sorted(shown) and len(shown) >= 5
     assert len(data) - shown[-1] <= 2 * CREDIT_BATCH
+
+
+def test_a_sender_of_another_version_is_told_so_not_that_its_message_was_malformed():
+    def older_hello(direction: str, message: bytes) -> list[bytes]:
+        if direction == "s2r" and message[0] == MSG_HELLO:
+            return [message[:1] + bytes([PROTOCOL_VERSION - 1]) + message[2:]]
+        return [message]
+
+    outcome = run(Pair({"a": b"x"}, tamper=older_hello))
+
+    assert isinstance(outcome.receiver_error, VersionError)
+    assert isinstance(outcome.sender_error, VersionError)  # ABORT 0x02, not 0x03 (§4)
+    assert "different Hushdrop version" in str(outcome.sender_error)

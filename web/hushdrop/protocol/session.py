@@ -9,6 +9,7 @@ from .constants import (
     ABORT_CONFIRMATION_FAILED,
     ABORT_FORM_REFUSED,
     ABORT_MALFORMED,
+    ABORT_VERSION,
     FILE_CONTEXT_PREFIX,
     KIND_CANCEL,
     KIND_SIGNAL,
@@ -24,6 +25,7 @@ from .errors import (
     PeerCancelledError,
     ProtocolError,
     TamperedError,
+    VersionError,
     WrongCodeError,
 )
 from .events import DirectSignal, Event
@@ -52,7 +54,7 @@ def abort_error(reason: int, side: int) -> HushdropError:
         return PeerCancelledError(f"The {_peer(side)} cancelled the transfer.")
     if reason == ABORT_MALFORMED:
         return ProtocolError("The other side received a malformed message and stopped.")
-    return ProtocolError("The other side stopped: it needs a different Hushdrop version.")
+    return VersionError("The other side stopped: it needs a different Hushdrop version.")
 
 
 def cancel_error(body: bytes, side: int) -> PeerCancelledError:
@@ -286,7 +288,9 @@ class PeerSession:
         elif isinstance(error, PeerCancelledError) or self._state == "failed":
             self._state = "failed"
         else:
-            await self._fail(str(error), ABORT_MALFORMED)
+            # Another version is not a malformed message: the peer is told which it is (§4).
+            abort = ABORT_VERSION if isinstance(error, VersionError) else ABORT_MALFORMED
+            await self._fail(str(error), abort)
 
     async def _fail(self, reason: str, abort_code: int) -> None:
         if self._state in ("failed", "done"):
