@@ -155,6 +155,7 @@ def test_a_file_received_onto_a_terminal_cannot_act_on_it(terminal, relay, tmp_p
         assert receiver.proc.wait(TIMEOUT) == 0, screen
         assert b"\x1b]0;" not in screen and b"\x1b[2J" not in screen and b"\x07" not in screen
         assert b"\x9b" not in screen  # the one-byte CSI, not UTF-8: replaced
+        assert b"%|" not in screen  # no progress bar drawn over the file's lines
         assert "hi\ufffd]0;PWNED\ufffd[2J\r\nthere\ufffd6n\ufffd".encode() in screen
         assert sender.wait() == 0
     finally:

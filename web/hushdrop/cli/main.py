@@ -211,6 +211,13 @@ def _seconds(text: str) -> int:
     return value
 
 
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def _interactive() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
@@ -458,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     # Standard output closed (`>&-`): the code, the events and a received text go to standard
     # error instead of nowhere; `-o -` has nowhere to write (a usage error).
-    reporter = Reporter(json_mode=args.json, out=sys.stdout or sys.stderr)
+    onto_terminal = getattr(args, "output", None) == STDIN and _isatty(sys.stdout)
+    reporter = Reporter(json_mode=args.json, out=sys.stdout or sys.stderr, bar=not onto_terminal)
     try:
         _run_transfer(args, reporter)
     except HushdropError as exc:

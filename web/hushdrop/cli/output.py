@@ -42,11 +42,20 @@ class Reporter:
     a progress bar is drawn only on a terminal, elsewhere (a log) a plain line now and then.
     """
 
-    def __init__(self, json_mode: bool, out: TextIO | None = None, err: TextIO | None = None):
+    def __init__(
+        self,
+        json_mode: bool,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        *,
+        bar: bool = True,
+    ):
+        """`bar`: False when the data itself is drawn on the terminal (`receive -o -`), which a
+        bar redrawn in place would garble; progress is then a line now and then."""
         self.json_mode = json_mode
         self._out = out or sys.stdout
         self._err = err or sys.stderr
-        self._tty = _isatty(self._err)
+        self._tty = _isatty(self._err) and bar
         self._bar: tqdm | None = None
         self._started: float | None = None
         self._last_progress = 0.0
