@@ -384,6 +384,8 @@ def test_a_link_shared_into_the_app_fills_the_text_to_send(own_relay, new_page, 
     expect(page).to_have_url(f"{own_relay.url}/")
     expect(page.get_by_label("Text to send")).to_have_value("Our trip\nhttps://example.org/photos")
     _, code = create_link(page, short_code=True)
+    out = tmp_path / "out"
+    out.mkdir()
     received = subprocess.run(
         [sys.executable, "-m", "hushdrop.cli.main", "receive", "--yes", "--relay", own_relay.url],
         stdin=subprocess.DEVNULL,
@@ -392,8 +394,10 @@ def test_a_link_shared_into_the_app_fills_the_text_to_send(own_relay, new_page, 
             **{k: v for k, v in os.environ.items() if not k.startswith("HUSHDROP_")},
             "HUSHDROP_CODE": code,
         },
-        cwd=tmp_path,
+        cwd=out,
         timeout=CLI_TIMEOUT,
     )
     assert received.returncode == 0, received.stderr
     assert received.stdout == b"Our trip\nhttps://example.org/photos"
+    # The share form's empty files field is no file: nothing but the text was sent.
+    assert list(out.iterdir()) == []

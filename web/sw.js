@@ -311,7 +311,10 @@ async function receiveShare(request) {
   } catch {
     return Response.redirect(scoped("./"), 303);
   }
-  const files = form.getAll("files").filter((value) => value instanceof File);
+  // A form whose files field is empty still sends one nameless, empty File: not a file shared.
+  const files = form
+    .getAll("files")
+    .filter((value) => value instanceof File && (value.name !== "" || value.size > 0));
   // A shared text, link or page (title, text, url: as the share sheet fills them) goes into the
   // page's "Text to send", each part on its own line.
   const parts = ["title", "text", "url"].map((name) => form.get(name));
