@@ -188,3 +188,26 @@ def test_the_progress_bar_counts_in_the_same_units_as_the_other_lines(terminal, 
         assert sender.wait() == 0
     finally:
         sender.stop()
+
+
+def test_receive_with_the_code_piped_in_asks_for_the_password_on_the_terminal(relay, tmp_path):
+    (tmp_path / "a.txt").write_text("secret")
+    sender = CliProcess(
+        ["send", str(tmp_path / "a.txt"), "--password", "--relay", relay.url],
+        {"HUSHDROP_PASSWORD": "correct horse"},
+    )
+    receiver = PipedTerminal(
+        ["receive", "-o", str(tmp_path / "out"), "--yes", "--no-direct", "--relay", relay.url]
+    )
+    try:
+        code = sender.wait_event("code")["code"]
+        receiver.proc.stdin.write(code.encode() + b"\n")  # `echo CODE | hushdrop receive`
+        receiver.proc.stdin.close()
+        receiver.read_until(b"Password: ")
+        receiver.type(b"correct horse\r")
+        assert receiver.proc.wait(TIMEOUT) == 0, receiver.screen
+        assert (tmp_path / "out" / "a.txt").read_text() == "secret"
+        assert sender.wait() == 0
+    finally:
+        receiver.close()
+        sender.stop()
