@@ -155,7 +155,7 @@ def test_page_sends_a_text_to_a_page(engine, web_relay, person):
     if isinstance(receiver, ChromiumTab):
         assert receiver.downloads == []
     # The sent text leaves the home screen's box once sent.
-    sender.click(BUTTON, "Send more files")
+    sender.click(BUTTON, "Send more")  # not "Send more files": it sent a text
     assert sender.call(f"() => ({LABELLED})('Text to send').value") == ""
 
 

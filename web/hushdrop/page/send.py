@@ -90,6 +90,8 @@ class SendFlow:
         view.on("cancel", "click", lambda _event: task.cancel())
         title = t("send.title.files", summary=self.summary)
         view.text("title", title)
+        if not self.manifest.files:  # a text alone: "Send more files" would be odd
+            view.text("again", t("send.again.text"))
         # Said on the next load if this tab is reloaded or left mid-way (app.js).
         js.sessionStorage.setItem(RUNNING_KEY, json.dumps(title.to_json(), ensure_ascii=False))
         ui.set_busy(True)
