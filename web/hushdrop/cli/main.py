@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import os
 import sys
+import traceback
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -475,6 +476,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         reporter.error("interrupted", "Interrupted; the transfer was cancelled.")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: say so in one line; the traceback only when asked for
+        if os.environ.get("HUSHDROP_DEBUG"):
+            traceback.print_exc()
+        reporter.error(
+            "error",
+            f"Hushdrop stopped on an internal error ({type(exc).__name__}: {exc}). This is a "
+            "bug; please report it (HUSHDROP_DEBUG=1 shows the details). The other side was "
+            "told, and nothing was saved under a final name.",
+        )
+        return EXIT_ERROR
     return 0
 
 

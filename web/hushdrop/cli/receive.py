@@ -259,7 +259,7 @@ async def receive(
         )
         route.pump = pump
         await pump.run()
-    except (HushdropError, OSError, asyncio.CancelledError, KeyboardInterrupt) as exc:
+    except (Exception, asyncio.CancelledError, KeyboardInterrupt) as exc:
         # Ended for good (the sender is told why): only a process that dies without getting
         # here leaves its temporary files and record, for a rerun to continue (§8.3).
         receiving.abandon()
@@ -268,8 +268,10 @@ async def receive(
             error = _with_note(error, files.incomplete())
         if isinstance(error, LocalFileError):
             await session.cancel(error.peer_message)
-        elif not isinstance(error, HushdropError):
+        elif isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
             await session.cancel("The receiver cancelled the transfer.")
+        elif not isinstance(error, HushdropError):  # a bug (main() reports it)
+            await session.cancel("The receiver stopped on an internal error.")
         if pump is not None:
             await pump.send_final()
         if error is not exc:

@@ -115,10 +115,12 @@ async def _serve(
         )
         route.pump = pump
         await pump.run()
-    except (HushdropError, asyncio.CancelledError, KeyboardInterrupt) as exc:
+    except (Exception, asyncio.CancelledError, KeyboardInterrupt) as exc:
         if pump is not None:
             if isinstance(exc, LocalFileError):
                 await pump.session.cancel(exc.peer_message)
+            elif not isinstance(exc, (HushdropError, asyncio.CancelledError, KeyboardInterrupt)):
+                await pump.session.cancel("The sender stopped on an internal error.")
             elif not isinstance(exc, HushdropError):
                 # A link that a failed guess ended says so to its other receivers (§3.1).
                 given = cancel_reason() if cancel_reason is not None else None
