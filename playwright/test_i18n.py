@@ -308,7 +308,8 @@ def test_a_text_over_the_limit_is_refused_in_the_pages_language_with_exact_sizes
     page.get_by_role("button", name=GERMAN_BUTTON).click()
     expect(page.get_by_role("alert")).to_have_text(  # exact bytes: rounded, both were "1,0 MiB"
         "Der Text hat 1.048.577 Byte; höchstens 1.048.576 Byte Text passen in eine Übertragung. "
-        "Senden Sie ihn stattdessen als Datei."
+        "Senden Sie ihn stattdessen als Datei.",
+        timeout=STEP_TIMEOUT,  # a 1 MiB text is measured by a busy page first
     )
 
 
