@@ -204,24 +204,3 @@ def test_a_sender_who_reloads_is_told_the_transfer_was_interrupted(web_relay, ne
     sender.reload()  # said once, not on every later load
     wait_until_ready(sender)
     expect(sender.get_by_role("alert")).to_have_count(0)
-
-
-def test_the_engine_runs_in_a_worker_and_the_page_itself_loads_no_python(web_relay, new_page):
-    """Issue 15: Pyodide and the Python engine live in the engine worker; the page's main thread
-    keeps only the interface, so it never fetches Pyodide's WebAssembly itself."""
-    page, log = new_page()
-    page.goto(web_relay.url)
-    wait_until_ready(page)
-    workers = [worker.url for worker in page.workers]
-    assert any("/engine-worker." in url for url in workers), workers
-    assert page.evaluate("typeof globalThis.loadPyodide") == "undefined"
-    assert page.evaluate("typeof globalThis.hushdropCrypto") == "undefined"
-    fetched_by_page = page.evaluate(
-        "performance.getEntriesByType('resource').map((entry) => entry.name)"
-    )
-    # (Chromium lists a module worker's static imports here too: pyodide.mjs may appear.)
-    python = ("pyodide.asm.wasm", "python_stdlib.zip", "/py/hushdrop-")
-    assert not [name for name in fetched_by_page if any(p in name for p in python)]
-    assert page.evaluate(
-        "performance.getEntriesByType('resource').some((e) => e.name.includes('/engine-worker.'))"
-    ), log

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import time
+
+import js
 
 from ..protocol.codes import new_sender_secrets
 from ..protocol.errors import HushdropError, PeerGoneError
@@ -46,6 +49,8 @@ DIRECT_TIMEOUT = 20.0
 # A later move needs this much left to send: it resends what was on its way through the relay
 # (up to the receiver's credit window) and costs a resume handshake.
 SWITCH_MIN_REMAINING = 32 * 1024 * 1024
+
+RUNNING_KEY = "hushdrop-running"  # app.js INTERRUPTED_KEY
 
 
 class SendFlow:
@@ -88,7 +93,7 @@ class SendFlow:
         if not self.manifest.files:  # a text alone: "Send more files" would be odd
             view.text("again", t("send.again.text"))
         # Said on the next load if this tab is reloaded or left mid-way (app.js).
-        ui.post("running", message=title.to_json())
+        js.sessionStorage.setItem(RUNNING_KEY, json.dumps(title.to_json(), ensure_ascii=False))
         ui.set_busy(True)
         connection: BrowserRelayConnection | None = None
         pump: Pump | None = None
@@ -146,7 +151,7 @@ class SendFlow:
             gone = isinstance(exc, PeerGoneError) and exc.left
             ui.alert(t("error.receiver-left") if gone else error_message(exc, sender=True))
         finally:
-            ui.post("running", message=None)
+            js.sessionStorage.removeItem(RUNNING_KEY)
             self._stop_countdown()
             if self.direct is not None:
                 self.direct.close()
@@ -162,7 +167,7 @@ class SendFlow:
 
     def _try_direct(self) -> None:
         """Offer a direct connection while the receiver looks at the offer (PROTOCOL.md §8.4)."""
-        if not self.ctx.capabilities.direct:
+        if not direct.available():
             return
         self.direct = direct.DirectLink(list(self.ctx.ice_servers), self._send_signal)
         self.direct_deadline = time.monotonic() + DIRECT_TIMEOUT
@@ -335,4 +340,4 @@ class SendFlow:
             ui.set_title(t("title.sent"))
             # Sent: "Send more files" starts from an empty list and an empty text box.
             ui.clear_text_to_send()
-            ui.post("clear-selection")
+            js.hushdrop.clearSelection()
