@@ -10,10 +10,14 @@ import time
 
 
 class CuttableProxy:
-    """Forwards 127.0.0.1:`port` to `target_port`; `cut()` drops every open connection."""
+    """Forwards 127.0.0.1:`port` to `target_host`:`target_port`; `cut()` drops every open
+    connection."""
 
-    def __init__(self, target_port: int, rate: float | None = None) -> None:
+    def __init__(
+        self, target_port: int, rate: float | None = None, target_host: str = "127.0.0.1"
+    ) -> None:
         self.target_port = target_port
+        self.target_host = target_host
         self.rate = rate  # bytes per second per direction and connection, or None
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
@@ -45,7 +49,7 @@ class CuttableProxy:
             except OSError:
                 return
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                upstream = socket.create_connection((self.target_host, self.target_port))
             except OSError:
                 client.close()
                 continue

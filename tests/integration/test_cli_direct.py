@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.integration.cli import TIMEOUT, CliProcess, receive, send, sha256_file
+from tests.integration.netns import AVAILABLE, SKIP_REASON, ip
 
 if TYPE_CHECKING:
     from tests.conftest import RelayFactory
@@ -34,14 +34,7 @@ MIB = 1024 * 1024
 # The relay forwards the key exchange, the manifest, the hints and SWITCH in any case.
 CONTROL_ONLY = 64 * 1024
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="needs root and iproute2 to build network namespaces",
-)
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason=SKIP_REASON)
 
 
 @dataclass

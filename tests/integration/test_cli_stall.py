@@ -1,7 +1,12 @@
 """A side that stops reading (a paused program, a laptop whose lid closed) and is dropped by the
 relay's stall timeout is a lost connection on both sides (PROTOCOL.md §8.1): the transfer
 resumes when it runs again, or fails on both sides once the resume window is over. Real relay
-and CLI processes; the receiver is paused with SIGSTOP."""
+and CLI processes; the receiver is paused with SIGSTOP.
+
+The receiver runs in a network namespace of its own whose TCP receive buffers may grow to 1 MiB
+(a phone's, not this host's 32 MiB): otherwise its kernel could take in the whole credit window
+for the paused program, the relay's writes would never block, and whether it noticed the stall
+would depend on how far the buffers had grown."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from . import netns
 from .cli import receive, send, sha256_file
 from .proxy import CuttableProxy
 from .test_cli import EXIT_CONNECTION, random_file
@@ -21,6 +27,16 @@ RESUME_WINDOW = "3"
 # The relay notices the paused receiver only once the data in flight has filled the buffers
 # towards it, then waits the stall timeout: seconds, on a busy machine many of them.
 NOTICE = 60
+SMALL_BUFFERS = "net.ipv4.tcp_rmem=4096 131072 1048576"
+
+pytestmark = pytest.mark.skipif(not netns.AVAILABLE, reason=netns.SKIP_REASON)
+
+
+@pytest.fixture
+def phone():
+    """Where the receiver runs: a namespace with small TCP receive buffers."""
+    with netns.host(SMALL_BUFFERS) as host:
+        yield host
 
 
 @pytest.fixture
@@ -31,14 +47,14 @@ def out(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def stalling_relay(relay_factory):
-    return relay_factory("--stall-timeout", STALL_TIMEOUT)
+def stalling_relay(relay_factory, phone):
+    return relay_factory("--host", phone.gateway, "--stall-timeout", STALL_TIMEOUT)
 
 
 @pytest.fixture
-def slow_network(stalling_relay):
+def slow_network(stalling_relay, phone):
     """The sender's link to the relay, slow enough that the test pauses the receiver mid-way."""
-    proxy = CuttableProxy(stalling_relay.port, RATE)
+    proxy = CuttableProxy(stalling_relay.port, RATE, target_host=phone.gateway)
     yield proxy
     proxy.close()
 
@@ -52,19 +68,19 @@ def run_again(process) -> None:
         os.kill(process.proc.pid, signal.SIGCONT)
 
 
-def start_transfer(relay, network, src: Path, out: Path, env=None):
+def start_transfer(relay, network, phone, src: Path, out: Path, env=None):
     sender = send(network.url, src, env=env)
     code = sender.wait_event("code")["code"]
-    receiver = receive(relay.url, code, out, env=env)
+    receiver = receive(relay.url, code, out, env=env, netns=phone.namespace)
     wait_progress(receiver, SIZE // 4)
     return sender, receiver, code
 
 
 def test_a_receiver_paused_past_the_stall_timeout_resumes_when_it_runs_again(
-    stalling_relay, slow_network, tmp_path, out
+    stalling_relay, slow_network, phone, tmp_path, out
 ):
     src = random_file(tmp_path / "big.bin", SIZE)
-    sender, receiver, _ = start_transfer(stalling_relay, slow_network, src, out)
+    sender, receiver, _ = start_transfer(stalling_relay, slow_network, phone, src, out)
     try:
         pause(receiver)
         sender.wait_event("reconnecting", timeout=NOTICE)  # the relay closed the room: stall
@@ -80,11 +96,11 @@ def test_a_receiver_paused_past_the_stall_timeout_resumes_when_it_runs_again(
 
 
 def test_a_receiver_paused_past_the_resume_window_fails_on_both_sides(
-    stalling_relay, slow_network, tmp_path, out
+    stalling_relay, slow_network, phone, tmp_path, out
 ):
     src = random_file(tmp_path / "big.bin", SIZE)
     window = {"HUSHDROP_RESUME_WINDOW": RESUME_WINDOW}
-    sender, receiver, _ = start_transfer(stalling_relay, slow_network, src, out, env=window)
+    sender, receiver, _ = start_transfer(stalling_relay, slow_network, phone, src, out, env=window)
     try:
         pause(receiver)
         assert sender.wait(NOTICE) == EXIT_CONNECTION
@@ -109,10 +125,10 @@ def test_a_receiver_paused_past_the_resume_window_fails_on_both_sides(
 
 
 def test_a_receiver_killed_while_paused_continues_when_run_again(
-    stalling_relay, slow_network, tmp_path, out
+    stalling_relay, slow_network, phone, tmp_path, out
 ):
     src = random_file(tmp_path / "big.bin", SIZE)
-    sender, receiver, code = start_transfer(stalling_relay, slow_network, src, out)
+    sender, receiver, code = start_transfer(stalling_relay, slow_network, phone, src, out)
     try:
         pause(receiver)
         sender.wait_event("reconnecting", timeout=NOTICE)
@@ -120,7 +136,7 @@ def test_a_receiver_killed_while_paused_continues_when_run_again(
         receiver.wait()
         assert list(out.glob(".hushdrop-*.resume"))
 
-        again = receive(stalling_relay.url, code, out)
+        again = receive(stalling_relay.url, code, out, netns=phone.namespace)
         assert again.wait() == 0, again.stderr + str(again.events[-5:])
         assert sender.wait() == 0, sender.stderr + str(sender.events[-5:])
     finally:
