@@ -416,6 +416,31 @@ def test_a_receiver_that_cancels_ends_a_sender_waiting_on_standard_input(relay, 
     assert list(out.iterdir()) == []
 
 
+def test_a_sender_waiting_on_standard_input_shows_what_the_receiver_has_so_far(
+    relay, tmp_path
+):
+    # `tail -f log | hushdrop send -`: the sender's progress counts the first line as soon as
+    # the receiver has it, not after 4 MiB more of the log (§7.4).
+    sender = idle_producer(relay)
+    out = tmp_path / "out"
+    out.mkdir()
+    receiver = receive(relay.url, sender.wait_event("code")["code"], out)
+    first_line = len(b"the first line of a long log\n")
+    try:
+        wait_progress(sender, first_line)
+        assert sender.proc.poll() is None  # still waiting for its producer
+        sender.proc.stdin.write(b"and one more\n")
+        sender.proc.stdin.flush()
+        wait_progress(sender, first_line + len(b"and one more\n"))
+        sender.proc.stdin.close()
+        assert receiver.wait() == 0 and sender.wait() == 0, (receiver.stderr, sender.stderr)
+    finally:
+        sender.stop()
+        receiver.stop()
+    saved = (out / "stdin").read_bytes()
+    assert saved == b"the first line of a long log\nand one more\n"
+
+
 def test_a_receiver_that_goes_away_ends_a_sender_waiting_on_standard_input(relay, tmp_path):
     sender = idle_producer(relay, {"HUSHDROP_RESUME_WINDOW": "2"})
     receiver = receive(relay.url, sender.wait_event("code")["code"], tmp_path / "out")

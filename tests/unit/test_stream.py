@@ -335,6 +335,51 @@ def test_flushes_anywhere_in_a_chunk_keep_the_stream_intact(first):
     asyncio.run(scenario())
 
 
+def test_the_sender_hears_what_a_flush_delivered_at_once_not_every_4_mib():
+    """`tail -f log | hushdrop send -`: the sender's progress follows each flushed piece."""
+
+    async def scenario():
+        producer = QuietProducer()
+        pair = quiet_pair(producer)
+        await pair.run()
+        written = 0
+        for piece in (b"first line\n", os.urandom(20_000), b"x"):
+            producer.written.append(piece)
+            written += len(piece)
+            await pair.proceed()
+            await pair.sender.input_idle()
+            await pair.proceed()
+            assert pair.sender.bytes_acknowledged == written
+            progress = [e for e in pair.outcome.sender_events if isinstance(e, ev.Progress)]
+            assert progress[-1].done == written
+        producer.closed = True
+        outcome = await pair.proceed()
+        assert outcome.receiver_error is None and pair.sender.finished
+
+    asyncio.run(scenario())
+
+
+def test_a_stream_without_pauses_is_reported_in_credit_batches_only():
+    async def scenario():
+        files = {"stdin": os.urandom(3 * CREDIT_BATCH)}
+        credits: list[int] = []
+        pair = stream_pair(files)
+        inner = pair.tamper
+
+        def record(direction: str, message: bytes) -> list[bytes]:
+            if direction == "r2s" and message[0] == MSG_SEALED:
+                credits.append(len(message))
+            return inner(direction, message)
+
+        pair.tamper = record
+        outcome = await pair.run()
+        assert outcome.receiver_error is None and outcome.received[0] == files["stdin"]
+        # ACCEPT, a CREDIT for each 4 MiB of the 12 MiB (and a little) taken in, COMPLETE
+        assert len(credits) == 1 + 3 + 1
+
+    asyncio.run(scenario())
+
+
 def test_an_idle_sender_with_nothing_to_send_keeps_the_connection_alive():
     async def scenario():
         producer = QuietProducer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -59,6 +60,9 @@ class Reporter:
         self._bar: tqdm | None = None
         self._started: float | None = None
         self._last_progress = 0.0
+        self._shown: int | None = None  # the progress last shown (JSON, plain lines)
+        self._latest: tuple[int, int | None] | None = None  # the progress last reported
+        self._trailing: asyncio.TimerHandle | None = None
         self._verb = "Transferred"
         self._route = "relay"  # what carries the data now (PROTOCOL.md §8.5)
         self._moving = False
@@ -178,26 +182,52 @@ class Reporter:
         return f"{human_size(done)}{of}, {human_size(done / elapsed)}/s"
 
     def progress(self, done: int, total: int | None) -> None:
+        """Shown at most every interval; a value that came too soon after the previous one is
+        shown when the interval is over, so a slow stream's last step is never left unshown."""
+        self._latest = (done, total)
         if self._bar is not None:
             self._bar.set_description_str(self._sizes(done, total), refresh=False)
-            self._bar.update(done - self._bar.n)
+            self._bar.update(done - self._bar.n)  # tqdm draws at most every `mininterval`
+            self._show_later(self._bar.mininterval)
             return
+        if self._started is None and not self.json_mode:
+            return  # a text alone has no progress to tell
+        interval = PROGRESS_INTERVAL if self.json_mode else PLAIN_PROGRESS_INTERVAL
+        wait = self._last_progress + interval - time.monotonic()
+        if wait <= 0 or (self.json_mode and done == total):
+            self._show_progress()
+        else:
+            self._show_later(wait)
+
+    def _show_later(self, delay: float) -> None:
+        if self._trailing is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop (a caller outside the transfer): the next call shows it
+        self._trailing = loop.call_later(delay, self._show_trailing)
+
+    def _show_trailing(self) -> None:
+        self._trailing = None
+        if self._bar is not None:
+            self._bar.refresh()
+        elif self._latest is not None and self._latest[0] != self._shown:
+            self._show_progress()
+
+    def _show_progress(self) -> None:
+        if self._latest is None:
+            return
+        done, total = self._latest
         now = time.monotonic()
         elapsed = max(now - (self._started or now), 1e-6)
-        if self.json_mode and (now - self._last_progress >= PROGRESS_INTERVAL or done == total):
-            self._last_progress = now
+        self._last_progress, self._shown = now, done
+        if self.json_mode:
             self._emit("progress", bytes=done, total=total, rate=round(done / elapsed))
-        elif (
-            not self.json_mode
-            and self._started is not None  # a text alone has no progress to tell
-            and now - self._last_progress >= PLAIN_PROGRESS_INTERVAL
-        ):
-            self._last_progress = now
-            percent = f" ({done * 100 // total}%)" if total else ""
-            of = f" of {human_size(total)}" if total is not None else ""
-            self._say(
-                f"{self._verb} {human_size(done)}{of}{percent}, {human_size(done / elapsed)}/s"
-            )
+            return
+        percent = f" ({done * 100 // total}%)" if total else ""
+        of = f" of {human_size(total)}" if total is not None else ""
+        self._say(f"{self._verb} {human_size(done)}{of}{percent}, {human_size(done / elapsed)}/s")
 
     def route(self, route: str, peer: str) -> None:
         """The data now goes `route`: "direct" (a TCP connection to the `peer`) or "relay"."""
@@ -265,6 +295,11 @@ class Reporter:
             print(f"Error: {printable(message)}", file=self._err, flush=True)
 
     def _close_bar(self) -> None:
+        """The transfer ended: no progress after this (its last line would follow the end)."""
+        self._latest = None
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -286,6 +321,7 @@ class ReceiverReporter(Reporter):
         super()._say(f"Receiver {self.number}: {text}")
 
     def error(self, kind: str, message: str) -> None:
+        self._close_bar()
         if self.json_mode:
             self._emit("error", kind=kind, message=message)
         else:

@@ -146,6 +146,7 @@ class ReceiverSession(PeerSession):
         self._next_index = 0
         self._received = 0
         self._credited = 0
+        self._flushed = False  # a stream flush was read in the DATA message being handled
         self.bytes_done = 0
         self.bytes_total = 0
 
@@ -332,8 +333,13 @@ class ReceiverSession(PeerSession):
                     events.append(FileStarted(index - self.manifest.first_file))
             data = await self._consume(self._file, data, events)
         events.extend(self._maybe_completed())
-        if self._state == "receiving" and self._received - self._credited >= CREDIT_BATCH:
-            grant = self._received - self._credited
+        flushed, self._flushed = self._flushed, False
+        unreported = self._received - self._credited
+        # A flush means the sender's input paused: report at once, so its progress (and the
+        # window it keeps for a resume) follows a slow stream rather than every 4 MiB (§7.4).
+        report = unreported >= CREDIT_BATCH or (flushed and unreported > 0)
+        if self._state == "receiving" and report:
+            grant = unreported
             self._credited = self._received
             await self._send_sealed(KIND_CREDIT, encode_credit(grant, self.bytes_done))
         return events
@@ -420,7 +426,9 @@ class ReceiverSession(PeerSession):
                 plaintext = await f.decryptor.update(data)
             except CryptoError as exc:
                 raise TamperedError(self._tampered(f)) from exc
+            flushes = f.reader.flushes
             self._deliver_stream(f, plaintext, events)
+            self._flushed |= f.reader.flushes != flushes
             return data[len(data) :]
         take = min(len(data), f.remaining)
         try:

@@ -61,6 +61,7 @@ class StreamReader:
         self.padding: int | None = None  # known once the digest is in
         self._padded = 0
         self.digest: bytes | None = None
+        self.flushes = 0  # flush records read to their end: the sender's input paused there
 
     def feed(self, plaintext: memoryview) -> list[memoryview]:
         """The content pieces in `plaintext`, in order; raises ProtocolError on bad framing."""
@@ -84,6 +85,7 @@ class StreamReader:
                 plaintext = plaintext[take:]
                 if not self._segment_left:
                     self._state = "header"
+                    self.flushes += 1
             elif self._state == "padding":
                 if not all_zeros(plaintext):  # authenticated, so only a broken sender gets here
                     raise ProtocolError("The padding after the stream is not zeros.")
@@ -110,6 +112,7 @@ class StreamReader:
             if self._segment_left == STREAM_FLUSH:  # zeros to the end of this chunk
                 self._segment_left = -self._framed % CHUNK_SIZE
                 self._state = "flush" if self._segment_left else "header"
+                self.flushes += not self._segment_left
             else:
                 self._state = "content" if self._segment_left else "end"
         elif self._state == "end":
