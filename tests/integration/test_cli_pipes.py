@@ -416,9 +416,7 @@ def test_a_receiver_that_cancels_ends_a_sender_waiting_on_standard_input(relay, 
     assert list(out.iterdir()) == []
 
 
-def test_a_sender_waiting_on_standard_input_shows_what_the_receiver_has_so_far(
-    relay, tmp_path
-):
+def test_a_sender_waiting_on_standard_input_shows_what_the_receiver_has_so_far(relay, tmp_path):
     # `tail -f log | hushdrop send -`: the sender's progress counts the first line as soon as
     # the receiver has it, not after 4 MiB more of the log (§7.4).
     sender = idle_producer(relay)
