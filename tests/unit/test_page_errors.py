@@ -8,7 +8,12 @@ from hushdrop.page.errors import error_message
 from hushdrop.page.messages import t
 from hushdrop.protocol.codes import parse_code
 from hushdrop.protocol.constants import MAX_TEXT_BYTES
-from hushdrop.protocol.errors import CodeFormatError, DeclinedError, PeerCancelledError
+from hushdrop.protocol.errors import (
+    CodeFormatError,
+    DeclinedError,
+    GuessLeftError,
+    PeerCancelledError,
+)
 from hushdrop.protocol.link import LINK_ENDED_REASON
 from hushdrop.protocol.manifest import TextError, text_bytes
 
@@ -22,6 +27,10 @@ def code_error(typed: str) -> CodeFormatError:
 def test_a_link_closed_by_a_failed_guess_is_told_to_its_other_receivers_from_the_catalog():
     told = error_message(PeerCancelledError(LINK_ENDED_REASON), sender=False)
     assert told == t("error.link-ended")
+
+
+def test_a_guesser_who_left_during_the_key_exchange_is_told_from_the_catalog():
+    assert error_message(GuessLeftError(), sender=True) == t("error.guess-left")
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from ..protocol.constants import MAX_TEXT_BYTES
 from ..protocol.errors import (
     CodeFormatError,
     DeclinedError,
+    GuessLeftError,
     HushdropError,
     PeerCancelledError,
     TamperedError,
@@ -75,6 +76,8 @@ def error_message(exc: BaseException, *, sender: bool) -> Message:
     if isinstance(message, Message):
         return message
     text = str(exc)
+    if isinstance(exc, GuessLeftError):
+        return t("error.guess-left")
     if type(exc) is WrongCodeError and text == str(WrongCodeError(sender=sender)):
         return t("error.wrong-code.sender" if sender else "error.wrong-code.receiver")
     if isinstance(exc, TamperedError):

@@ -41,6 +41,18 @@ class WrongCodeError(HushdropError):
         )
 
 
+class GuessLeftError(WrongCodeError):
+    """The receiver got the sender's key-exchange answer, which checks one guess of the code,
+    and then went away (or stopped) without confirming: an attacker's guess as far as the
+    sender can tell (PROTOCOL.md §3.1)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Someone connected with a code and left during the key exchange, after it could "
+            "check its guess. The transfer is closed; start a new one to get a new code."
+        )
+
+
 class CodeFormError(WrongCodeError):
     """The receiver has the typed code, but the sender accepts only the link."""
 

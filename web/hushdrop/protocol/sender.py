@@ -47,7 +47,14 @@ from .constants import (
     SIDE_SENDER,
     STREAM_END_SIZE,
 )
-from .errors import DeclinedError, HushdropError, ProtocolError, StreamLostError
+from .errors import (
+    DeclinedError,
+    GuessLeftError,
+    HushdropError,
+    ProtocolError,
+    StreamLostError,
+    WrongCodeError,
+)
 from .events import Accepted, Completed, Event, Progress, Resumed, Verified
 from .framing import decode_abort, decode_credit, decode_resume_at, decode_u64, message_type
 from .handshake import SenderHandshake
@@ -126,12 +133,25 @@ class SenderSession(PeerSession):
         self._held = False
         self._switching = False  # SWITCH was queued: no more DATA on this connection
         self._end_marked = False  # the empty DATA after a stream's last byte was queued (§7.2)
+        # PAKE_B went out and no CONFIRM came back: the peer could check one guess of the code.
+        self._guess_open = False
 
     async def start(self) -> None:
         if self._state != "new":
             raise ProtocolError("The session was already started.")
         self._outgoing.append(await self._handshake.hello())
         self._state = "await-pake-a"
+
+    def ended_by(self, error: HushdropError) -> HushdropError:
+        """A session that ends between PAKE_B and the receiver's CONFIRM, however it ends (the
+        peer leaves, aborts, the relay closes the room, a timeout), is a failed guess: PAKE_B let
+        the peer check its guess of the code, so counting only a wrong CONFIRM would let a
+        guesser who never confirms try again (on the link's other receivers, §3.1)."""
+        if not self._guess_open or isinstance(error, WrongCodeError):
+            return error
+        self._guess_open = False
+        self._state = "failed"
+        return GuessLeftError()
 
     async def receive(self, message: bytes) -> list[Event]:
         """Process one message from the receiver; raises HushdropError when the transfer ends."""
@@ -158,9 +178,11 @@ class SenderSession(PeerSession):
         if self._state == "await-pake-a" and kind == MSG_PAKE_A:
             self._outgoing.append(await self._handshake.on_pake_a(message))
             self._state = "await-confirm"
+            self._guess_open = True
             return []
         if self._state == "await-confirm" and kind == MSG_CONFIRM:
             self._keys = await self._handshake.on_confirm(message)
+            self._guess_open = False
             self._channel = SealedChannel(
                 self._backend, self._keys.control_s2r, self._keys.control_r2s
             )

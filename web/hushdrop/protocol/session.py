@@ -148,6 +148,11 @@ class PeerSession:
             raise ProtocolError("A session without keys cannot resume.")
         return await resume_id(self._backend, self._keys.resume)
 
+    def ended_by(self, error: HushdropError) -> HushdropError:
+        """What `error`, which ends this session, means to the user (the driver raises the
+        result). Only the sender changes it: see `SenderSession.ended_by`."""
+        return error
+
     def connection_lost(self) -> bool:
         """The connection closed. True when the session can resume on a new one (§8.1).
 

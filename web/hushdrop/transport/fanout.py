@@ -122,7 +122,8 @@ async def serve_link(
         if not isinstance(failure, HushdropError):
             raise failure
     if link.ended:
-        raise WrongCodeError(sender=True)
+        guess = failures.get(link.ended_by)  # the wrong code, or a guesser who left
+        raise guess if isinstance(guess, WrongCodeError) else WrongCodeError(sender=True)
     if failures:
         number, failure = next(iter(sorted(failures.items())))
         raise LinkIncompleteError(link, number, failure)  # type: ignore[arg-type]

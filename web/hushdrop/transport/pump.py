@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from ..protocol.constants import KEEPALIVE_INTERVAL, SIDE_SENDER, STREAM_FLUSH_DELAY
-from ..protocol.errors import PeerGoneError, RelayError
+from ..protocol.errors import HushdropError, PeerGoneError, RelayError
 from ..protocol.events import Event, Reconnecting
 from ..protocol.resume import SIDE_NAMES
 from ..protocol.session import PeerSession
@@ -97,6 +97,11 @@ class Pump:
                 if self._switch_to is None or self.session.finished:
                     return
                 await self._switch()
+        except HushdropError as exc:
+            error = self.session.ended_by(exc)  # e.g. a guesser who left counts as a guess
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             self._stop_reader()
             self._stop_reading()
