@@ -335,6 +335,33 @@ def test_flushes_anywhere_in_a_chunk_keep_the_stream_intact(first):
     asyncio.run(scenario())
 
 
+def test_a_flush_that_fills_its_data_message_exactly_does_not_end_the_stream(monkeypatch):
+    # The flush record completes the second chunk and with it the whole DATA message: that
+    # message goes out full, and no empty DATA message (the stream's end, §7.2) follows it.
+    monkeypatch.setattr(sender_module, "DATA_FRAME_SIZE", HEADER_SIZE + 2 * ENCRYPTED_CHUNK_SIZE)
+
+    async def scenario():
+        producer = QuietProducer()
+        pair = quiet_pair(producer)
+        sizes = data_bytes(pair)
+        pieces = [os.urandom(20_000), os.urandom(5)]
+        await pair.run()
+        producer.written.append(pieces[0])
+        await pair.proceed()
+        await pair.sender.input_idle()
+        await pair.proceed()
+        assert sizes == [HEADER_SIZE + 2 * ENCRYPTED_CHUNK_SIZE]
+        assert pair.receiver.state == "receiving" and pair.outcome.received[0] == pieces[0]
+        producer.written.append(pieces[1])
+        producer.closed = True
+        outcome = await pair.proceed()
+        assert outcome.receiver_error is None and pair.sender.finished
+        assert outcome.received[0] == b"".join(pieces)
+        assert 0 not in sizes[:-1]  # only the last DATA message is the empty end
+
+    asyncio.run(scenario())
+
+
 def test_the_sender_hears_what_a_flush_delivered_at_once_not_every_4_mib():
     """`tail -f log | hushdrop send -`: the sender's progress follows each flushed piece."""
 

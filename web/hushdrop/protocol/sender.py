@@ -460,9 +460,10 @@ class SenderSession(PeerSession):
             self._framed += len(record)
         elif self._fill == 1 or not self._framed:
             return False  # nothing of the stream waits (a header alone can wait)
-        self._ready.append(self._frame[: self._fill])  # a short DATA message
-        self._frame = _new_frame()
-        self._fill = 1
+        if self._fill > 1:  # else the record filled the DATA message, already in `_ready`
+            self._ready.append(self._frame[: self._fill])  # a short DATA message
+            self._frame = _new_frame()
+            self._fill = 1
         self._emit_frames()
         return True
 
