@@ -60,7 +60,9 @@ class Proxy(ServerProcess):
             )
 
     def logs(self) -> str:
-        return self.log.read_text(errors="replace")
+        """Everything the proxy wrote: its output, and its log files (nginx's error logs)."""
+        files = [self.log, *sorted((self.log.parent / "logs").glob("*.log"))]
+        return "".join(f.read_text(errors="replace") for f in files if f.exists())
 
     def wait_listening(self, port: int) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -92,6 +94,7 @@ class Nginx(Proxy):
         )
         site = replaced(site, "/etc/letsencrypt/live/hushdrop.example.org/privkey.pem", str(ca.key))
         site = replaced(site, "http://127.0.0.1:8780", f"http://127.0.0.1:{relay_port}")
+        site = replaced(site, "/var/log/nginx/error.log", str(folder / "logs" / "site-error.log"))
         (folder / "hushdrop.conf").write_text(site)
         for sub in ("logs", "tmp"):
             (folder / sub).mkdir(exist_ok=True)
@@ -137,12 +140,15 @@ class Caddy(Proxy):
             "hushdrop.example.org {\n",
             f"https://127.0.0.1:{self.port} {{\n\ttls internal\n",
         )
-        global_options = (
+        # Into the file's own global options block, which must stay the first and only one.
+        site = replaced(
+            site,
+            "{\n\t# Like the relay",
             "{\n\tadmin off\n\tskip_install_trust\n"
             f"\thttp_port {http_port}\n\thttps_port {self.port}\n"
-            f"\tstorage file_system {folder / 'data'}\n}}\n"
+            f"\tstorage file_system {folder / 'data'}\n\t# Like the relay",
         )
-        (folder / "Caddyfile").write_text(global_options + site)
+        (folder / "Caddyfile").write_text(site)
         env = {"XDG_DATA_HOME": str(folder / "xdg-data"), "XDG_CONFIG_HOME": str(folder / "xdg")}
         command = [program("caddy"), "run", "--config", str(folder / "Caddyfile")]
         super().__init__([*command, "--adapter", "caddyfile"], folder, env)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -94,6 +96,24 @@ def test_cli_to_cli_over_https_through_the_proxy(
     # The bytes went through the relay behind the proxy, not around it.
     relayed = re.search(r"^hushdrop_relay_bytes_relayed_total (\d+)$", metrics(relay), re.M)
     assert relayed and int(relayed.group(1)) > 2 * 1024 * 1024
+
+
+def test_a_request_the_relay_cannot_answer_leaves_no_client_address_in_the_proxys_logs(
+    proxied: tuple[RelayProcess, Proxy],
+) -> None:
+    # While the relay restarts, every reconnecting client's request fails at the proxy; by
+    # default both proxies would log its address, request line and User-Agent as an error.
+    relay, proxy = proxied
+    relay.stop()
+    probe = "/v1/ws-probe-" + secrets.token_hex(8)
+    request = urllib.request.Request(proxy.url + probe, headers={"User-Agent": "probe-agent/1"})
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        urllib.request.urlopen(request, context=proxy.ssl_context(), timeout=20)
+    assert failed.value.code == 502
+    time.sleep(0.5)  # the proxy writes its log lines after it answered
+    logs = proxy.logs()
+    for trace in (probe, "probe-agent", "client:", "remote_ip"):
+        assert trace not in logs, logs
 
 
 def metrics(relay: RelayProcess) -> str:
