@@ -329,6 +329,19 @@ def test_windows_device_names_are_neutralised_on_disk(relay, out):
     )
 
 
+def test_a_sender_cannot_plant_a_resume_record_or_temporary_file(relay, out):
+    # Such a record would be trusted by a later `receive` in this folder (PROTOCOL.md §8.3, §9):
+    # the names are the receiver's own, so a sender's files get a `_` in front.
+    names = [".hushdrop-0123456789abcdef.resume", ".hushdrop-0123456789abcdef-0.part"]
+    hostile = Hostile(relay.url, names)
+    try:
+        receiver = receive(relay.url, hostile.code, out)
+        assert receiver.wait() == 0, receiver.stderr
+    finally:
+        hostile.stop()
+    assert sorted(p.name for p in out.iterdir()) == sorted("_" + name for name in names)
+
+
 # The command line as people expect it ---------------------------------------------------
 
 

@@ -141,7 +141,11 @@ class ResumeRecord:
             saved = int(numbers[-1]) if numbers else 0
         except (OSError, ValueError, KeyError, TypeError, HushdropError):
             return None
-        if len(targets) != len(manifest.files) or not 0 <= saved <= len(targets):
+        if not 0 <= saved <= len(targets):
+            return None
+        # The files go where the manifest's sanitised paths say, inside the output folder (§9):
+        # a record naming anything else is not one this receiver wrote.
+        if targets != [Path(*parts) for parts in manifest.safe_paths()[0]]:
             return None
         if saved and manifest.has_text and not text_shown:
             return None  # files follow the text in the data stream: not what this side wrote

@@ -20,6 +20,9 @@ _DEVICE_RE = re.compile(
     re.IGNORECASE,
 )
 MAX_COMPONENT_BYTES = 255
+# Names a receiver keeps for itself: the CLI's temporary files and resume records (§9, §8.3). A
+# sender must not be able to plant one, e.g. a resume record naming files outside the folder.
+RESERVED_PREFIX = ".hushdrop-"
 
 
 def fold(component: str) -> str:
@@ -44,6 +47,8 @@ def _clean_component(component: str) -> str:
     cleaned = cleaned.rstrip(". ")
     if cleaned in ("", ".", ".."):
         cleaned = "_"
+    if fold(cleaned).startswith(fold(RESERVED_PREFIX)):
+        cleaned = "_" + cleaned
     return cleaned
 
 
