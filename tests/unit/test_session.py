@@ -16,6 +16,7 @@ from hushdrop.protocol.constants import (
     FORM_LINK,
     INITIAL_CREDIT,
     MAX_MANIFEST_ENTRIES,
+    MSG_CONFIRM,
     MSG_DATA,
     MSG_HELLO,
     MSG_SEALED,
@@ -29,6 +30,7 @@ from hushdrop.protocol.errors import (
     VersionError,
     WrongCodeError,
 )
+from hushdrop.protocol.framing import encode_abort
 from hushdrop.protocol.manifest import FileEntry, Manifest
 
 from .pair import Pair
@@ -333,3 +335,19 @@ def test_a_sender_of_another_version_is_told_so_not_that_its_message_was_malform
     assert isinstance(outcome.receiver_error, VersionError)
     assert isinstance(outcome.sender_error, VersionError)  # ABORT 0x02, not 0x03 (§4)
     assert "different Hushdrop version" in str(outcome.sender_error)
+
+
+@pytest.mark.parametrize("reason", [0x01, 0x04])  # "confirmation failed", "cancelled"
+def test_an_abort_forged_after_the_receivers_confirm_is_ignored(reason):
+    """A relay that injects ABORT while the receiver decides (after CONFIRM, before ACCEPT)
+    neither ends the transfer nor raises a false "intercepted" alarm (PROTOCOL.md §5.4)."""
+
+    def forge(direction: str, message: bytes) -> list[bytes]:
+        if direction == "r2s" and message[0] == MSG_CONFIRM:
+            return [message, encode_abort(reason)]
+        return [message]
+
+    files = {"a.txt": b"hello"}
+    outcome = asyncio.run(Pair(files, tamper=forge).run())
+    assert outcome.sender_error is None and outcome.receiver_error is None
+    assert outcome.received[0] == b"hello"

@@ -183,6 +183,9 @@ class SenderSession(PeerSession):
         if self._state == "await-confirm" and kind == MSG_CONFIRM:
             self._keys = await self._handshake.on_confirm(message)
             self._guess_open = False
+            # R's tag proves it holds the keys; from now on it ends only with a sealed CANCEL,
+            # so an ABORT can only be forged (by the relay, say during the offer prompt, §5.4).
+            self._peer_proven = True
             self._channel = SealedChannel(
                 self._backend, self._keys.control_s2r, self._keys.control_r2s
             )
