@@ -329,6 +329,24 @@ def test_windows_device_names_are_neutralised_on_disk(relay, out):
     )
 
 
+def test_a_symbolic_link_where_a_folder_goes_is_refused_and_the_sender_told_why(
+    relay, tmp_path, out
+):
+    src = tmp_path / "src"
+    random_file(src / "link" / "file.txt", 1000)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (out / "link").symlink_to(outside)
+    sender = send(relay.url, src / "link")
+    receiver = receive(relay.url, sender.wait_event("code")["code"], out)
+    assert receiver.wait() != 0 and sender.wait() != 0
+    assert receiver.error()["kind"] == "unsafe-path"
+    assert "symbolic link" in receiver.error()["message"]
+    told = sender.error()
+    assert "symbolic link" in told["message"] and str(out) not in told["message"], told
+    assert list(outside.iterdir()) == []
+
+
 def test_a_sender_cannot_plant_a_resume_record_or_temporary_file(relay, out):
     # Such a record would be trusted by a later `receive` in this folder (PROTOCOL.md §8.3, §9):
     # the names are the receiver's own, so a sender's files get a `_` in front.

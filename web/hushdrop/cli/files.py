@@ -58,6 +58,12 @@ class LocalFileError(HushdropError):
         self.peer_message = peer_message or "The other side hit a problem with its files."
 
 
+class LinkInTheWayError(LocalFileError):
+    """A folder on the way to a received file is a symbolic link: refused, never followed."""
+
+    kind = UnsafePathError.kind
+
+
 def reason(exc: OSError) -> str:
     """A short lower-case explanation of an OS error."""
     if exc.errno in _REASONS:
@@ -394,7 +400,11 @@ class IncomingFiles:
             inside = True
         for depth, path in enumerate(chain):
             if inside and depth and path.is_symlink():
-                raise UnsafePathError(f"{path} is a symbolic link; refusing to write through it.")
+                raise LinkInTheWayError(
+                    f"{path} is a symbolic link; refusing to write through it.",
+                    "the receiver has a symbolic link where a folder would go, and does not "
+                    "write through links.",
+                )
             if os.path.lexists(path):
                 if not path.is_dir():
                     raise LocalFileError(
