@@ -30,8 +30,9 @@ from hushdrop.protocol.direct import (
     read_signal,
     tcp_offer,
 )
-from hushdrop.protocol.errors import ProtocolError
+from hushdrop.protocol.errors import ProtocolError, RelayError
 from hushdrop.protocol.keys import SessionKeys
+from hushdrop.transport.rendezvous import parse
 
 from .pair import Pair
 
@@ -95,7 +96,14 @@ def test_a_refusal_reads_as_no_direct() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b'{"type": "offer", "sdp": "v=0"}', b"not json", b"[1, 2]", b'{"type": "tcp", "hints": 5}'],
+    [
+        b'{"type": "offer", "sdp": "v=0"}',
+        b"not json",
+        b"[1, 2]",
+        b'{"type": "tcp", "hints": 5}',
+        b"[" * 60_000,  # too deep for the JSON parser: not a crash (RecursionError)
+    ],
+    ids=["webrtc", "not-json", "list", "bad-hints", "deep"],
 )
 def test_webrtc_and_malformed_signals_are_not_tcp_offers(payload: bytes) -> None:
     signal = read_signal(payload)
@@ -289,3 +297,14 @@ def test_a_held_sender_reads_no_file_data_until_released() -> None:
     assert read_while_held == 0
     assert pair.sender.finished
     assert done.received[0] == b"x" * 100_000
+
+
+def test_a_relay_message_nested_too_deep_is_a_relay_error_not_a_crash() -> None:
+    with pytest.raises(RelayError, match="malformed"):
+        parse("[" * 60_000)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "169.254.169.254", "fe80::1", "0.0.0.0"])
+def test_hints_to_this_machine_or_link_local_services_are_dropped(host: str) -> None:
+    payload = json.dumps({"type": "tcp", "hints": [{"host": host, "port": 80}]}).encode()
+    assert read_signal(payload) == TcpHints(())

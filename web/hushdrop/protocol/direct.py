@@ -86,7 +86,7 @@ def read_signal(payload: bytes) -> TcpHints | NoDirect | OtherSignal:
         raise ProtocolError("The other side sent a signaling message that is too large.")
     try:
         message = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to be a signal
         return OtherSignal()
     if not isinstance(message, dict):
         return OtherSignal()
@@ -117,7 +117,12 @@ def _hint(item: object) -> Hint | None:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None
-    if address.is_multicast or address.is_unspecified:
+    # Never offered (a peer's loopback or link-local address is none this side can reach, §8.5),
+    # and the ones that would make this side connect to its own machine or its cloud metadata
+    # service (169.254.169.254).
+    if address.is_multicast or address.is_unspecified or address.is_loopback:
+        return None
+    if address.is_link_local:
         return None
     return Hint(str(address), port)
 

@@ -78,7 +78,7 @@ def parse_info(info: object) -> RelayInfo | None:
 def parse(message: str) -> dict[str, object]:
     try:
         reply = json.loads(message)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise RelayError("The relay sent a malformed message.") from exc
     if not isinstance(reply, dict):
         raise RelayError("The relay sent a malformed message.")
