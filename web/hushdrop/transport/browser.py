@@ -12,7 +12,8 @@ import js
 from pyodide.ffi import create_proxy
 
 from ..protocol.constants import CREDIT_BATCH, DATA_FRAME_SIZE, INITIAL_CREDIT
-from ..protocol.errors import RelayError
+from ..protocol.errors import ProtocolError, RelayError
+from ..protocol.padding import max_sealed_message
 from . import rendezvous
 
 # The receiver's credit (PROTOCOL.md §7) already bounds what a sender may have in flight to
@@ -24,6 +25,11 @@ HIGH_WATER = INITIAL_CREDIT + CREDIT_BATCH + 2 * DATA_FRAME_SIZE
 # that starves the browser's own WebSocket writes (measured: about 1 MiB/s); 10 ms is a timer.
 DRAIN_POLL = 0.010
 CONNECT_TIMEOUT = 15
+# The browser pushes messages whether or not the engine took the last ones, so the queue is
+# bounded here: a peer that keeps to the protocol never has more in flight than a credit window
+# (PROTOCOL.md §7.4) or the largest sealed message (a manifest, §6). One that sends more (a
+# sender ignoring credit, a receiver flooding) is cut off rather than allowed to fill the tab.
+MAX_QUEUED = INITIAL_CREDIT + CREDIT_BATCH + max_sealed_message() + 2 * DATA_FRAME_SIZE
 
 
 # The close code of a page going away (PROTOCOL.md §3): the relay counts it as a goodbye.
@@ -38,6 +44,8 @@ class BrowserRelayConnection(rendezvous.RelayChannel):
         self._messages: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self._opened: asyncio.Future[None] = asyncio.get_event_loop().create_future()
         self._close_code: int | None = None
+        self._queued = 0  # bytes of binary messages received and not yet taken
+        self._flooded = False
         self._proxies: list = []
         self._ws = js.WebSocket.new(rendezvous.websocket_url(relay))
         self._ws.binaryType = "arraybuffer"
@@ -74,7 +82,17 @@ class BrowserRelayConnection(rendezvous.RelayChannel):
 
     def _on_message(self, event) -> None:
         data = event.data
-        self._messages.put_nowait(data if isinstance(data, str) else data.to_bytes())
+        if self._flooded:
+            return
+        if not isinstance(data, str):
+            self._queued += data.byteLength
+            if self._queued > MAX_QUEUED:
+                self._flooded = True  # taken as the end of the connection, with its reason
+                self._ws.close()
+                self._messages.put_nowait(None)
+                return
+            data = data.to_bytes()
+        self._messages.put_nowait(data)
 
     def _on_close(self, event) -> None:
         self._close_code = int(event.code)
@@ -112,9 +130,17 @@ class BrowserRelayConnection(rendezvous.RelayChannel):
         message = await self._messages.get()
         if message is None:
             raise await self._closed_error()  # it re-queues the end marker for later calls
+        if isinstance(message, bytes):
+            self._queued -= len(message)
         return message
 
     async def _closed_error(self) -> Exception:
+        if self._flooded:
+            self._messages.put_nowait(None)
+            return ProtocolError(
+                "The other side sent more data than the protocol allows before it was read; "
+                "the connection was closed."
+            )
         # Messages queued before the close may include the relay's notice (peer-gone, idle, …);
         # the peer's own last messages (its CANCEL may say why) stay queued for `receive()`.
         error = None
