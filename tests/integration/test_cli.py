@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from .cli import FlippingProxy, receive, send, sha256_file
+from .proxy import CuttableProxy
 
 EXIT_WRONG_CODE = 3
 EXIT_CONNECTION = 4
@@ -117,20 +118,26 @@ def test_password_needed_but_none_available_is_a_clear_error(relay, tmp_path, ou
 
 
 def test_third_peer_is_refused(relay, tmp_path, out):
-    src = random_file(tmp_path / "a.bin", 1000)
-    sender = send(relay.url, src)
-    code = sender.wait_event("code")["code"]
-    first = receive(relay.url, code, out)
-    first.wait_event("verification")
-    os.kill(first.proc.pid, signal.SIGSTOP)  # hold the pair open while a third peer tries
+    # 16 MiB through a 4 MiB/s link: the pair is still transferring when the first receiver is
+    # paused (a small file could be done by then, on a busy machine, and the room gone).
+    src = random_file(tmp_path / "a.bin", 16 << 20)
+    slow = CuttableProxy(relay.port, 4 << 20)
     try:
-        third = receive(relay.url, code, tmp_path)
-        assert third.wait() == EXIT_CONNECTION
-        assert "already has a receiver" in third.error()["message"]
+        sender = send(slow.url, src)
+        code = sender.wait_event("code")["code"]
+        first = receive(relay.url, code, out)
+        first.wait_event("verification")
+        os.kill(first.proc.pid, signal.SIGSTOP)  # hold the pair open while a third peer tries
+        try:
+            third = receive(relay.url, code, tmp_path)
+            assert third.wait() == EXIT_CONNECTION
+            assert "already has a receiver" in third.error()["message"]
+        finally:
+            os.kill(first.proc.pid, signal.SIGCONT)
+        assert first.wait() == 0
+        assert sender.wait() == 0
     finally:
-        os.kill(first.proc.pid, signal.SIGCONT)
-    assert first.wait() == 0
-    assert sender.wait() == 0
+        slow.close()
 
 
 def test_existing_file_is_not_overwritten_unless_asked(relay, tmp_path, out):
