@@ -1,17 +1,17 @@
 // Hushdrop page bootstrap: everything that works before (and beside) Python.
 //
 // This module owns: the WebAssembly check and the "starting" state; the file selection (pickers,
-// drag and drop with folder traversal, the list the user sees); reading file slices for the Python
-// sender; the service worker and the download streams the Python receiver writes to; and small
-// conveniences (copy buttons, the leave-page warning). Every protocol decision is made in Python
-// (hushdrop.page drives hushdrop.protocol); this file only moves bytes and keeps the page usable.
+// drag and drop with folder traversal, the list the user sees); the service worker and opening
+// the download streams the Python receiver writes to; and small conveniences (copy buttons, the
+// leave-page warning). Every protocol decision is made in Python (hushdrop.page drives
+// hushdrop.protocol), which runs in the engine worker (engine.js starts it, engine-worker.js is
+// its side): this file keeps the page usable, and never touches a transfer's bytes.
 //
-// Python talks to it through `globalThis.hushdrop` (see the bottom of this file). Every text it
+// engine.js uses it through `globalThis.hushdrop` (see the bottom of this file). Every text it
 // shows is a message of the page's language catalog (i18n.js).
 
 import * as i18n from "./i18n.js";
 
-const MiB = 1024 * 1024;
 const ENGINE_SLOW_MS = 20_000;
 const ENGINE_TIMEOUT_MS = 180_000;
 const SW_READY_TIMEOUT_MS = 10_000;
@@ -179,7 +179,6 @@ class Selection {
   // data as JSON (one crossing for any number of files).
   snapshot() {
     this.frozen = this.files.slice();
-    readers.clear();
     return JSON.stringify({
       files: this.frozen.map(({ path, file }) => ({
         path,
@@ -364,117 +363,6 @@ function setUpSelection() {
   });
 }
 
-// File reads for the sender. The session asks for 1 MiB at a time (READ_SIZE); they are served
-// from blocks of READ_BLOCK bytes, each one File.slice(start, end).arrayBuffer(), never a whole
-// large file. Why blocks: starting a Blob read costs the page's main thread about as much as
-// encrypting a MiB (a synchronous blob registration), so it is paid once per 8 MiB instead of
-// once per MiB. The block being served and the next one are read ahead, so the disk works while
-// Python encrypts: at most two blocks (16 MiB) are held per reader. A link for several receivers
-// has a reader per receiver (each reads the files at its own pace), at most 10.
-const READ_BLOCK = 8 * MiB;
-// Per reader: [{index, start, end, promise, value}], in the order they will be used.
-const readers = new Map();
-
-function readBlock(index, start) {
-  const entry = selection.frozen[index];
-  const end = Math.min(start + READ_BLOCK, entry.file.size);
-  const block = { index, start, end, value: undefined };
-  block.promise = entry.file
-    .slice(start, end)
-    .arrayBuffer()
-    .then(
-      (buffer) => {
-        block.value = new Uint8Array(buffer);
-        return block.value;
-      },
-      (error) => {
-        throw new Error(
-          t("error.read-file", { path: entry.path, reason: error.name || String(error) }),
-        );
-      },
-    );
-  block.promise.catch(() => {}); // reported when (if) the block is actually used
-  return block;
-}
-
-// The block that follows `block` in sending order (skipping empty files), or null at the end.
-function nextBlock(block) {
-  const files = selection.frozen;
-  let [index, start] = [block.index, block.end];
-  while (index < files.length && start >= files[index].file.size) {
-    index += 1;
-    start = 0;
-  }
-  return index < files.length ? readBlock(index, start) : null;
-}
-
-// The block holding [offset, offset + length) of file `index`, with the next one read ahead.
-function blockFor(index, offset, length, reader) {
-  if (!readers.has(reader)) readers.set(reader, []);
-  const blocks = readers.get(reader);
-  const holds = (b) => b.index === index && b.start <= offset && offset + length <= b.end;
-  while (blocks.length && !holds(blocks[0])) blocks.shift(); // passed (or off the plan)
-  if (!blocks.length) {
-    const start = offset - (offset % READ_BLOCK);
-    const block = readBlock(index, start);
-    if (!holds(block)) return null; // a range across blocks: never asked by the session
-    blocks.push(block);
-  }
-  if (blocks.length === 1) {
-    const next = nextBlock(blocks[0]);
-    if (next) blocks.push(next);
-  }
-  return blocks[0];
-}
-
-function piece(block, offset, length) {
-  return block.value.subarray(offset - block.start, offset - block.start + length);
-}
-
-// The requested bytes if their block is already in memory, else undefined (Python then awaits
-// read()). Python resumes after an awaited promise only when the browser runs its next task,
-// which takes milliseconds while a transfer keeps the page busy; bytes that are ready need none.
-function readNow(index, offset, length, reader = 0) {
-  const block = blockFor(index, offset, length, reader);
-  return block && block.value ? piece(block, offset, length) : undefined;
-}
-
-async function read(index, offset, length, reader = 0) {
-  const block = blockFor(index, offset, length, reader);
-  if (!block) {
-    // Not on a block boundary (the session never asks this): read exactly what was asked.
-    const single = readBlock(index, offset);
-    await single.promise;
-    return single.value.subarray(0, length);
-  }
-  await block.promise;
-  return piece(block, offset, length);
-}
-
-// ------------------------------------------------------------------------- Python buffers
-
-// Python hands over bytes as a buffer (a PyProxy) that lives in Pyodide's memory. A WebSocket or
-// data channel copies what it is given when send() is called, so it can read the buffer in place:
-// no copy into JavaScript first (pyodide's to_js would make one, at about 1.5 GB/s).
-function sendBytes(target, buffer) {
-  const borrowed = buffer.getBuffer("u8");
-  try {
-    target.send(borrowed.data);
-  } finally {
-    borrowed.release();
-  }
-}
-
-// A Uint8Array of its own (transferable) with the Python buffer's bytes: one plain copy.
-function ownedBytes(buffer) {
-  const borrowed = buffer.getBuffer("u8");
-  try {
-    return borrowed.data.slice();
-  } finally {
-    borrowed.release();
-  }
-}
-
 // ------------------------------------------------------------------------- the installable app
 
 // A new version of the site installs in the background (sw.js) and takes over only while no
@@ -598,14 +486,7 @@ function withTimeout(promise, ms, message) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-function ownedChunk(chunk) {
-  // A chunk handed over with postMessage is transferred (its buffer detached). Only transfer a
-  // buffer this chunk owns entirely; a view into a larger buffer (e.g. Python's memory) is copied.
-  const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
-  return whole ? chunk : chunk.slice();
-}
-
-const activeDownloads = new Set();
+const activeDownloads = new Map(); // id → its frame
 let keepAliveTimer = null;
 
 function updateKeepAlive(registration) {
@@ -621,89 +502,9 @@ function updateKeepAlive(registration) {
   }
 }
 
-// One download streamed through the service worker. A chunk is only handed over after the worker
-// asked for one ("pull"): tryWrite() does so at once when a request is pending, write() waits for
-// the next. So at most one chunk is in flight, the worker queues a bounded amount, and the Python
-// receiver, which hands over each message's data before taking the next message, keeps memory
-// bounded end to end.
-class StreamDownload {
-  constructor(port, registration) {
-    this.port = port;
-    this.registration = registration;
-    this.credit = 0;
-    this.failure = null;
-    this.wake = null;
-    this.signals = new Map();
-    this.iframe = null;
-    port.onmessage = (event) => this.onMessage(event.data);
-  }
-
-  onMessage(message) {
-    if (message.type === "pull") {
-      this.credit += 1;
-    } else if (message.type === "cancel") {
-      this.failure = new Error(t("error.download-cancelled"));
-      this.finish();
-    }
-    const signal = this.signals.get(message.type);
-    if (signal) signal();
-    if (this.wake) {
-      this.wake();
-      this.wake = null;
-    }
-  }
-
-  signal(type) {
-    return new Promise((resolve) => this.signals.set(type, resolve));
-  }
-
-  // Hand the chunk over now if the worker already asked for one; false means: await write().
-  tryWrite(chunk) {
-    if (!chunk.byteLength) return true;
-    if (this.failure || this.credit === 0) return false;
-    this.credit -= 1;
-    const owned = ownedChunk(chunk);
-    this.port.postMessage({ type: "data", chunk: owned }, [owned.buffer]);
-    return true;
-  }
-
-  async write(chunk) {
-    if (!chunk.byteLength) return;
-    while (!this.failure && this.credit === 0) {
-      await new Promise((resolve) => {
-        this.wake = resolve;
-      });
-    }
-    if (this.failure) throw this.failure;
-    this.credit -= 1;
-    const owned = ownedChunk(chunk);
-    this.port.postMessage({ type: "data", chunk: owned }, [owned.buffer]);
-  }
-
-  async close() {
-    if (this.failure) throw this.failure;
-    this.port.postMessage({ type: "close" });
-    this.finish();
-  }
-
-  async abort(message) {
-    if (!this.failure) {
-      this.failure = new Error(message);
-      this.port.postMessage({ type: "error", message: String(message) });
-    }
-    this.finish();
-  }
-
-  finish() {
-    activeDownloads.delete(this);
-    updateKeepAlive(this.registration);
-    const iframe = this.iframe;
-    this.iframe = null;
-    // The download lives on without its frame; removing it later just tidies the DOM.
-    if (iframe) setTimeout(() => iframe.remove(), 60_000);
-  }
-}
-
+// A download streamed through the service worker: registered with it, started (a hidden frame
+// navigates to its URL), then its MessagePort goes to the engine, which writes the chunks. The
+// first "pull" (room for one chunk) came before, and is handed over with it.
 async function openStreamDownload(headers) {
   const registration = await withTimeout(
     serviceWorker || Promise.resolve(null),
@@ -717,13 +518,23 @@ async function openStreamDownload(headers) {
     .map((b) => b.toString(16).padStart(2, "0"))
     .join("");
   const channel = new MessageChannel();
-  const download = new StreamDownload(channel.port1, registration);
-  const registered = download.signal("registered");
+  const port = channel.port1;
+  const signals = new Map();
+  let credit = 0;
+  let cancelled = false;
+  port.onmessage = (event) => {
+    const { type } = event.data;
+    if (type === "pull") credit += 1;
+    if (type === "cancel") cancelled = true;
+    signals.get(type)?.();
+  };
+  const signal = (type) => new Promise((resolve) => signals.set(type, resolve));
+  const registered = signal("registered");
   registration.active.postMessage({ type: "hushdrop-download", id, headers: headers }, [
     channel.port2,
   ]);
   await withTimeout(registered, SW_READY_TIMEOUT_MS, t("error.worker-no-answer"));
-  const started = download.signal("started");
+  const started = signal("started");
   // A hidden frame navigating to the URL makes it an ordinary download (Content-Disposition:
   // attachment); the page itself stays put.
   const iframe = document.createElement("iframe");
@@ -731,16 +542,34 @@ async function openStreamDownload(headers) {
   iframe.title = t("download.frame");
   iframe.src = `__hushdrop__/download/${id}`;
   document.body.append(iframe);
-  download.iframe = iframe;
   try {
     await withTimeout(started, DOWNLOAD_START_TIMEOUT_MS, t("error.download-not-started"));
+    // The service worker's stream asks for its first chunk at once, and asks for no more until
+    // it got one: after that first "pull" nothing is on its way, so the port moves to the
+    // engine with no message in flight (WebKit loses messages sent to a port in transit).
+    const pulled = signal("pull");
+    if (!credit && !cancelled) {
+      await withTimeout(pulled, SW_READY_TIMEOUT_MS, t("error.worker-no-answer"));
+    }
   } catch (error) {
-    download.abort(error.message);
+    port.postMessage({ type: "error", message: error.message });
+    setTimeout(() => iframe.remove(), 60_000);
     throw error;
   }
-  activeDownloads.add(download);
+  port.onmessage = null;
+  activeDownloads.set(id, iframe);
   updateKeepAlive(registration);
-  return download;
+  return { id, port, credit, cancelled };
+}
+
+// The engine finished writing download `id` (either way).
+async function downloadEnded(id) {
+  const iframe = activeDownloads.get(id);
+  activeDownloads.delete(id);
+  // The download lives on without its frame; removing it later just tidies the DOM.
+  if (iframe) setTimeout(() => iframe.remove(), 60_000);
+  const registration = await serviceWorker;
+  if (registration) updateKeepAlive(registration);
 }
 
 // Whether downloads can stream through the service worker (not in some private windows).
@@ -754,57 +583,29 @@ async function streamingAvailable() {
   }
 }
 
-// The fallback without a service worker: the (verified) bytes are collected in a Blob and saved
-// at the end. Python only offers it for transfers small enough to hold in memory.
-function openMemoryDownload(name, type) {
-  let parts = [];
-  const write = (chunk) => {
-    if (chunk.byteLength) parts.push(ownedChunk(chunk));
-    return true;
-  };
-  return {
-    tryWrite: write,
-    write: async (chunk) => write(chunk),
-    close: async () => {
-      const url = URL.createObjectURL(new Blob(parts, { type }));
-      parts = [];
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = name;
-      link.hidden = true;
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    },
-    abort: async () => {
-      parts = [];
-    },
-  };
+// The fallback without a service worker: the engine collected the (verified) bytes in a Blob,
+// saved now. Python only offers it for transfers small enough to hold in memory.
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
-// The File System Access API alternative (Chromium): the user picks the file; writes go to a
-// temporary file that only replaces the target on close(), and abort() discards it.
-async function openSaveAs(name) {
-  let handle;
+// The File System Access alternative (Chromium): the user picks the file (only the page can
+// ask); the engine writes it. Null if the user closed the dialog.
+async function pickSaveFile(name) {
   try {
-    handle = await window.showSaveFilePicker({ suggestedName: name });
+    return await window.showSaveFilePicker({ suggestedName: name });
   } catch (error) {
-    if (error && error.name === "AbortError") return undefined; // the user closed the dialog
+    if (error && error.name === "AbortError") return null;
     throw error;
   }
-  const writable = await handle.createWritable();
-  let failed = false;
-  return {
-    tryWrite: () => false, // every write is awaited: the writable's own backpressure
-    write: (chunk) => (chunk.byteLength ? writable.write(ownedChunk(chunk)) : Promise.resolve()),
-    close: () => writable.close(),
-    abort: (message) => {
-      if (failed) return Promise.resolve();
-      failed = true;
-      return writable.abort(message).catch(() => {});
-    },
-  };
 }
 
 // ------------------------------------------------------------------------- page glue
@@ -993,7 +794,7 @@ function start() {
   watchEngineStart();
 }
 
-// The interface Python (hushdrop.page) uses.
+// The interface engine.js uses (for Python, in the engine worker).
 globalThis.hushdrop = {
   // Python is up: `handlers` has send(password), receive(text) and link(href).
   ready(handlers) {
@@ -1033,17 +834,13 @@ globalThis.hushdrop = {
   clearSelection: () => selection.clear(),
   hasSelection: () => selection.files.length + selection.dirs.length > 0,
   hasText,
-  read,
-  readNow,
-  // A receiver's transfer is over: its read-ahead blocks can go.
-  dropReader: (reader) => readers.delete(reader),
-  canSaveAs: () => typeof window.showSaveFilePicker === "function",
+  // The files of the last snapshot, handed to the engine (which reads them).
+  frozenFiles: () => (selection.frozen || []).map(({ file }) => file),
   streamingAvailable,
-  sendBytes,
-  ownedBytes,
   openStreamDownload,
-  openMemoryDownload,
-  openSaveAs,
+  downloadEnded,
+  saveBlob,
+  pickSaveFile,
 };
 
 start();

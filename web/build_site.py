@@ -55,14 +55,17 @@ PYC_CACHE = ROOT / "build" / "pyc-cache"
 # build fills in its version and the list of files it keeps for offline use).
 STATIC_FILES = ["index.html", "selftest.html", "sw.js"]
 # Copied under content-hashed names; the pages refer to them by these names and are rewritten,
-# and so are the scripts (i18n.js names the catalogs, app.js imports i18n.js): a file comes after
-# the files it names.
+# and so are the scripts (i18n.js names the catalogs, app.js imports i18n.js, engine-worker.js
+# imports Pyodide): a file comes after the files it names.
 HASHED_FILES = [
     "app.css",
     "i18n.js",
-    "app.js",
     "crypto-batch.js",
-    "page.py",
+    "engine-worker.js",  # names Pyodide and the Python bundle: they are named first
+    "views.js",
+    "direct.js",
+    "engine.js",
+    "app.js",
     "selftest.py",
     "favicon.svg",
     # The installed app's icons (drawn from favicon.svg by icons/make_icons.py).
@@ -409,14 +412,6 @@ def build(out: Path, relay: str = "", settings: dict | None = None) -> Path:
         json.loads(data)  # a broken catalog fails the build, not the page
         names[name] = hashed_name(name, data)
         (out / names[name]).write_bytes(data)
-    for name in HASHED_FILES:
-        data = (WEB / name).read_bytes()
-        if name.endswith(".js"):
-            data = rewrite_script(data.decode(), names).encode()
-        names[name] = hashed_name(name, data)
-        (out / names[name]).parent.mkdir(parents=True, exist_ok=True)
-        (out / names[name]).write_bytes(data)
-    (out / APP_MANIFEST).write_text(app_manifest((WEB / APP_MANIFEST).read_text(), names))
 
     pyodide_dir = NODE_MODULES / "pyodide"
     built = compiled(
@@ -450,6 +445,15 @@ def build(out: Path, relay: str = "", settings: dict | None = None) -> Path:
     (out / "py").mkdir()
     (out / zip_name).write_bytes(bundle)
     names["py/hushdrop.zip"] = zip_name
+
+    for name in HASHED_FILES:
+        data = (WEB / name).read_bytes()
+        if name.endswith(".js"):
+            data = rewrite_script(data.decode(), names).encode()
+        names[name] = hashed_name(name, data)
+        (out / names[name]).parent.mkdir(parents=True, exist_ok=True)
+        (out / names[name]).write_bytes(data)
+    (out / APP_MANIFEST).write_text(app_manifest((WEB / APP_MANIFEST).read_text(), names))
 
     plugins = [f"!{name}" for name in UNUSED_PLUGINS]
     pyscript_config = json.dumps(

@@ -286,6 +286,19 @@ export async function useLanguage(code, { remember = true } = {}) {
   paintAll();
 }
 
+// The page's catalog, for the engine worker, which formats what Python says to a peer.
+export function catalog() {
+  return state.messages;
+}
+
+// In the engine worker: the page's language and catalog, as the page sends them (nothing to
+// paint there).
+export function useCatalog(code, messages) {
+  state.code = code;
+  state.messages = messages;
+  state.formats.clear();
+}
+
 // The first language: the remembered one, else the browser's. English if its catalog fails.
 export async function start() {
   const code = initialLanguage();

@@ -21,8 +21,11 @@ import pytest
 WEB = Path(__file__).resolve().parents[2] / "web"
 LOCALES = WEB / "locales"
 CODES = sorted(path.stem for path in LOCALES.glob("*.json"))
-PAGE_PYTHON = [*sorted((WEB / "hushdrop" / "page").glob("*.py")), WEB / "page.py"]
-SCRIPTS = [WEB / "app.js", WEB / "i18n.js"]
+PAGE_PYTHON = sorted((WEB / "hushdrop" / "page").glob("*.py"))
+SCRIPTS = [
+    WEB / name
+    for name in ("app.js", "i18n.js", "engine.js", "engine-worker.js", "views.js", "direct.js")
+]
 PAGES = [WEB / "index.html"]
 
 # CLDR's plural categories for whole numbers in each language (Intl.PluralRules chooses among

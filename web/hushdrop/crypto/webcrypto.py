@@ -1,7 +1,8 @@
 """The Pyodide crypto backend: the browser's WebCrypto, called from Python.
 
 Importing this module requires Pyodide (`js`, `pyodide.ffi`) and `web/crypto-batch.js` loaded
-into the page, which provides the batched AES-GCM used for file data.
+beside it (the engine worker imports it; the self-test page loads it), which provides the
+batched AES-GCM used for file data.
 """
 
 from __future__ import annotations

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..crypto.backend import CryptoBackend
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the page's browser can do that the engine worker cannot see from where it runs."""
+
+    save_as: bool = False  # showSaveFilePicker (File System Access)
+    direct: bool = False  # RTCPeerConnection, on the page's main thread
+
+    @classmethod
+    def of(cls, page: object) -> Capabilities:
+        """From the page's start command: `{"saveAs": bool, "direct": bool}`."""
+        page = page if isinstance(page, dict) else {}
+        return cls(save_as=page.get("saveAs") is True, direct=page.get("direct") is True)
 
 
 @dataclass(frozen=True)
@@ -18,3 +32,4 @@ class PageContext:
     resume_window: float = 120.0
     # RTCPeerConnection iceServers (config.json `iceServers`): STUN/TURN, none by default.
     ice_servers: tuple = ()
+    capabilities: Capabilities = field(default_factory=Capabilities)

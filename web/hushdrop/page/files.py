@@ -1,8 +1,9 @@
 """The sender's files in the page: the user's selection (kept by app.js) as a Manifest, and reads.
 
 Mirrors `hushdrop.cli.files.OutgoingFiles`: it serves exactly the byte ranges the sender session
-asks for (`next_read()`). app.js reads them with `File.slice().arrayBuffer()` in blocks of a few
-MiB, read ahead while Python encrypts, never a whole large file. Pyodide only.
+asks for (`next_read()`). The page hands the chosen File objects to the engine worker, whose
+engine-worker.js reads them with `File.slice().arrayBuffer()` in blocks of a few MiB, read ahead
+while Python encrypts, never a whole large file. Pyodide only.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class LocalError(PageError):
     kind = "local"
 
     def __str__(self) -> str:
-        return str(js.hushdrop.i18n.format(self.message.key, self.message.args_json()))
+        return str(js.hushdrop.format(self.message.key, self.message.args_json()))
 
 
 def manifest_from_selection(data: dict, text: str | None = None) -> Manifest:
@@ -50,7 +51,7 @@ class OutgoingSelection:
     def __init__(self, manifest: Manifest, reader: int = 0, text: str | None = None) -> None:
         self.manifest = manifest
         self.text = text  # what the manifest announces (PROTOCOL.md §6.1.1), or None
-        # app.js keeps read-ahead per reader: one per receiver of a link (PROTOCOL.md §3.1).
+        # engine-worker.js keeps read-ahead per reader: one per receiver of a link (§3.1).
         self._reader = reader
 
     def reader(self, number: int) -> OutgoingSelection:
@@ -58,31 +59,35 @@ class OutgoingSelection:
         return OutgoingSelection(self.manifest, number, self.text)
 
     def close(self) -> None:
-        """Let app.js drop this reader's read-ahead."""
+        """Let engine-worker.js drop this reader's read-ahead."""
         js.hushdrop.dropReader(self._reader)
 
     @classmethod
-    def snapshot(cls, text: str = "") -> OutgoingSelection:
-        """The chosen files, and `text` (the "Text to send" box) unless it is only white space
-        (PROTOCOL.md §6.1.1: a text alone, or with the files)."""
+    def snapshot(cls, selection: str | None, text: str = "") -> OutgoingSelection:
+        """The chosen files (app.js's snapshot, JSON; None: none chosen), and `text` (the "Text
+        to send" box) unless it is only white space (PROTOCOL.md §6.1.1: a text alone, or with
+        the files). The files the page handed over with them are the ones read from now on."""
         wanted = text if text.strip() else None
-        if not js.hushdrop.hasSelection() and wanted is None:
+        if selection is None and wanted is None:
             raise LocalError(t("alert.no-files"))
-        manifest = manifest_from_selection(json.loads(js.hushdrop.snapshot()), wanted)
+        data = json.loads(selection) if selection is not None else {"files": [], "dirs": []}
+        manifest = manifest_from_selection(data, wanted)
         manifest.encode()  # within the protocol's limits, checked before a link is made
+        js.hushdrop.takeFiles()
         return cls(manifest, text=wanted)
 
     async def read(self, index: int, offset: int, length: int) -> bytes:
         try:
             # Usually already read ahead: taken synchronously, it needs no trip through the
-            # browser's event loop (which costs milliseconds while the page is busy).
+            # event loop.
             chunk = js.hushdrop.readNow(index, offset, length, self._reader)
             if chunk is None:
                 chunk = await js.hushdrop.read(index, offset, length, self._reader)
         except JsException as exc:
             message = getattr(exc, "message", None)
-            detail = message if isinstance(message, str) else str(exc)  # app.js's words
-            raise LocalError(t("error.detail", detail=detail)) from exc
+            reason = message if isinstance(message, str) else str(exc)  # the browser's words
+            path = self.manifest.files[index].path
+            raise LocalError(t("error.read-file", path=path, reason=reason)) from exc
         data = chunk.to_bytes()
         if len(data) != length:
             path = self.manifest.files[index].path

@@ -1,7 +1,8 @@
-"""Crossings between the Python drivers and app.js: download sinks and JS error messages.
+"""Crossings between the Python drivers and engine-worker.js: download sinks and JS errors.
 
-`JsSink` adapts a download object from app.js (service-worker stream or File System Access
-writable) to the `download.Sink` protocol: one Uint8Array per `write`, awaited, so the browser's
+`JsSink` adapts a download object from engine-worker.js (a service-worker stream whose port the
+page handed over, a File System Access writable, or a Blob saved at the end) to the
+`download.Sink` protocol: one Uint8Array per `write`, awaited, so the browser's
 backpressure reaches the receive loop. Pyodide only.
 """
 
@@ -32,7 +33,7 @@ class JsSink:
 
     async def write(self, data: bytes) -> None:
         try:
-            # A Uint8Array of its own (one copy), which app.js may transfer to the worker.
+            # A Uint8Array of its own (one copy), which may be transferred to the service worker.
             chunk = js.hushdrop.ownedBytes(data)
             # When the download already asked for more, hand over without awaiting: every await
             # of a JS promise costs a trip through the browser's task queue.

@@ -1,26 +1,28 @@
-"""The page's Python entry point: configuration, the crypto backend, and routing what the user
-asks for (send the selection, receive a code or a link) to one transfer flow at a time.
+"""The engine's Python entry point, in the engine worker: configuration, the crypto backend, and
+routing what the person asks for (send the selection, receive a code or a link) to one transfer
+flow at a time.
 
-app.js keeps the page usable before Python is ready; `main()` hands it the handlers and from then
-on the buttons work. Pyodide only.
+app.js keeps the page usable before Python is ready; the page's commands (web/engine.js) come
+here as JSON, and once `main()` said it is ready the buttons work. Pyodide only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import traceback
 from collections.abc import Coroutine
 
 import js
-from pyodide.ffi import create_proxy, to_js
+from pyodide.ffi import create_proxy
 from pyodide.http import pyfetch
 
 from ..crypto.webcrypto import WebCryptoBackend
 from ..protocol.codes import parse_code
 from ..protocol.errors import HushdropError
 from . import options, ui
-from .context import PageContext
+from .context import Capabilities, PageContext
 from .errors import error_message
 from .files import OutgoingSelection
 from .links import check_site, site_url
@@ -57,17 +59,35 @@ class App:
     def busy(self) -> bool:
         return self.task is not None and not self.task.done()
 
-    def send(self, password: str) -> None:
+    def command(self, command: dict) -> None:
+        """A command from the page (web/engine.js)."""
+        kind = command.get("kind")
+        if kind == "event":
+            ui.dispatch(command["handler"], command.get("value"))
+        elif kind == "send":
+            self.send(command)
+        elif kind == "receive":
+            self.receive(str(command["text"]))
+        elif kind == "link":
+            self.link(str(command["href"]))
+
+    def send(self, command: dict) -> None:
+        """ "Create link": the selection and the home screen's fields as they were then."""
         if self.busy:
             return
         ui.clear_alert()
         try:
-            selection = OutgoingSelection.snapshot(ui.text_to_send())
+            selection = OutgoingSelection.snapshot(
+                command.get("selection"), str(command.get("text") or "")
+            )
         except HushdropError as exc:
             ui.alert(error_message(exc, sender=True))
             return
-        js.document.getElementById("send-password").value = ""
-        ttl, receivers = options.chosen()
+        ui.set_home_field("send-password", "value", "")
+        ttl, receivers = options.chosen(
+            str(command.get("expiry") or ""), str(command.get("receivers") or "")
+        )
+        password = str(command.get("password") or "")
         self._start(SendFlow(self.ctx, selection, password, ttl, receivers).run())
 
     def receive(self, text: str) -> None:
@@ -81,15 +101,14 @@ class App:
             ui.show_home()
             ui.alert(error_message(exc, sender=False))
             return
-        js.document.getElementById("receive-code").value = ""
+        ui.set_home_field("receive-code", "value", "")
         self._start(ReceiveFlow(self.ctx, code).run())
 
     def link(self, href: str) -> None:
-        """The page was opened with (or navigated to) `#<room>-<secret>`."""
-        if self.busy or not _CODE_FRAGMENT.match(js.location.hash):
+        """The page was opened with (or navigated to) `#<room>-<secret>` (the page took the
+        secret out of its address already)."""
+        if self.busy or not _CODE_FRAGMENT.match("#" + href.partition("#")[2]):
             return
-        # The secret leaves the address bar and the history: the code works only once anyway.
-        js.history.replaceState(None, "", js.location.pathname + js.location.search)
         self.receive(href)
 
     def _start(self, flow: Coroutine) -> None:
@@ -121,30 +140,38 @@ def ice_servers(config: dict[str, object]) -> tuple:
 
 
 async def main() -> None:
+    loop = asyncio.get_event_loop()
+    started: asyncio.Future[dict] = loop.create_future()
+    app: App | None = None
+
+    def on_command(text: str) -> None:
+        command = json.loads(text)
+        if command.get("kind") == "start":
+            if not started.done():
+                started.set_result(command)
+        elif app is not None:
+            app.command(command)
+
+    js.hushdrop.listen(create_proxy(on_command))
     try:
+        page = await started  # where the page is, and what it can do
         config = await load_config()
-        origin = str(js.location.origin)
+        origin = str(page["origin"])
         relay = str(config.get("relay") or origin)
         ctx = PageContext(
             WebCryptoBackend(),
             relay,
-            site_url(origin, str(js.location.pathname)),
+            site_url(origin, str(page["pathname"])),
             origin,
             **resume_window(config),
             ice_servers=ice_servers(config),
+            capabilities=Capabilities.of(page.get("capabilities")),
         )
         app = App(ctx)
-        handlers = {
-            "send": create_proxy(app.send),
-            "receive": create_proxy(app.receive),
-            "link": create_proxy(app.link),
-        }
     except Exception as exc:
         js.console.error(traceback.format_exc())
         js.hushdrop.engineFailed(str(exc))
         return
-    js.hushdrop.ready(to_js(handlers, dict_converter=js.Object.fromEntries))
+    js.hushdrop.ready(None)
     # In the background: the page is ready to send before the relay answered.
     app.options = asyncio.ensure_future(options.offer(ctx.relay))
-    if js.location.hash:
-        app.link(str(js.location.href))

@@ -4,7 +4,6 @@ the lifetimes the relay allows (`GET /v1/info`), and how many receivers may use 
 
 from __future__ import annotations
 
-import js
 from pyodide.http import pyfetch
 
 from ..protocol.constants import MAX_RECEIVERS
@@ -35,24 +34,16 @@ async def offer(relay: str) -> None:
         info = None
     if info is None:
         return
-    expiry = ui.home_field("send-expiry")
-    expiry.replaceChildren()
-    for seconds in sorted({*info.presets, info.default}):
-        option = js.document.createElement("option")
-        option.value = str(seconds)
-        ui.paint(option, expiry_label(seconds))
-        option.selected = seconds == info.default
-        expiry.appendChild(option)
-    receivers = ui.home_field("send-receivers")
-    for option in list(receivers.options):
-        if int(option.value) > info.receivers:
-            option.remove()
+    lifetimes = [
+        [seconds, ui.message_json(expiry_label(seconds))]
+        for seconds in sorted({*info.presets, info.default})
+    ]
+    ui.post("link-options", lifetimes=lifetimes, default=info.default, receivers=info.receivers)
 
 
-def chosen() -> tuple[int | None, int]:
-    """The lifetime (None: the relay's default) and receivers the sender chose."""
-    expiry = str(ui.home_field("send-expiry").value)
+def chosen(expiry: str, receivers: str) -> tuple[int | None, int]:
+    """The lifetime (None: the relay's default) and receivers the sender chose (the home
+    screen's fields' values)."""
     ttl = int(expiry) if expiry.isdigit() else None
-    receivers = str(ui.home_field("send-receivers").value)
     count = int(receivers) if receivers.isdigit() else 1
     return ttl, min(max(count, 1), MAX_RECEIVERS)

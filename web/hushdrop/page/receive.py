@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 from typing import TypeVar
 
 import js
-from pyodide.ffi import JsException, to_js
+from pyodide.ffi import JsException
 
 from ..protocol.codes import Code
 from ..protocol.direct import TcpHints, read_signal
@@ -229,7 +230,7 @@ class ReceiveFlow:
             direct.decline(self.session, self.pump)
             return
         if self.direct is None:
-            if not direct.available():
+            if not self.ctx.capabilities.direct:
                 direct.decline(self.session, self.pump)
                 return
             self.direct = direct.DirectLink(list(self.ctx.ice_servers), self._send_signal)
@@ -246,10 +247,11 @@ class ReceiveFlow:
 
     async def _ask_password(self) -> str:
         view = self.view
+        submitted = view.submitted("password-form", "password")
         view.show("password-form")
         field = view.part("password")
         field.focus()
-        password = await self._wait_for_user(view.submitted("password-form", "password"))
+        password = await self._wait_for_user(submitted)
         field.value = ""
         view.hide("password-form")
         return password
@@ -264,15 +266,17 @@ class ReceiveFlow:
         except HushdropError as exc:
             await session.decline(str(exc))
             raise
-        self.streaming = bool(await js.hushdrop.streamingAvailable())
+        self.streaming = bool(await js.hushdrop.ask("streaming", "{}"))
+        choices = ("download", "save-as", "decline")
+        clicked = view.click(*choices)  # listening before the buttons show
         self._show_offer(manifest)
         view.hide("cancel")  # "Decline" says it while the offer shows
         view.status(t("receive.status.offer"))
-        if js.hushdrop.canSaveAs():
+        if self.ctx.capabilities.save_as:
             view.show("save-as")
         ui.set_title(t("title.incoming"))
         while True:
-            choice = await self._wait_for_user(view.click("download", "save-as", "decline"))
+            choice = await self._wait_for_user(clicked)
             if choice == "decline":
                 await session.decline("they chose not to download them.")  # i18n: wire
                 await self.pump.send_final()
@@ -290,6 +294,7 @@ class ReceiveFlow:
                     button.disabled = False
             if sink is not None:
                 break
+            clicked = view.click(*choices)  # the file dialog was closed: choose again
         view.hide("offer")
         view.show("cancel")
         view.status(t("receive.status.receiving"))
@@ -308,11 +313,12 @@ class ReceiveFlow:
         view.hide("offer-list")
         view.text("offer-note", t("receive.note.text"))
         view.text("download", t("receive.show-text"))
+        clicked = view.click("download", "decline")  # listening before the buttons show
         view.show("offer")
         view.hide("cancel")
         view.status(t("receive.status.offer-text"))
         ui.set_title(t("title.incoming-text"))
-        choice = await self._wait_for_user(view.click("download", "decline"))
+        choice = await self._wait_for_user(clicked)
         if choice == "decline":
             await session.decline("they chose not to see it.")  # i18n: wire
             await self.pump.send_final()
@@ -333,7 +339,7 @@ class ReceiveFlow:
 
     async def _open_sink(self, choice: str) -> JsSink | None:
         """The browser download for the plan: the service-worker stream, or a picked file."""
-        headers = to_js(self.plan.headers(), dict_converter=js.Object.fromEntries)
+        headers = json.dumps(self.plan.headers())
         try:
             if choice == "save-as":
                 target = await js.hushdrop.openSaveAs(self.plan.name)
@@ -353,24 +359,15 @@ class ReceiveFlow:
         summary = self._summary(manifest)
         view.text("title", t("receive.title.files", summary=summary))
         view.text("offer-summary", t("receive.offer", summary=summary))
-        items = view.part("offer-list")
         rows = list(zip(plan.file_names, manifest.files, strict=True))
-        for name, entry in rows[:OFFER_LIST_LIMIT]:
-            item = js.document.createElement("li")
-            label = js.document.createElement("span")
-            label.className = "file-name"
-            label.textContent = name
-            label.title = name
-            size = js.document.createElement("span")
-            size.className = "file-size"
-            ui.paint(size, t("files.size", size=Size(entry.size)))
-            item.append(label, size)
-            items.append(item)
+        listed = [
+            (name, t("files.size", size=Size(entry.size)))
+            for name, entry in rows[:OFFER_LIST_LIMIT]
+        ]
+        more = None
         if len(rows) > OFFER_LIST_LIMIT:
-            more = js.document.createElement("li")
-            more.className = "more"
-            ui.paint(more, t("files.more", count=len(rows) - OFFER_LIST_LIMIT))
-            items.append(more)
+            more = t("files.more", count=len(rows) - OFFER_LIST_LIMIT)
+        view.offer_list(listed, more)
         empty_dirs = len(plan.dir_names) if not rows else 0
         if empty_dirs:
             view.text("offer-summary", t("receive.offer.empty-folders", count=empty_dirs))
@@ -379,12 +376,12 @@ class ReceiveFlow:
             how = "streamed"
         elif total is None:
             # A stream's size is known only at its end: it cannot be held in memory first.
-            how = "unknown-save-as" if js.hushdrop.canSaveAs() else "unknown"
+            how = "unknown-save-as" if self.ctx.capabilities.save_as else "unknown"
             view.hide("download")
         elif total <= MEMORY_LIMIT:
             how = "memory"
         else:
-            how = "too-large-save-as" if js.hushdrop.canSaveAs() else "too-large"
+            how = "too-large-save-as" if self.ctx.capabilities.save_as else "too-large"
             view.hide("download")
         note = t(NOTES[form, how], name=plan.name)
         if manifest.has_text:

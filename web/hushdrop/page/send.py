@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import time
-
-import js
 
 from ..protocol.codes import new_sender_secrets
 from ..protocol.errors import HushdropError, PeerGoneError
@@ -49,8 +46,6 @@ DIRECT_TIMEOUT = 20.0
 # A later move needs this much left to send: it resends what was on its way through the relay
 # (up to the receiver's credit window) and costs a resume handshake.
 SWITCH_MIN_REMAINING = 32 * 1024 * 1024
-
-RUNNING_KEY = "hushdrop-running"  # app.js INTERRUPTED_KEY
 
 
 class SendFlow:
@@ -93,7 +88,7 @@ class SendFlow:
         if not self.manifest.files:  # a text alone: "Send more files" would be odd
             view.text("again", t("send.again.text"))
         # Said on the next load if this tab is reloaded or left mid-way (app.js).
-        js.sessionStorage.setItem(RUNNING_KEY, json.dumps(title.to_json(), ensure_ascii=False))
+        ui.post("running", message=title.to_json())
         ui.set_busy(True)
         connection: BrowserRelayConnection | None = None
         pump: Pump | None = None
@@ -151,7 +146,7 @@ class SendFlow:
             gone = isinstance(exc, PeerGoneError) and exc.left
             ui.alert(t("error.receiver-left") if gone else error_message(exc, sender=True))
         finally:
-            js.sessionStorage.removeItem(RUNNING_KEY)
+            ui.post("running", message=None)
             self._stop_countdown()
             if self.direct is not None:
                 self.direct.close()
@@ -167,7 +162,7 @@ class SendFlow:
 
     def _try_direct(self) -> None:
         """Offer a direct connection while the receiver looks at the offer (PROTOCOL.md §8.4)."""
-        if not direct.available():
+        if not self.ctx.capabilities.direct:
             return
         self.direct = direct.DirectLink(list(self.ctx.ice_servers), self._send_signal)
         self.direct_deadline = time.monotonic() + DIRECT_TIMEOUT
@@ -340,4 +335,4 @@ class SendFlow:
             ui.set_title(t("title.sent"))
             # Sent: "Send more files" starts from an empty list and an empty text box.
             ui.clear_text_to_send()
-            js.hushdrop.clearSelection()
+            ui.post("clear-selection")

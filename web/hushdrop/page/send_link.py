@@ -13,8 +13,6 @@ import asyncio
 import functools
 from typing import TYPE_CHECKING
 
-import js
-
 from ..protocol.codes import SenderSecrets
 from ..protocol.errors import HushdropError
 from ..protocol.events import Completed
@@ -50,37 +48,24 @@ TEXT_STATE_TEXT = {
 class ReceiverRowView:
     """One receiver's row in the sender's list: name, verification code, state and progress."""
 
-    def __init__(self, parent, number: int, text_only: bool) -> None:
+    def __init__(self, view: ui.View, number: int, text_only: bool) -> None:
         self.states = TEXT_STATE_TEXT if text_only else STATE_TEXT
-        doc = js.document
-        self.item = doc.createElement("li")
-        self.item.className = "receiver-row"
-        self.item.dataset.receiver = str(number)
-        head = doc.createElement("div")
-        head.className = "receiver-head"
-        name = doc.createElement("span")
-        name.className = "receiver-name"
-        ui.paint(name, t("link.receiver", number=number))
-        self.sas = doc.createElement("output")
-        self.sas.className = "sas"
-        ui.paint_attributes(self.sas, {"aria-label": "link.receiver-sas"}, number=number)
-        head.append(name, self.sas)
-        self.bar = doc.createElement("progress")
-        self.bar.max = 1
-        self.bar.value = 0
-        ui.paint_attributes(self.bar, {"aria-label": "link.receiver-progress"}, number=number)
-        self.state = doc.createElement("p")
-        self.state.className = "receiver-state"
-        self.item.append(head, self.bar, self.state)
-        parent.appendChild(self.item)
-        self._percent = -1
+        self.view = view
+        self.number = number
+        view.post(
+            "receiver-row",
+            number=number,
+            name=ui.message_json(t("link.receiver", number=number)),
+            sas=ui.message_json(t("link.receiver-sas", number=number)),
+            bar=ui.message_json(t("link.receiver-progress", number=number)),
+        )
 
     def render(self, row: ReceiverRow, reason: Message | None = None) -> None:
-        self.sas.textContent = row.sas
+        bar = valuetext = None
         if row.state is ReceiverState.FAILED:
-            ui.paint(self.state, t("link.state.stopped", reason=reason or t("link.state.ended")))
-            return
-        text = self.states[row.state]
+            text = t("link.state.stopped", reason=reason or t("link.state.ended"))
+        else:
+            text = self.states[row.state]
         if row.state in (ReceiverState.SENDING, ReceiverState.DONE) and row.total:
             percent = Percent((100 * row.done // row.total) / 100)
             if row.state is ReceiverState.SENDING:
@@ -90,12 +75,18 @@ class ReceiverRowView:
                     done=Size(row.done),
                     total=Size(row.total),
                 )
-            self.bar.max = row.total
-            self.bar.value = row.done
-            ui.paint_attributes(self.bar, {"aria-valuetext": "announce.percent"}, percent=percent)
+            bar = {"max": row.total, "value": row.done}
+            valuetext = t("announce.percent", percent=percent)
         elif row.state is ReceiverState.DONE:
-            self.bar.value = self.bar.max
-        ui.paint(self.state, text)
+            bar = {"max": 1, "value": 1}
+        self.view.post(
+            "receiver-render",
+            number=self.number,
+            sas=row.sas,
+            state=ui.message_json(text),
+            bar=bar,
+            valuetext=ui.message_json(valuetext),
+        )
 
 
 class LinkSender:
@@ -144,7 +135,7 @@ class LinkSender:
         view.show("done")
         view.status(t("link.closed" if self.closing.is_set() else "status.done"))
         ui.set_title(t("title.sent"))
-        js.hushdrop.clearSelection()
+        ui.post("clear-selection")
 
     def _close(self) -> None:
         """The sender's "Close link": nobody else can use it; those who came carry on."""
@@ -174,7 +165,7 @@ class LinkSender:
 
     def _joined(self, number: int) -> None:
         view = self.flow.view
-        self.rows[number] = ReceiverRowView(view.part("receiver-list"), number, self.text_only)
+        self.rows[number] = ReceiverRowView(view, number, self.text_only)
         self.rows[number].render(self.link.row(number))
         if self.link.all_joined:
             view.hide("share", "close-link")  # every receiver came: the link is spent

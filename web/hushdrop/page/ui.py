@@ -1,164 +1,163 @@
-"""The page's DOM as the drivers see it: the home screen, transfer views, alerts, progress.
+"""The page's interface as the drivers see it: the home screen, transfer views, alerts, progress.
 
-A transfer view is cloned from a `<template>` in index.html (`send-template`, `receive-template`)
-into `#view`, and the home screen is taken out of the document meanwhile, so the page only ever
-holds one "Password" field and one "Verification code". Elements are found once, by their
-`data-part` name, and kept: the transfer loop never searches the DOM. Every text is a catalog
-message (messages.py), painted by web/i18n.js in the page's language. Pyodide only.
+The drivers run in the engine worker, away from the document: every change is an operation
+posted to the page, where web/views.js applies it, and what the person does there (a click, a
+submitted form) comes back as an event (`dispatch`). A transfer view is cloned from a
+`<template>` in index.html (`send-template`, `receive-template`) into `#view`, and the home
+screen is taken out of the document meanwhile, so the page only ever holds one "Password" field
+and one "Verification code". A view's elements are named by their `data-part`. Every text is a
+catalog message (messages.py), painted by web/i18n.js in the page's language. Pyodide only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import time
 from collections.abc import Callable
 
 import js
-from pyodide.ffi import create_proxy
 
 from .humanize import RateMeter
 from .messages import Message, Percent, Size, t
 
-_home = js.document.getElementById("home")
+
+def post(op: str, **fields: object) -> None:
+    """One operation for the page (views.js), in the order they are made."""
+    js.hushdrop.ui(json.dumps({"op": op, **fields}, ensure_ascii=False))
 
 
-def paint(element, message: Message) -> None:
-    """Give `element` the message as its text, in the page's language (and in the next one)."""
-    js.hushdrop.i18n.setText(element, message.key, message.args_json())
+def message_json(message: Message | None) -> dict[str, object] | None:
+    """A message as views.js paints it: {key, args} (None: no text)."""
+    if message is None:
+        return None
+    return {"key": message.key, "args": json.loads(message.args_json())}
 
 
-def paint_attributes(element, attributes: dict[str, str], **args: object) -> None:
-    """Attributes from messages: `{"aria-label": "key"}`, the messages' arguments as keywords."""
-    js.hushdrop.i18n.setAttributes(element, json.dumps(attributes), Message("", args).args_json())
+_handlers: dict[int, Callable[[object], None]] = {}
+_handler_ids = itertools.count(1)
 
 
-def plain(element, text: str) -> None:
-    """Text that is no message (a file name, a code): shown as it is in every language."""
-    element.removeAttribute("data-i18n")
-    element.removeAttribute("data-i18n-args")
-    element.textContent = text
-
-
-def formatted(message: Message) -> str:
-    """The message in the page's language now (for what cannot keep it: a peer's reason)."""
-    return str(js.hushdrop.i18n.format(message.key, message.args_json()))
-
-
-def set_title(message: Message) -> None:
-    """The tab's title (kept as a message too: a change of language repaints it)."""
-    js.hushdrop.i18n.setTitle(message.key, message.args_json())
+def dispatch(handler: int, value: object) -> None:
+    """The person acted in a view: run the handler registered for it (if its view still is)."""
+    callback = _handlers.get(handler)
+    if callback is not None:
+        callback(value)
 
 
 def alert(message: Message) -> None:
     """Show an error in the page's role="alert" element (screen readers announce it)."""
-    paint(js.document.getElementById("alert"), message)
+    post("alert", message=message_json(message))
 
 
 def clear_alert() -> None:
-    plain(js.document.getElementById("alert"), "")
+    post("alert", message=None)
+
+
+def set_title(message: Message) -> None:
+    """The tab's title (kept as a message too: a change of language repaints it)."""
+    post("title", message=message_json(message))
 
 
 def announce(message: Message) -> None:
     """Say it in the polite live region (screen readers read it when they are not busy)."""
-    js.hushdrop.announce(formatted(message))
+    post("announce", message=message_json(message))
 
 
 def set_busy(busy: bool) -> None:
     """While busy, leaving the page asks for confirmation (app.js)."""
-    js.hushdrop.setBusy(busy)
-
-
-def text_to_send() -> str:
-    """What the home screen's "Text to send" box holds."""
-    return str(_home.querySelector("#send-text").value)
+    post("busy", value=busy)
 
 
 def clear_text_to_send() -> None:
     """Empty the "Text to send" box (it was sent), and let Create link follow (app.js)."""
-    box = _home.querySelector("#send-text")
-    box.value = ""
-    box.dispatchEvent(js.Event.new("input"))
+    set_home_field("send-text", "value", "", input_event=True)
 
 
-def home_field(element_id: str):
-    """A control of the home screen, found also while a transfer's view replaced it."""
-    return _home.querySelector(f"#{element_id}")
+def set_home_field(element_id: str, prop: str, value: object, *, input_event: bool = False) -> None:
+    """A control of the home screen, also while a transfer's view replaced it."""
+    post("home-field", id=element_id, property=prop, value=value, input=input_event)
 
 
 def show_home() -> None:
-    view = js.document.getElementById("view")
-    view.replaceChildren()
-    if not _home.isConnected:
-        view.before(_home)
-    _home.hidden = False  # app.js hides it while a link is being opened
-    set_title(t("title.home"))
+    post("home")
 
 
-# Parts that ask the user to act while a transfer runs; hidden when it ends (see View.end).
-ENDED_PROMPTS = ("share", "password-form", "offer", "close-link")
+class Part:
+    """One element of a view, by its `data-part` name: what is set on it goes to the page."""
+
+    def __init__(self, view: View, name: str) -> None:
+        object.__setattr__(self, "_view", view)
+        object.__setattr__(self, "_name", name)
+
+    def __setattr__(self, prop: str, value: object) -> None:
+        self._view.post("set", part=self._name, property=prop, value=value)
+
+    def focus(self) -> None:
+        self._view.post("call", part=self._name, method="focus")
+
+    def removeAttribute(self, name: str) -> None:
+        self._view.post("call", part=self._name, method="removeAttribute", args=[name])
+
+    def set_data(self, name: str, value: str) -> None:
+        """`data-<name>` on the element."""
+        self._view.post("data", part=self._name, name=name, value=value)
 
 
 class View:
     """One transfer's part of the page."""
 
-    current: View | None = None  # the view on screen; replaced views release their listeners
+    current: View | None = None  # the view on screen; replaced views release their handlers
+    _ids = itertools.count(1)
 
     def __init__(self, template_id: str) -> None:
         if View.current is not None:
             View.current.release()
         View.current = self
-        template = js.document.getElementById(template_id)
-        self.root = template.content.firstElementChild.cloneNode(True)
-        self._parts = {el.dataset.part: el for el in self.root.querySelectorAll("[data-part]")}
-        self._proxies: list = []
-        _home.remove()
-        js.document.getElementById("view").replaceChildren(self.root)
-        js.window.scrollTo(0, 0)
-        # Move focus into the new view so keyboard and screen-reader users land where things are.
-        self._parts["title"].focus()
+        self.id = next(View._ids)
+        self._handlers: list[int] = []
+        post("view", view=self.id, template=template_id)
 
-    def part(self, name: str):
-        return self._parts[name]
+    def post(self, op: str, **fields: object) -> None:
+        post(op, view=self.id, **fields)
+
+    def part(self, name: str) -> Part:
+        return Part(self, name)
 
     def text(self, name: str, message: Message) -> None:
-        paint(self._parts[name], message)
+        self.post("text", part=name, message=message_json(message))
 
     def plain(self, name: str, value: str) -> None:
         """A text that is no message (a code, a verification code)."""
-        plain(self._parts[name], value)
+        self.post("plain", part=name, value=value)
 
     def status(self, message: Message) -> None:
-        paint(self._parts["status"], message)
+        self.text("status", message)
 
     def show(self, *names: str) -> None:
-        for name in names:
-            self._parts[name].hidden = False
+        self.post("show", parts=list(names))
 
     def hide(self, *names: str) -> None:
-        for name in names:
-            self._parts[name].hidden = True
-        self._keep_focus()
+        # The page keeps the focus in the view when it was inside what is hidden.
+        self.post("hide", parts=list(names))
 
-    def _keep_focus(self) -> None:
-        """Focus that was inside a part now hidden (or on a button just disabled, which browsers
-        send back to <body>) goes to the view's heading, not the top of the page."""
-        active = js.document.activeElement
-        if active is None or active == js.document.body or not active.getClientRects().length:
-            self._parts["title"].focus()
-
-    def on(self, name: str, event: str, handler: Callable) -> None:
-        proxy = create_proxy(handler)
-        self._proxies.append((self._parts[name], event, proxy))
-        self._parts[name].addEventListener(event, proxy)
+    def on(self, name: str, event: str, handler: Callable, *, read: str | None = None) -> None:
+        """Call `handler(value)` on each `event` of the part; `value`: the part `read`'s value
+        then (None without one)."""
+        handler_id = next(_handler_ids)
+        _handlers[handler_id] = handler
+        self._handlers.append(handler_id)
+        self.post("listen", part=name, event=event, handler=handler_id, read=read)
 
     def click(self, *names: str) -> asyncio.Future[str]:
-        """A future resolved with the name of whichever of these buttons is clicked first."""
+        """A future resolved with the name of whichever of these buttons is clicked first.
+        Made before the buttons show: a click then always finds its listener."""
         future: asyncio.Future[str] = asyncio.get_event_loop().create_future()
 
         def make(name: str) -> Callable:
-            def handler(_event) -> None:
+            def handler(_value) -> None:
                 if not future.done():
                     future.set_result(name)
 
@@ -171,48 +170,38 @@ class View:
     def submitted(self, form: str, field: str) -> asyncio.Future[str]:
         """A future resolved with the field's value when the form is submitted non-empty."""
         future: asyncio.Future[str] = asyncio.get_event_loop().create_future()
-        element = self._parts[field]
 
-        def handler(_event) -> None:
-            value = element.value
+        def handler(value) -> None:
             if value and not future.done():
-                future.set_result(value)
+                future.set_result(str(value))
 
-        self.on(form, "submit", handler)
+        self.on(form, "submit", handler, read=field)
         return future
 
+    def offer_list(self, rows: list[tuple[str, Message]], more: Message | None) -> None:
+        """The offer's files: name and size of each, and how many more are not listed."""
+        self.post(
+            "offer-list",
+            rows=[[name, message_json(size)] for name, size in rows],
+            more=message_json(more),
+        )
+
     def end(self) -> None:
-        """The transfer is over (either way): swap Cancel for the button that starts anew, and
-        say how it ended."""
-        # What asked for an action that can no longer happen goes: a dead link, an offer that
-        # can no longer be downloaded, a password nobody checks.
-        self.hide("cancel", *(name for name in ENDED_PROMPTS if name in self._parts))
-        self.show("again")
-        self._announce_end()
-
-        def again(_event) -> None:
-            self.release()
-            clear_alert()
-            show_home()
-            js.document.getElementById("send-title").focus()  # the button clicked is gone
-
-        self.on("again", "click", again)
-
-    def _announce_end(self) -> None:
-        # The status line (role=status) and the alert announce themselves; this adds what they
-        # do not say: the heading's outcome, or the details of a completed transfer.
-        done = self._parts["done"]
-        if not done.hidden and done.textContent:
-            announce(t("announce.complete", details=str(done.textContent)))
-        else:
-            announce(t("announce.ended", heading=str(self._parts["title"].textContent)))
+        """The transfer is over (either way): the page swaps Cancel for the button that starts
+        anew, hides what asked for an action that can no longer happen (a dead link, an offer
+        that can no longer be downloaded, a password nobody checks), and says how it ended."""
+        self._forget_handlers()
+        self.post("end")
 
     def release(self) -> None:
-        """Detach every listener this view added (their proxies would otherwise leak)."""
-        for element, event, proxy in self._proxies:
-            element.removeEventListener(event, proxy)
-            proxy.destroy()
-        self._proxies.clear()
+        """Detach every listener this view added."""
+        self._forget_handlers()
+        self.post("release")
+
+    def _forget_handlers(self) -> None:
+        for handler_id in self._handlers:
+            _handlers.pop(handler_id, None)
+        self._handlers.clear()
 
 
 class ProgressView:
@@ -228,8 +217,8 @@ class ProgressView:
         and the line says bytes and speed, until `update` is told the total at the end."""
         self._sending = sending  # the tab title says "sent" or "received"
         self._title_at = -self.TITLE_INTERVAL
+        self._view = view
         self._bar = view.part("progress")
-        self._text = view.part("progress-text")
         self.meter = RateMeter(total)
         self._done = 0
         self._catch_up: asyncio.TimerHandle | None = None
@@ -238,7 +227,7 @@ class ProgressView:
         else:
             self._bar.max = max(total, 1)
             self._bar.value = 0
-        paint(self._text, self.meter.text(0))
+        self._view.text("progress-text", self.meter.text(0))
         view.show("progress-block")
 
     def pause(self) -> None:
@@ -249,7 +238,7 @@ class ProgressView:
             self._catch_up.cancel()
             self._catch_up = None
         self.meter.restart(done)
-        paint(self._text, t("progress.paused", line=self.meter.text(done)))
+        self._view.text("progress-text", t("progress.paused", line=self.meter.text(done)))
 
     def update(self, done: int, total: int | None = None) -> None:
         """`total`: the length a stream turned out to have, once it ended."""
@@ -267,7 +256,7 @@ class ProgressView:
             return
         total = self.meter.total
         now = self.meter.elapsed()
-        paint(self._text, self.meter.text(done))
+        self._view.text("progress-text", self.meter.text(done))
         if total is None:
             if now - self._title_at >= self.TITLE_INTERVAL:
                 self._title_at = now
@@ -319,5 +308,5 @@ ROUTES = {"direct": t("route.direct"), "relayed": t("route.relayed")}
 def show_route(view: View, route: str) -> None:
     """Say whether the data goes straight to the other device or through the relay."""
     view.text("route", ROUTES[route])
-    view.part("route").dataset.route = route
+    view.part("route").set_data("route", route)
     view.show("route")

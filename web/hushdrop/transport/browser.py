@@ -60,6 +60,7 @@ class BrowserRelayConnection(rendezvous.RelayChannel):
         # Closing the tab says goodbye: the relay then tells the peer this side left on
         # purpose, instead of a lost connection it would wait to resume (PROTOCOL.md §3, §8.1).
         # Not 1001, the browser's own "going away": a script may send only 1000 or 3000-4999.
+        # In the engine worker, the page passes its `pagehide` on (engine-worker.js).
         self._goodbye = create_proxy(lambda _event: self._ws.close(PAGE_CLOSED, "page closed"))
         js.addEventListener("pagehide", self._goodbye)
         self.room: str | None = None

@@ -4,6 +4,11 @@
 every ICE candidate inside, travel as sealed signaling messages of the session, so the relay
 learns no address and cannot swap the DTLS fingerprints. `DataChannelConnection` gives the data
 channel the relay connection's interface, so the Pump can move a session onto it and back.
+
+This runs in the engine worker, and RTCPeerConnection exists only on the page's main thread:
+the connection lives there (web/direct.js), driven through a bridge (engine-worker.js
+`openDirect`) that passes the channel's messages without copying them on the page and tells
+this side the channel's state and how much it holds unsent.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import js
-from pyodide.ffi import JsException, create_proxy, to_js
+from pyodide.ffi import create_proxy
 
 from ..protocol.constants import CREDIT_BATCH, DATA_FRAME_SIZE, SIGNAL_UNSUPPORTED
 from ..protocol.errors import RelayError
@@ -24,26 +29,17 @@ from .rendezvous import RelayChannel
 # pc.sctp.maxMessageSize); the first byte of a piece says whether more of the message follows.
 MAX_PIECE = 256 * 1024  # Chromium's maxMessageSize; fewer, larger pieces cost less per byte
 MORE, LAST = 0, 1
-# Send-buffer watermarks, in bytes: `send` waits for `bufferedamountlow` above HIGH_WATER. The
+# Send-buffer watermarks, in bytes: `send` waits for `bufferedamountlow` above HIGH_WATER
+# (direct.js sets LOW_WATER as the channel's threshold). The
 # receiver's credit (16 MiB) already bounds what is in flight; SCTP needs a deep buffer to keep
 # the channel busy (bench/page.py: 2 MiB gave 0.71× the relayed speed, 16 MiB 0.84×). But the
 # buffer plus one piece must stay under the browser's own limit, or `send` throws "send queue is
 # full": Chromium allows 16 MiB (kMaxQueuedSendDataBytes), so stay well below.
 HIGH_WATER = 12 * DATA_FRAME_SIZE
 LOW_WATER = 2 * CREDIT_BATCH
-GATHER_TIMEOUT = 3.0  # seconds to wait for ICE candidates before sending what we have
-GATHER_POLL = 0.02
 UNSUPPORTED = SIGNAL_UNSUPPORTED
 
 SendSignal = Callable[[bytes], Awaitable[None]]
-
-
-def available() -> bool:
-    return hasattr(js, "RTCPeerConnection")
-
-
-def _js(value: object):
-    return to_js(value, dict_converter=js.Object.fromEntries)
 
 
 class DirectLink:
@@ -52,73 +48,46 @@ class DirectLink:
 
     def __init__(self, ice_servers: list[dict], send_signal: SendSignal) -> None:
         self._send_signal = send_signal
-        self._pc = js.RTCPeerConnection.new(_js({"iceServers": ice_servers}))
-        # Negotiated with a fixed id on both sides: no `datachannel` event to wait for.
-        options = {"negotiated": True, "id": 0, "ordered": True}
-        self._dc = self._pc.createDataChannel("hushdrop", _js(options))
-        self.channel = DataChannelConnection(self._pc, self._dc)
+        self._bridge = js.hushdrop.openDirect(json.dumps(ice_servers))
+        self.channel = DataChannelConnection(self._bridge)
         self.failed = False
-        js.hushdrop.directConnection = self._pc  # for tests that break it on purpose
 
     async def offer(self) -> None:
-        await self._pc.setLocalDescription(await self._pc.createOffer())
-        await self._send_description()
+        reply = (await self._bridge.offer()).to_py()
+        if reply.get("failed") or not reply.get("description"):
+            self.failed = True
+            return
+        await self._send_signal(str(reply["description"]).encode())
 
     async def on_signal(self, payload: bytes) -> None:
         """The peer's offer (answer it), answer (apply it) or refusal (give up)."""
-        try:
-            message = json.loads(payload)
-            kind, sdp = message.get("type"), message.get("sdp")
-        except (ValueError, AttributeError):
-            kind, sdp = None, None
-        if kind == "offer" and isinstance(sdp, str):
-            await self._pc.setRemoteDescription(_js({"type": "offer", "sdp": sdp}))
-            await self._pc.setLocalDescription(await self._pc.createAnswer())
-            await self._send_description()
-        elif kind == "answer" and isinstance(sdp, str):
-            await self._pc.setRemoteDescription(_js({"type": "answer", "sdp": sdp}))
-            local = str(self._pc.localDescription.sdp)
-            if not _has_candidates(local) and not _has_candidates(sdp):
-                # Neither side has an address to try (e.g. WebRTC told to use only TURN
-                # servers, and none are configured): ICE would wait for nothing.
-                self.failed = True
-        else:
+        reply = (await self._bridge.signal(payload.decode("utf-8", "replace"))).to_py()
+        if reply.get("failed"):
             self.failed = True
+        elif reply.get("answer"):
+            await self._send_signal(str(reply["answer"]).encode())
 
     @property
     def pending(self) -> bool:
         """Still negotiating: neither open nor failed."""
         return (
             not self.failed
-            and self._dc.readyState == "connecting"
-            and (self._pc.connectionState not in ("failed", "closed"))
+            and self._bridge.dc == "connecting"
+            and self._bridge.pc not in ("failed", "closed")
         )
 
     async def wait_open(self, deadline: float) -> bool:
         """Whether the data channel opened before `deadline` (time.monotonic())."""
         while not self.failed and time.monotonic() < deadline:
-            if self._dc.readyState == "open":
+            if self._bridge.dc == "open":
                 return True
-            if self._dc.readyState == "closed" or self._pc.connectionState == "failed":
+            if self._bridge.dc == "closed" or self._bridge.pc == "failed":
                 return False
             await asyncio.sleep(0.05)
-        return self._dc.readyState == "open"
+        return self._bridge.dc == "open"
 
     def close(self) -> None:
         self.channel.close_now()
-
-    async def _send_description(self) -> None:
-        """Send our description once ICE gathering finished (no trickle: one message)."""
-        deadline = time.monotonic() + GATHER_TIMEOUT
-        while self._pc.iceGatheringState != "complete" and time.monotonic() < deadline:
-            await asyncio.sleep(GATHER_POLL)
-        description = self._pc.localDescription
-        payload = {"type": str(description.type), "sdp": str(description.sdp)}
-        await self._send_signal(json.dumps(payload).encode())
-
-
-def _has_candidates(sdp: str) -> bool:
-    return "\na=candidate:" in sdp or sdp.startswith("a=candidate:")
 
 
 def in_background(link: DirectLink, step: Awaitable[None]) -> None:
@@ -156,82 +125,69 @@ def _keep(step: Awaitable[None]) -> None:
 class DataChannelConnection(RelayChannel):
     """An open data channel with the relay connection's interface (`send`, `receive`, `close`)."""
 
-    def __init__(self, pc, dc) -> None:
-        self._pc = pc
-        self._dc = dc
-        self._dc.binaryType = "arraybuffer"
-        self._dc.bufferedAmountLowThreshold = LOW_WATER
+    def __init__(self, bridge) -> None:
+        self._bridge = bridge
         self._messages: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._pieces: list[bytes] = []
-        self._drained: asyncio.Event = asyncio.Event()
+        self._changed: asyncio.Event = asyncio.Event()
         self._closed = False
-        self._proxies = []
-        for event, handler in (
-            ("message", self._on_message),
-            ("close", self._on_close),
-            ("bufferedamountlow", lambda _event: self._drained.set()),
-        ):
-            proxy = create_proxy(handler)
-            self._proxies.append(proxy)
-            self._dc.addEventListener(event, proxy)
-        # A peer that vanished (a crashed tab, a machine gone to sleep) stops answering ICE
-        # consent checks: the connection turns "disconnected" within seconds, long before the
-        # channel itself would close. Give it up then: the relay carries on from the last
-        # verified byte (§8.4), and the page can say what it waits for.
-        proxy = create_proxy(self._on_connection_state)
-        self._proxies.append(proxy)
-        self._pc.addEventListener("connectionstatechange", proxy)
+        self._proxies = [create_proxy(self._on_message), create_proxy(self._on_change)]
+        bridge.onData, bridge.onChange = self._proxies
 
-    def _on_message(self, event) -> None:
-        piece = event.data.to_bytes()
+    def _on_message(self, data) -> None:
+        piece = data.to_bytes()
         self._pieces.append(piece[1:])
         if piece[:1] == bytes([LAST]):
             message, self._pieces = b"".join(self._pieces), []
             self._messages.put_nowait(message)
 
-    def _on_connection_state(self, _event) -> None:
-        if self._pc.connectionState in ("disconnected", "failed", "closed") and not self._closed:
-            self._on_close(None)
+    def _on_change(self) -> None:
+        self._changed.set()
+        if self._closed:
+            return
+        # A peer that vanished (a crashed tab, a machine gone to sleep) stops answering ICE
+        # consent checks: the connection turns "disconnected" within seconds, long before the
+        # channel itself would close. Give it up then: the relay carries on from the last
+        # verified byte (§8.4), and the page can say what it waits for.
+        if self._bridge.pc in ("disconnected", "failed", "closed"):
+            self._on_close()
             self.close_now()
+        elif self._bridge.dc == "closed" or self._bridge.error:
+            self._on_close()
 
-    def _on_close(self, _event) -> None:
+    def _on_close(self) -> None:
         self._closed = True
         self._messages.put_nowait(None)
-        self._drained.set()
+        self._changed.set()
 
     def _piece_size(self) -> int:
-        sctp = self._pc.sctp
-        limit = int(sctp.maxMessageSize) if sctp is not None and sctp.maxMessageSize else 0
+        limit = int(self._bridge.maxMessageSize or 0)
         return max(1024, min(MAX_PIECE, limit or MAX_PIECE)) - 1
+
+    def _failed(self) -> bool:
+        return self._closed or self._bridge.dc != "open" or bool(self._bridge.error)
 
     async def send(self, message: bytes | str) -> None:
         if isinstance(message, str):
             message = message.encode()
-        while self._dc.readyState == "connecting":
-            await asyncio.sleep(0.02)
-        view = memoryview(message)
+        while self._bridge.dc == "connecting" and not self._closed:
+            self._changed.clear()
+            await self._changed.wait()
         size = self._piece_size()
-        for start in range(0, max(len(view), 1), size):
-            if self._closed or self._dc.readyState != "open":
-                raise RelayError("The direct connection closed.", "connection-lost")
-            while self._dc.bufferedAmount > HIGH_WATER:
-                self._drained.clear()
-                await self._drained.wait()
-                if self._closed:
-                    raise RelayError("The direct connection closed.", "connection-lost")
-            part = view[start : start + size]
-            piece = bytearray(1 + len(part))
-            piece[0] = LAST if start + size >= len(view) else MORE
-            piece[1:] = part
-            try:
-                js.hushdrop.sendBytes(self._dc, piece)
-            except JsException as exc:
+        for start in range(0, max(len(message), 1), size):
+            while not self._failed() and self._bridge.bufferedAmount > HIGH_WATER:
+                self._changed.clear()
+                await self._changed.wait()
+            if self._failed():
+                error = self._bridge.error
+                self.close_now()
                 # Whatever the channel refuses (a full queue, a closing channel): the transfer
                 # carries on through the relay (the pump resumes there, §8.4).
-                self.close_now()
-                raise RelayError(
-                    f"The direct connection failed ({exc.name}).", "connection-lost"
-                ) from exc
+                detail = f"The direct connection failed ({error})." if error else None
+                raise RelayError(detail or "The direct connection closed.", "connection-lost")
+            length = min(size, len(message) - start)
+            flag = LAST if start + size >= len(message) else MORE
+            self._bridge.sendPiece(flag, message, start, length)
 
     async def receive(self) -> bytes:
         message = await self._messages.get()
@@ -247,5 +203,5 @@ class DataChannelConnection(RelayChannel):
         self.close_now()
 
     def close_now(self) -> None:
-        self._dc.close()
-        self._pc.close()
+        if self._bridge.dc != "closed":
+            self._bridge.close()
