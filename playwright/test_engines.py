@@ -22,6 +22,7 @@ from enginetools import (
     verification_code,
     wait_for,
     wait_for_offer,
+    wait_until_ready,
 )
 from pagetools import DIRECT, RELAYED, MiB, random_file, sha256_file
 
@@ -62,6 +63,26 @@ def test_all_known_answer_vectors_pass_with_webcrypto(engine, web_relay, open_ta
     passed, failed = map(int, re.findall(r"\d+", summary))
     assert passed + failed >= 150, f"too few known-answer tests ran: {summary}"
     assert failures == [] and failed == 0, failures
+
+
+@ENGINES
+def test_pyscript_runs_the_engine_in_a_worker_and_the_page_loads_no_python(
+    engine, web_relay, open_tab
+):
+    tab = open_tab(engine, web_relay.url)
+    wait_until_ready(tab)
+    # PyScript's worker for index.html's <script type="py" worker name="engine"> ran engine.py.
+    assert tab.call(
+        """async () => {
+          const script = document.querySelector('script[type="py"][worker][name="engine"]');
+          return (await script.xworker.ready) instanceof Worker;
+        }"""
+    )
+    fetched = tab.call("() => performance.getEntriesByType('resource').map((e) => e.name)")
+    assert any("/vendor/pyscript/" in url for url in fetched), fetched
+    runtime = ("pyodide.mjs", "pyodide.asm.", "python_stdlib.zip", "pyodide-lock.json", "/py/")
+    assert not [url for url in fetched if any(part in url for part in runtime)], fetched
+    assert tab.call("() => typeof globalThis.loadPyodide") == "undefined"
 
 
 @ENGINES

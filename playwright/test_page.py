@@ -5,7 +5,8 @@ the service worker's boundaries, and that nothing is fetched from any other orig
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+import time
+from urllib.parse import urljoin, urlsplit
 
 from conftest import chromium_path
 from pagetools import (
@@ -39,7 +40,13 @@ def test_loading_state_and_file_selection_before_python_is_ready(web_relay, new_
     page.get_by_role("button", name="Remove a.txt").click()
     expect(page.get_by_text("1 file, 2.0 KiB")).to_be_visible()
 
+    # PyScript's worker asks for Pyodide's WebAssembly some time after the page showed: wait for
+    # that request (held, so the engine is still starting).
+    deadline = time.monotonic() + PYTHON_READY_TIMEOUT / 1000
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
     assert len(held) == 1
+    expect(page.get_by_text("Starting the secure engine")).to_be_visible()
     held[0].continue_()
     wait_until_ready(page)
     expect(page.get_by_role("button", name="Receive")).to_be_enabled()
@@ -204,3 +211,47 @@ def test_a_sender_who_reloads_is_told_the_transfer_was_interrupted(web_relay, ne
     sender.reload()  # said once, not on every later load
     wait_until_ready(sender)
     expect(sender.get_by_role("alert")).to_have_count(0)
+
+
+# What only Pyodide itself (and our Python) would fetch: none of it on the page's main thread.
+PYTHON_RUNTIME = ("pyodide.mjs", "pyodide.asm.", "python_stdlib.zip", "pyodide-lock.json", "/py/")
+ENGINE_SCRIPT = 'document.querySelector(\'script[type="py"][worker][name="engine"]\')'
+
+
+def test_the_page_itself_loads_no_python_runtime(web_relay, new_page):
+    """Issue 15: Pyodide and the Python engine live in the engine's worker; the page's main
+    thread keeps the interface (and PyScript, which starts that worker)."""
+    page, log = new_page(web_relay.url)
+    wait_until_ready(page)
+    fetched = page.evaluate("performance.getEntriesByType('resource').map((entry) => entry.name)")
+    assert any("/vendor/pyscript/" in url for url in fetched), fetched
+    assert not [url for url in fetched if any(part in url for part in PYTHON_RUNTIME)], fetched
+    assert page.evaluate("typeof globalThis.loadPyodide") == "undefined"
+    assert page.evaluate("typeof globalThis.pyodide") == "undefined"
+    assert page.evaluate("typeof globalThis.hushdropCrypto") == "undefined", log
+
+
+def test_pyscript_starts_the_engine_in_its_worker_with_the_vendored_pyodide(web_relay, new_page):
+    """The engine's worker is PyScript's, for index.html's `<script type="py" worker
+    name="engine">`, configured by our pyscript.json: its interpreter is the Pyodide the site
+    serves, and PyScript imported engine-worker.js there."""
+    page, log = new_page(web_relay.url)
+    wait_until_ready(page)
+    # PyScript's promise for that worker: it ran engine.py to its end (the engine started).
+    assert page.evaluate(f"{ENGINE_SCRIPT}.xworker.ready.then((worker) => worker instanceof Worker)")
+    config_url = page.evaluate(f"new URL({ENGINE_SCRIPT}.getAttribute('config'), location).href")
+    config = page.request.get(config_url).json()
+    interpreter = urljoin(config_url, config["interpreter"])
+    assert interpreter.startswith(f"{web_relay.url}/vendor/pyodide/"), interpreter
+
+    assert len(page.workers) == 1, [worker.url for worker in page.workers]
+    worker = page.workers[0]
+    assert worker.url.startswith("blob:"), worker.url  # PyScript's bootstrap, not a file of ours
+    fetched = worker.evaluate("performance.getEntriesByType('resource').map((entry) => entry.name)")
+    for name in ("pyodide.mjs", "pyodide.asm.wasm", "python_stdlib.zip"):
+        assert urljoin(interpreter, name) in fetched, (name, fetched)
+    assert worker.evaluate("Symbol.for('polyscript.js_modules') in globalThis")
+    assert worker.evaluate(
+        "globalThis[Symbol.for('polyscript.js_modules')].has('hushdrop_engine')"
+    ), log
+    assert worker.evaluate("typeof globalThis.hushdrop.listen") == "function"

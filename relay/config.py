@@ -26,14 +26,15 @@ DEFAULT_SITE_DIR = (
 # The strictest policy the page works under: only our own origin, no inline script or style.
 # 'wasm-unsafe-eval' lets Pyodide compile WebAssembly. 'unsafe-eval' is needed because PyScript
 # 0.7 builds its hook functions with Function() at start-up (core.js), even for main-thread
-# scripts; Pyodide alone would not need it.
+# scripts; Pyodide alone would not need it. worker-src 'blob:': PyScript starts the engine's
+# worker from a blob: URL (its own bootstrap code); such a worker keeps the page's policy.
 # Link lifetimes offered to senders (10 minutes, an hour, a day, a week), where the relay's
 # min and max room ttl allow them; the default ttl is always offered too.
 TTL_PRESETS = (600, 3600, 86400, 604800)
 
 DEFAULT_CSP = (
     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'; style-src 'self'; "
-    "img-src 'self' data:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; manifest-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
 )
 

@@ -7,12 +7,13 @@ The output folder is plain files any static host can serve:
   address must not change) are revalidated, so a repeat visit costs one request;
 * Pyodide and PyScript copied from `node_modules` (pinned in package-lock.json) under versioned
   paths (`vendor/pyodide/<version>-<hash>/`), so they can be cached forever;
-* the Python that runs in the page — the shared `hushdrop` core (without the CPython-only CLI,
-  asyncio transport and pyca backend), the page driver and segno for QR codes — as one zip whose
-  name carries its content hash, unpacked by PyScript at start;
+* the Python that runs in the page's engine worker — the shared `hushdrop` core (without the
+  CPython-only CLI, asyncio transport and pyca backend), the page driver and segno for QR codes —
+  as one zip whose name carries its content hash, unpacked by PyScript at start;
 * `manifest.webmanifest`, the web app manifest that makes the site an installable app, its
   icons (`icons/`, drawn from favicon.svg by icons/make_icons.py) under hashed names;
-* `pyscript.<hash>.json` pointing PyScript at those local files, and `config.json` with the relay
+* `pyscript.<hash>.json` pointing PyScript at those local files (and, in the engine worker it
+  starts, at engine-worker.js), and `config.json` with the relay
   address (empty means: the page's own origin);
 * the known-answer test vectors for `selftest.html`;
 * with `--relay`, a Content-Security-Policy `<meta>` in each page allowing that relay, so the site
@@ -55,16 +56,17 @@ PYC_CACHE = ROOT / "build" / "pyc-cache"
 # build fills in its version and the list of files it keeps for offline use).
 STATIC_FILES = ["index.html", "selftest.html", "sw.js"]
 # Copied under content-hashed names; the pages refer to them by these names and are rewritten,
-# and so are the scripts (i18n.js names the catalogs, app.js imports i18n.js, engine-worker.js
-# imports Pyodide): a file comes after the files it names.
+# and so are the scripts (i18n.js names the catalogs, app.js imports i18n.js, engine.js imports
+# PyScript): a file comes after the files it names.
 HASHED_FILES = [
     "app.css",
     "i18n.js",
     "crypto-batch.js",
-    "engine-worker.js",  # names Pyodide and the Python bundle: they are named first
+    "engine-worker.js",
+    "engine.py",
     "views.js",
     "direct.js",
-    "engine.js",
+    "engine.js",  # imports PyScript: it is named first
     "app.js",
     "selftest.py",
     "favicon.svg",
@@ -460,6 +462,12 @@ def build(out: Path, relay: str = "", settings: dict | None = None) -> Path:
         {
             "interpreter": f"./{pyodide}/pyodide.mjs",
             "files": {f"./{zip_name}": "./*"},
+            # The engine worker's half in JavaScript, imported before engine.py runs.
+            "js_modules": {"worker": {f"./{names['engine-worker.js']}": "hushdrop_engine"}},
+            # The site is not cross-origin isolated, so a worker has no SharedArrayBuffer: no
+            # pyscript.window or synchronous calls to the page, which the engine never uses
+            # (its own MessageChannel carries everything). This says so, instead of a warning.
+            "sync_main_only": True,
             "plugins": plugins,
         }
     ).encode()
@@ -476,7 +484,7 @@ def build(out: Path, relay: str = "", settings: dict | None = None) -> Path:
         json.dumps(sorted(p.name for p in vectors.glob("*.json") if p.name != "index.json"))
     )
 
-    # PyScript's own modules, preloaded by index.html along with the runtime (see there).
+    # PyScript's own modules, preloaded by index.html (see there).
     chunks = "".join(
         f'  <link rel="modulepreload" href="{pyscript}/{chunk}">\n'
         for chunk in pyscript_chunks(out / pyscript)
@@ -484,10 +492,12 @@ def build(out: Path, relay: str = "", settings: dict | None = None) -> Path:
     for page in PAGES:
         html = rewrite_page((out / page).read_text(), names)
         html = html.replace("  <!-- PYSCRIPT CHUNKS -->\n", chunks)
-        mpy_config = json.dumps({"plugins": plugins})
-        html = html.replace(
-            "<mpy-config hidden></mpy-config>", f"<mpy-config hidden>{mpy_config}</mpy-config>"
-        )
+        # The pages' own PyScript settings (index.html runs no Python on its main thread).
+        page_config = json.dumps({"plugins": plugins})
+        for tag in ("py-config", "mpy-config"):
+            html = html.replace(
+                f"<{tag} hidden></{tag}>", f"<{tag} hidden>{page_config}</{tag}>"
+            )
         if relay:
             html = html.replace(
                 '  <meta charset="utf-8">\n',

@@ -1,20 +1,31 @@
-// The page's engine, in a dedicated worker: Pyodide runs the Hushdrop Python here (protocol,
-// framing, crypto calls, the relay WebSocket, file reading and the download stream), so the
-// page's main thread only keeps the interface, and what only it can do (RTCPeerConnection).
+// The page's engine, in the worker PyScript starts for it (index.html's
+// `<script type="py" worker name="engine">`, configured by pyscript.json): Pyodide runs the
+// Hushdrop Python here (protocol, framing, crypto calls, the relay WebSocket, file reading and the
+// download stream), so the page's main thread only keeps the interface, and what only it can do
+// (RTCPeerConnection).
 //
-// This module owns: starting Pyodide with our package; the `globalThis.hushdrop` interface the
-// Python uses here (posting interface operations to the page, requests the page answers, the
-// files' read-ahead, download streams, the bridge to a data channel on the page); and passing
-// the page's commands to Python. engine.js is its other half, on the page.
+// PyScript imports this module in its worker (pyscript.json's js_modules.worker) before it runs
+// engine.py, which starts the Python. This module owns: its own channel to the page (below); the
+// `globalThis.hushdrop` interface the Python uses here (posting interface operations to the page,
+// requests the page answers, the files' read-ahead, download streams, the bridge to a data
+// channel on the page); and passing the page's commands to Python. engine.js is its other half,
+// on the page.
 
-import { loadPyodide } from "./vendor/pyodide/CURRENT/pyodide.mjs";
 import * as i18n from "./i18n.js";
 import "./crypto-batch.js";
 
-const BUNDLE = "./py/hushdrop.zip";
 const MiB = 1024 * 1024;
 
 // ------------------------------------------------------------------------- talking to the page
+
+// Our messages go over a MessageChannel of their own, not the worker's global port: PyScript
+// uses that one (its start, its errors, and every message posted to the worker goes to its
+// `xworker.onmessage`). The page's half of the channel is posted once, now, before Python runs;
+// engine.js listens for it from the moment PyScript creates the worker. Until the page starts its
+// port, what is posted here waits in the channel.
+const channel = new MessageChannel();
+const page = channel.port1;
+self.postMessage({ type: "hushdrop-engine" }, [channel.port2]);
 
 const pending = new Map(); // request id → {resolve, reject}
 let nextRequest = 1;
@@ -23,7 +34,7 @@ const queued = []; // commands that came before it
 
 function post(message, transfer = []) {
   if (operations.length && message.type !== "ui") flushOperations(); // in the order made
-  self.postMessage(message, transfer);
+  page.postMessage(message, transfer);
 }
 
 // Warnings and errors show in the page's console, where whoever looks at the page looks; so do
@@ -60,7 +71,7 @@ function request(kind, args = {}, transfer = []) {
   });
 }
 
-self.addEventListener("message", (event) => {
+page.onmessage = (event) => {
   const message = event.data;
   if (message.type === "reply") {
     const waiting = pending.get(message.id);
@@ -78,7 +89,7 @@ self.addEventListener("message", (event) => {
     if (commandHandler) commandHandler(JSON.stringify(message.command));
     else queued.push(message);
   }
-});
+};
 
 // ------------------------------------------------------------------------- the sender's files
 
@@ -446,24 +457,3 @@ globalThis.hushdrop = {
   openSaveAs,
   openDirect: (iceServers) => new DirectBridge(iceServers),
 };
-
-// ------------------------------------------------------------------------- start
-
-async function start() {
-  const [pyodide, bundle] = await Promise.all([
-    loadPyodide(),
-    fetch(BUNDLE).then((response) => {
-      if (!response.ok) throw new Error(`${BUNDLE}: HTTP ${response.status}`);
-      return response.arrayBuffer();
-    }),
-  ]);
-  pyodide.unpackArchive(bundle, "zip", { extractDir: "/home/pyodide" });
-  pyodide.runPython("import sys; sys.path.insert(0, '/home/pyodide')"); // i18n: name
-  const main = pyodide.pyimport("hushdrop.page.main").main; // i18n: name
-  await main();
-}
-
-start().catch((error) => {
-  console.error("Hushdrop: the engine did not start:", error);
-  post({ type: "failed", detail: String(error && error.message ? error.message : error) });
-});

@@ -13,6 +13,7 @@ import json
 import re
 import traceback
 from collections.abc import Coroutine
+from urllib.parse import urljoin
 
 import js
 from pyodide.ffi import create_proxy
@@ -34,10 +35,14 @@ from .send import SendFlow
 _CODE_FRAGMENT = re.compile(r"^#\d{6}[-_ ]")
 
 
-async def load_config() -> dict[str, object]:
-    """config.json from the build (`relay`: empty means this page's origin)."""
+async def load_config(page_url: str) -> dict[str, object]:
+    """config.json from the build (`relay`: empty means this page's origin), next to the page.
+
+    Resolved against the page's address: the worker's own is PyScript's (a blob: URL), against
+    which no relative address resolves.
+    """
     try:
-        response = await pyfetch("config.json", cache="no-cache")
+        response = await pyfetch(urljoin(page_url, "config.json"), cache="no-cache")
         if response.ok:
             config = await response.json()
             if isinstance(config, dict):
@@ -155,8 +160,8 @@ async def main() -> None:
     js.hushdrop.listen(create_proxy(on_command))
     try:
         page = await started  # where the page is, and what it can do
-        config = await load_config()
         origin = str(page["origin"])
+        config = await load_config(origin + str(page["pathname"]))
         relay = str(config.get("relay") or origin)
         ctx = PageContext(
             WebCryptoBackend(),
