@@ -238,7 +238,8 @@ def test_pyscript_starts_the_engine_in_its_worker_with_the_vendored_pyodide(web_
     page, log = new_page(web_relay.url)
     wait_until_ready(page)
     # PyScript's promise for that worker: it ran engine.py to its end (the engine started).
-    assert page.evaluate(f"{ENGINE_SCRIPT}.xworker.ready.then((worker) => worker instanceof Worker)")
+    ready = f"{ENGINE_SCRIPT}.xworker.ready.then((worker) => worker instanceof Worker)"
+    assert page.evaluate(ready)
     config_url = page.evaluate(f"new URL({ENGINE_SCRIPT}.getAttribute('config'), location).href")
     config = page.request.get(config_url).json()
     interpreter = urljoin(config_url, config["interpreter"])

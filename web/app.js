@@ -4,8 +4,9 @@
 // drag and drop with folder traversal, the list the user sees); the service worker and opening
 // the download streams the Python receiver writes to; and small conveniences (copy buttons, the
 // leave-page warning). Every protocol decision is made in Python (hushdrop.page drives
-// hushdrop.protocol), which runs in the engine worker (engine.js starts it, engine-worker.js is
-// its side): this file keeps the page usable, and never touches a transfer's bytes.
+// hushdrop.protocol), which runs in the engine worker (PyScript starts it, engine.js connects to
+// it, engine-worker.js is its side): this file keeps the page usable, and never touches a
+// transfer's bytes.
 //
 // engine.js uses it through `globalThis.hushdrop` (see the bottom of this file). Every text it
 // shows is a message of the page's language catalog (i18n.js).

@@ -495,9 +495,7 @@ def build(out: Path, relay: str = "", settings: dict | None = None) -> Path:
         # The pages' own PyScript settings (index.html runs no Python on its main thread).
         page_config = json.dumps({"plugins": plugins})
         for tag in ("py-config", "mpy-config"):
-            html = html.replace(
-                f"<{tag} hidden></{tag}>", f"<{tag} hidden>{page_config}</{tag}>"
-            )
+            html = html.replace(f"<{tag} hidden></{tag}>", f"<{tag} hidden>{page_config}</{tag}>")
         if relay:
             html = html.replace(
                 '  <meta charset="utf-8">\n',

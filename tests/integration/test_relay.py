@@ -31,6 +31,8 @@ def test_default_csp_allows_only_our_origin_and_no_inline_code():
     assert "'unsafe-inline'" not in DEFAULT_CSP
     assert "http" not in DEFAULT_CSP and "*" not in DEFAULT_CSP
     assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
+    # Workers: the service worker, and the engine's, which PyScript starts from a blob: URL.
+    assert directives["worker-src"] == "'self' blob:"
 
 
 WAIT = 5.0  # generous bound for anything that should happen "promptly"
