@@ -21,11 +21,13 @@ const MiB = 1024 * 1024;
 // Our messages go over a MessageChannel of their own, not the worker's global port: PyScript
 // uses that one (its start, its errors, and every message posted to the worker goes to its
 // `xworker.onmessage`). The page's half of the channel is posted once, now, before Python runs;
-// engine.js listens for it from the moment PyScript creates the worker. Until the page starts its
-// port, what is posted here waits in the channel.
+// engine.js listens for it from the moment PyScript creates the worker. Nothing is posted to the
+// page's port while it travels (WebKitGTK loses messages sent to a port in transit): what the
+// engine says before the page's first message (its "start" command) waits here.
 const channel = new MessageChannel();
 const page = channel.port1;
 self.postMessage({ type: "hushdrop-engine" }, [channel.port2]);
+let early = []; // [message, transfer] until the page spoke; then null
 
 const pending = new Map(); // request id → {resolve, reject}
 let nextRequest = 1;
@@ -34,7 +36,8 @@ const queued = []; // commands that came before it
 
 function post(message, transfer = []) {
   if (operations.length && message.type !== "ui") flushOperations(); // in the order made
-  page.postMessage(message, transfer);
+  if (early) early.push([message, transfer]);
+  else page.postMessage(message, transfer);
 }
 
 // Warnings and errors show in the page's console, where whoever looks at the page looks; so do
@@ -72,6 +75,10 @@ function request(kind, args = {}, transfer = []) {
 }
 
 page.onmessage = (event) => {
+  if (early) {
+    for (const [message, transfer] of early) page.postMessage(message, transfer);
+    early = null;
+  }
   const message = event.data;
   if (message.type === "reply") {
     const waiting = pending.get(message.id);
