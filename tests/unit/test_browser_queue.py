@@ -13,6 +13,7 @@ import types
 import pytest
 from hushdrop.protocol.constants import DATA_FRAME_SIZE
 from hushdrop.protocol.errors import ProtocolError
+from hushdrop.protocol.padding import max_sealed_message
 
 
 class FakeWebSocket:
@@ -47,6 +48,7 @@ def browser(monkeypatch):
     js = types.ModuleType("js")
     js.WebSocket = types.SimpleNamespace(new=new_socket)
     js.addEventListener = js.removeEventListener = lambda *args: None
+    js.console = types.SimpleNamespace(warn=lambda *args: None)
     ffi = types.ModuleType("pyodide.ffi")
     ffi.create_proxy = lambda handler: handler
     monkeypatch.setitem(sys.modules, "js", js)
@@ -86,5 +88,71 @@ def test_a_peer_within_its_credit_is_never_cut_off_however_much_it_sends(browser
             socket.listeners["message"](Message(DATA_FRAME_SIZE))
             assert len(await connection.receive()) == DATA_FRAME_SIZE
         assert not socket.closed
+
+    asyncio.run(scenario())
+
+
+class FakeBridge:
+    """web/direct.js's bridge to the page's data channel, as the engine sees it."""
+
+    def __init__(self) -> None:
+        self.onData = self.onChange = None
+        self.dc, self.pc, self.error, self.maxMessageSize = "open", "connected", None, 0
+        self.bufferedAmount = 0
+
+    def close(self) -> None:
+        self.dc = "closed"
+
+
+def piece(last: bool, size: int):
+    data = bytes([1 if last else 0]) + bytes(size)
+    return types.SimpleNamespace(to_bytes=lambda: data)
+
+
+@pytest.fixture
+def direct(browser, monkeypatch):
+    monkeypatch.delitem(sys.modules, "hushdrop.transport.direct", raising=False)
+    yield importlib.import_module("hushdrop.transport.direct")
+    sys.modules.pop("hushdrop.transport.direct", None)
+
+
+def test_a_direct_peer_that_never_ends_a_message_is_cut_off(direct):
+    async def scenario():
+        bridge = FakeBridge()
+        channel = direct.DataChannelConnection(bridge)
+        for _ in range(max_sealed_message() // direct.MAX_PIECE + 2):
+            bridge.onData(piece(False, direct.MAX_PIECE))
+        assert bridge.dc == "closed" and channel._pieces == []
+        with pytest.raises(ProtocolError, match="more data than the protocol allows"):
+            await channel.receive()
+
+    asyncio.run(scenario())
+
+
+def test_a_direct_peer_that_ignores_credit_is_cut_off(direct):
+    async def scenario():
+        bridge = FakeBridge()
+        channel = direct.DataChannelConnection(bridge)
+        for _ in range(direct.MAX_QUEUED // DATA_FRAME_SIZE + 2):
+            for _ in range(3):
+                bridge.onData(piece(False, DATA_FRAME_SIZE // 4))
+            bridge.onData(piece(True, DATA_FRAME_SIZE // 4))
+        assert bridge.dc == "closed"
+        with pytest.raises(ProtocolError, match="more data than the protocol allows"):
+            while True:
+                await channel.receive()
+
+    asyncio.run(scenario())
+
+
+def test_a_direct_peer_read_as_it_sends_is_never_cut_off(direct):
+    async def scenario():
+        bridge = FakeBridge()
+        channel = direct.DataChannelConnection(bridge)
+        for _ in range(3 * direct.MAX_QUEUED // DATA_FRAME_SIZE):
+            bridge.onData(piece(False, DATA_FRAME_SIZE // 2))
+            bridge.onData(piece(True, DATA_FRAME_SIZE // 2))
+            assert len(await channel.receive()) == DATA_FRAME_SIZE
+        assert bridge.dc == "open"
 
     asyncio.run(scenario())

@@ -36,6 +36,14 @@ MAX_QUEUED = INITIAL_CREDIT + CREDIT_BATCH + max_sealed_message() + 2 * DATA_FRA
 PAGE_CLOSED = 4001
 
 
+def flooded_error() -> ProtocolError:
+    """Why a connection whose peer sent more than MAX_QUEUED unread bytes was closed."""
+    return ProtocolError(
+        "The other side sent more data than the protocol allows before it was read; the "
+        "connection was closed."
+    )
+
+
 class BrowserRelayConnection(rendezvous.RelayChannel):
     """One page's connection to the relay: rendezvous first, then opaque binary messages."""
 
@@ -138,10 +146,7 @@ class BrowserRelayConnection(rendezvous.RelayChannel):
     async def _closed_error(self) -> Exception:
         if self._flooded:
             self._messages.put_nowait(None)
-            return ProtocolError(
-                "The other side sent more data than the protocol allows before it was read; "
-                "the connection was closed."
-            )
+            return flooded_error()
         # Messages queued before the close may include the relay's notice (peer-gone, idle, …);
         # the peer's own last messages (its CANCEL may say why) stay queued for `receive()`.
         error = None

@@ -23,6 +23,8 @@ from pyodide.ffi import create_proxy
 
 from ..protocol.constants import CREDIT_BATCH, DATA_FRAME_SIZE, SIGNAL_UNSUPPORTED
 from ..protocol.errors import RelayError
+from ..protocol.padding import max_sealed_message
+from .browser import MAX_QUEUED, flooded_error
 from .rendezvous import RelayChannel
 
 # Each peer message is cut into pieces no larger than this (and than the peer's own limit,
@@ -129,16 +131,31 @@ class DataChannelConnection(RelayChannel):
         self._bridge = bridge
         self._messages: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._pieces: list[bytes] = []
+        self._pieced = 0  # bytes in `_pieces`: at most one message, the largest sealed one
+        self._queued = 0  # bytes of whole messages not yet taken (bounded as in browser.py)
+        self._flooded = False
         self._changed: asyncio.Event = asyncio.Event()
         self._closed = False
         self._proxies = [create_proxy(self._on_message), create_proxy(self._on_change)]
         bridge.onData, bridge.onChange = self._proxies
 
     def _on_message(self, data) -> None:
+        if self._flooded:
+            return
         piece = data.to_bytes()
         self._pieces.append(piece[1:])
+        self._pieced += len(piece) - 1
+        if self._pieced > max_sealed_message() or self._queued + self._pieced > MAX_QUEUED:
+            # A peer that ignores credit or never ends a message: cut off, not kept (§7.4).
+            self._flooded = True
+            self._pieces, self._pieced = [], 0
+            self.close_now()
+            self._on_close()
+            return
         if piece[:1] == bytes([LAST]):
             message, self._pieces = b"".join(self._pieces), []
+            self._queued += self._pieced
+            self._pieced = 0
             self._messages.put_nowait(message)
 
     def _on_change(self) -> None:
@@ -193,7 +210,10 @@ class DataChannelConnection(RelayChannel):
         message = await self._messages.get()
         if message is None:
             self._messages.put_nowait(None)
+            if self._flooded:
+                raise flooded_error()
             raise RelayError("The direct connection closed.", "connection-lost")
+        self._queued -= len(message)
         return message
 
     async def _recv(self) -> str | bytes:
