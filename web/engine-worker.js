@@ -202,7 +202,7 @@ function sendBytes(target, buffer) {
   }
 }
 
-// A Uint8Array of its own (transferable) with the Python buffer's bytes: one plain copy.
+// A Uint8Array of its own with the Python buffer's bytes: one plain copy.
 function ownedBytes(buffer) {
   const borrowed = buffer.getBuffer("u8");
   try {
@@ -212,19 +212,28 @@ function ownedBytes(buffer) {
   }
 }
 
-function ownedChunk(chunk) {
-  // A chunk handed over with postMessage is transferred (its buffer detached). Only transfer a
-  // buffer this chunk owns entirely; a view into a larger buffer is copied.
-  const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
-  return whole ? chunk : chunk.slice();
-}
-
 // ------------------------------------------------------------------------- downloads
+//
+// Every download target takes the Python buffer itself: write(buffer) copies its bytes out
+// before it returns, then answers true (handed over) or a promise to await (the target's
+// backpressure). Python never makes a JavaScript copy of its own first.
+
+// Chunks below this size are copied into a buffer of their own; larger ones go through a
+// reused staging buffer of their exact size (see StreamDownload.hand).
+const STAGED_MIN = 256 * 1024;
+const STAGING_SLOTS = 2; // a transfer's chunks come in one or two sizes (whole 16 KiB chunks)
 
 // One download streamed through the service worker, over the MessagePort the page opened to it.
-// A chunk is only handed over after the service worker asked for one ("pull"): tryWrite() does
-// so at once when a request is pending, write() waits for the next. So at most one chunk is in
+// A chunk is only handed over after the service worker asked for one ("pull"): write() does so
+// at once when a request is pending, else once the next comes. So at most one chunk is in
 // flight, and memory stays bounded end to end.
+//
+// A chunk is copied (structured clone) to the service worker, not transferred. A transferred
+// buffer is foreign to the service worker's JavaScript heap: its collector only counts it as
+// external memory, and the consumed chunks piled up to 240 MB there before they were collected
+// (bench/page.py, 2 GiB). A cloned buffer is allocated by that heap, whose young generation
+// collects it soon. On this side the bytes are staged in a reused buffer, so handing a chunk
+// over allocates nothing here.
 class StreamDownload {
   constructor({ port, id, credit, cancelled }) {
     this.port = port;
@@ -233,6 +242,7 @@ class StreamDownload {
     this.failure = cancelled ? new Error(i18n.t("error.download-cancelled")) : null;
     this.wake = null;
     this.ended = false;
+    this.staging = []; // reused buffers, most recently used first
     port.onmessage = (event) => this.onMessage(event.data);
   }
 
@@ -249,22 +259,42 @@ class StreamDownload {
     }
   }
 
+  // The Python buffer's bytes in a buffer of exactly their size (the clone copies a view's whole
+  // buffer): a staging buffer reused for chunks of the same size, else a new one.
+  stage(buffer) {
+    const borrowed = buffer.getBuffer("u8");
+    try {
+      const bytes = borrowed.data;
+      if (bytes.byteLength < STAGED_MIN) return bytes.slice();
+      let staged = this.staging.find((b) => b.byteLength === bytes.byteLength);
+      if (!staged) staged = new Uint8Array(bytes.byteLength);
+      this.staging = [staged, ...this.staging.filter((b) => b !== staged)];
+      this.staging.length = Math.min(this.staging.length, STAGING_SLOTS);
+      staged.set(bytes);
+      return staged;
+    } finally {
+      borrowed.release();
+    }
+  }
+
   hand(chunk) {
     this.credit -= 1;
-    const owned = ownedChunk(chunk);
-    this.port.postMessage({ type: "data", chunk: owned }, [owned.buffer]);
+    this.port.postMessage({ type: "data", chunk });
   }
 
-  // Hand the chunk over now if the worker already asked for one; false means: await write().
-  tryWrite(chunk) {
-    if (!chunk.byteLength) return true;
-    if (this.failure || this.credit === 0) return false;
-    this.hand(chunk);
-    return true;
+  write(buffer) {
+    if (this.failure) throw this.failure;
+    if (!buffer.length) return true;
+    const chunk = this.stage(buffer);
+    if (this.credit > 0) {
+      this.hand(chunk);
+      return true;
+    }
+    return this.handLater(chunk);
   }
 
-  async write(chunk) {
-    if (!chunk.byteLength) return;
+  // Python awaits this before its next write, so the staged chunk is not reused meanwhile.
+  async handLater(chunk) {
     while (!this.failure && this.credit === 0) {
       await new Promise((resolve) => {
         this.wake = resolve;
@@ -291,6 +321,7 @@ class StreamDownload {
   finish() {
     if (this.ended) return;
     this.ended = true;
+    this.staging = [];
     post({ type: "download-ended", id: this.id }); // the page stops keeping the worker awake
   }
 }
@@ -304,13 +335,11 @@ async function openStreamDownload(headers) {
 // at the end. Python only offers it for transfers small enough to hold in memory.
 function openMemoryDownload(name, type) {
   let parts = [];
-  const write = (chunk) => {
-    if (chunk.byteLength) parts.push(ownedChunk(chunk));
-    return true;
-  };
   return {
-    tryWrite: write,
-    write: async (chunk) => write(chunk),
+    write: (buffer) => {
+      if (buffer.length) parts.push(ownedBytes(buffer));
+      return true;
+    },
     close: async () => {
       const blob = new Blob(parts, { type });
       parts = [];
@@ -330,8 +359,8 @@ async function openSaveAs(name) {
   const writable = await handle.createWritable();
   let failed = false;
   return {
-    tryWrite: () => false, // every write is awaited: the writable's own backpressure
-    write: (chunk) => (chunk.byteLength ? writable.write(ownedChunk(chunk)) : Promise.resolve()),
+    // Every write is awaited: the writable's own backpressure.
+    write: (buffer) => (buffer.length ? writable.write(ownedBytes(buffer)) : true),
     close: () => writable.close(),
     abort: (message) => {
       if (failed) return Promise.resolve();
@@ -458,7 +487,6 @@ globalThis.hushdrop = {
   readNow,
   dropReader: (reader) => readers.delete(reader),
   sendBytes,
-  ownedBytes,
   openStreamDownload,
   openMemoryDownload,
   openSaveAs,

@@ -16,7 +16,9 @@
 //   worker -> page  {type: "started"}      the browser fetched the URL: the download began
 //   worker -> page  {type: "pull"}         room for one more chunk (pull-based backpressure)
 //   worker -> page  {type: "cancel"}       the user cancelled the download in the browser
-//   page -> worker  {type: "data", chunk}  one Uint8Array (transferred, never copied)
+//   page -> worker  {type: "data", chunk}  one Uint8Array (copied, not transferred: a copy is
+//                                          allocated by this worker's heap, which collects it
+//                                          soon after the stream consumed it)
 //   page -> worker  {type: "close"}        everything arrived and verified
 //   page -> worker  {type: "error", message}  failed: error the stream so the browser marks the
 //                                             download failed instead of saving a truncated file

@@ -2,15 +2,15 @@
 
 `JsSink` adapts a download object from engine-worker.js (a service-worker stream whose port the
 page handed over, a File System Access writable, or a Blob saved at the end) to the
-`download.Sink` protocol: one Uint8Array per `write`, awaited, so the browser's
-backpressure reaches the receive loop. Pyodide only.
+`download.Sink` protocol. The target reads each Python buffer in place and copies its bytes out
+before `write` returns to Python (no JavaScript copy is made here first); awaiting the target
+when it says so brings the browser's backpressure to the receive loop. Pyodide only.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-import js
 from pyodide.ffi import JsException
 
 from .files import LocalError
@@ -31,14 +31,13 @@ class JsSink:
     def __init__(self, target) -> None:
         self._target = target
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
         try:
-            # A Uint8Array of its own (one copy), which may be transferred to the service worker.
-            chunk = js.hushdrop.ownedBytes(data)
-            # When the download already asked for more, hand over without awaiting: every await
-            # of a JS promise costs a trip through the browser's task queue.
-            if not self._target.tryWrite(chunk):
-                await self._target.write(chunk)
+            # True: handed over already (the download had asked for more), with no await, which
+            # costs a trip through the browser's task queue; else a promise to await.
+            handed = self._target.write(data)
+            if handed is not True:
+                await handed
         except JsException as exc:
             raise LocalError(t("error.detail", detail=js_error_message(exc))) from exc
 
